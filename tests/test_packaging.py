@@ -1,0 +1,47 @@
+"""The package installs, documents itself, and its two environment descriptions agree."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_every_runtime_dependency_is_in_environment_yml():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = (ROOT / "environment.yml").read_text()
+    env_names = {_name(m.group(1)) for m in re.finditer(r"^\s*-\s+([A-Za-z0-9_.\-]+[^\n#]*)", env, re.M)}
+    missing = sorted(_name(d) for d in deps if _name(d) not in env_names)
+    assert not missing, f"environment.yml lacks runtime dependencies from pyproject.toml: {missing}"
+
+
+def test_no_torchvision_dependency():
+    text = (ROOT / "pyproject.toml").read_text() + (ROOT / "environment.yml").read_text()
+    assert "torchvision" not in text
+
+
+def test_help_shows_equation_and_shapes():
+    out = subprocess.run(
+        [sys.executable, "-c", "import histgan; help(histgan.soft_histogram)"],
+        capture_output=True, text=True, check=True, env={"PAGER": "cat", "PATH": ""},
+    ).stdout
+    assert "eq (3)–(4)" in out and "(N, C, H, W)" in out
+
+
+def test_cli_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "histgan", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "COMMAND" in out.stdout
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make book" in readme
+    assert re.search(r"^make test$", (ROOT / ".ci/run").read_text(), re.M)
