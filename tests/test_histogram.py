@@ -183,7 +183,7 @@ def _descend(kind, seed, gain, shift, steps=300):
         opt.step()
         with torch.no_grad():
             x.clamp_(-1, 1)
-    return first, float(histogram_loss(soft_histogram(x, 16), target, kind))
+    return first, float(histogram_loss(soft_histogram(x.detach(), 16), target, kind))
 
 
 @pytest.mark.parametrize("kind", ["l2", "emd", "hellinger"])
