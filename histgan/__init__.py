@@ -30,6 +30,8 @@ from histgan.histogram import (
     soft_histogram,
     soft_histogram_reference,
 )
+from histgan.data import UnpairedImageFolder, load_domain, load_image, load_mask
+from histgan.synthetic import ground_truth, write_dataset
 
 __version__ = "0.1.0"
 
@@ -40,4 +42,10 @@ __all__ = [
     "histogram_loss",
     "soft_histogram",
     "soft_histogram_reference",
+    "UnpairedImageFolder",
+    "load_domain",
+    "load_image",
+    "load_mask",
+    "ground_truth",
+    "write_dataset",
 ]

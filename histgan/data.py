@@ -1,0 +1,289 @@
+"""Loading unpaired image folders (the CycleGAN layout) with foreground masks.
+
+Layout: ``root/{phase}A/`` (domain X) and ``root/{phase}B/`` (domain Y), optionally with
+``root/{phase}A_mask/`` … holding a mask per image under the same file name (any extension; non-zero
+= foreground). Images are returned in model space: ``(3, H, W)`` float32 in [-1, 1]; masks as
+``(1, H, W)`` float32 in {0, 1}.
+
+Masks, in order of preference (``masks="auto"``): the ``*_mask`` folder; else the image's alpha
+channel (alpha >= 128 is foreground); else all ones. ``masks="ones"`` always uses all ones and
+``masks="threshold"`` uses :func:`threshold_mask` (distance from the border's median colour).
+
+Every failure to read a file — missing or empty folder, zero-byte, corrupt or truncated file, an
+image over Pillow's decompression-bomb limit, a mask whose size differs from its image — raises
+:class:`~histgan.errors.HistganError` naming the file. With ``skip_bad=True``,
+:class:`UnpairedImageFolder` instead checks every file when it is built, warns about each bad one,
+drops it, and ends with one warning counting them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from histgan.errors import HistganError
+
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image", "load_mask", "threshold_mask",
+           "load_domain", "UnpairedImageFolder"]
+
+#: File name extensions read as images (case-insensitive).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+_MASK_MODES = ("auto", "ones", "threshold")
+_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files of ``folder`` (by extension), sorted by name; error if none or no folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HistganError(f"image folder {folder} does not exist; expected the CycleGAN layout "
+                           "root/trainA, root/trainB, root/testA, root/testB")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                   and not p.name.startswith("."))
+    if not files:
+        raise HistganError(f"image folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _open(path: Path) -> Image.Image:
+    """Open and fully decode ``path``, turning every failure into a HistganError naming it."""
+    try:
+        if path.stat().st_size == 0:
+            raise HistganError(f"{path} is an empty (zero-byte) file; delete or replace it")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                return ImageOps.exif_transpose(im)
+    except HistganError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise HistganError(f"{path} is too large to open safely ({exc}); resize it, or raise "
+                           "PIL.Image.MAX_IMAGE_PIXELS if you trust the file") from None
+    except UnidentifiedImageError:
+        raise HistganError(f"{path} is not an image Pillow can read (corrupt or unknown format)") from None
+    except FileNotFoundError:
+        raise HistganError(f"{path} does not exist") from None
+    except _READ_ERRORS as exc:
+        raise HistganError(f"{path} is corrupt or truncated ({exc}); re-export or delete it") from None
+
+
+def _to_float(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any Pillow mode → RGB ``(H, W, 3)`` float32 in [0, 1] and alpha ``(H, W)`` in [0, 1] or None.
+
+    16-bit modes (``I;16*``, and ``I`` as Pillow opens 16-bit PNGs) are divided by 65535, float
+    ``F`` images are clipped to [0, 1]; everything else goes through Pillow's 8-bit conversion.
+    """
+    if im.mode.startswith("I") or im.mode == "F":
+        a = np.asarray(im).astype(np.float32)
+        a = a if im.mode == "F" else a / 65535.0
+        return np.repeat(np.clip(a, 0.0, 1.0)[..., None], 3, axis=2), None
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    a = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
+    return a[..., :3], (a[..., 3] if has_alpha else None)
+
+
+def _resize(t: Tensor, size: int | None, binary: bool = False) -> Tensor:
+    """``(C, H, W)`` → ``(C, size, size)``: bicubic with antialiasing; masks by area then >= 1/2."""
+    if size is None or tuple(t.shape[-2:]) == (size, size):
+        return t
+    if binary:
+        return (nnf.interpolate(t[None], size=(size, size), mode="bilinear", antialias=True,
+                                align_corners=False)[0] >= 0.5).float()
+    return nnf.interpolate(t[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
+
+
+def _check_size(size: int | None) -> None:
+    if size is not None and (int(size) != size or size < 1):
+        raise ValueError(f"size must be a positive integer or None, got {size!r}")
+
+
+def _read_image(path: Path, size: int | None) -> tuple[Tensor, Tensor | None, tuple[int, int]]:
+    """Image ``(3, H, W)`` in [-1, 1], alpha mask ``(1, H, W)`` or None, original ``(W, H)``."""
+    _check_size(size)
+    im = _open(Path(path))
+    rgb, alpha = _to_float(im)
+    x = _resize(torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), size).clamp(0.0, 1.0) * 2.0 - 1.0
+    m = None if alpha is None else _resize(torch.from_numpy((alpha >= 0.5).astype(np.float32))[None], size, True)
+    return x, m, im.size
+
+
+def load_image(path: str | os.PathLike, size: int | None = None) -> Tensor:
+    """Read an image of any mode as ``(3, H, W)`` float32 in [-1, 1] (``size × size`` if ``size``).
+
+    Grayscale is repeated to RGB, palettes are expanded, alpha is dropped (see
+    :func:`load_mask`'s alpha fallback in :class:`UnpairedImageFolder`), 16-bit values keep
+    their precision.
+    """
+    return _read_image(Path(path), size)[0]
+
+
+def _read_mask(path: Path, size: int | None) -> tuple[Tensor, tuple[int, int]]:
+    _check_size(size)
+    im = _open(Path(path))
+    if im.mode.startswith("I") or im.mode == "F":
+        a = np.asarray(im)
+    else:
+        a = np.asarray(im.convert("L"))
+    m = torch.from_numpy((a > 0).astype(np.float32))[None]
+    return _resize(m, size, binary=True), im.size
+
+
+def load_mask(path: str | os.PathLike, size: int | None = None) -> Tensor:
+    """Read a mask file as ``(1, H, W)`` float32 in {0, 1}: any non-zero grey value is foreground."""
+    return _read_mask(Path(path), size)[0]
+
+
+def threshold_mask(image: Tensor, tol: float = 0.1) -> Tensor:
+    """Foreground by background colour: ``(3, H, W)`` in [-1, 1] → ``(1, H, W)`` in {0, 1}.
+
+    The background colour is the per-channel median of the one-pixel border; a pixel is foreground
+    when some channel differs from it by more than ``tol`` (in [0, 1] units, i.e. ``2 tol`` in model
+    space). Suits plain backgrounds such as domain X's; not cluttered photographs.
+    """
+    border = torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)
+    bg = border.median(dim=1).values[:, None, None]
+    return ((image - bg).abs().amax(dim=0, keepdim=True) > 2.0 * tol).float()
+
+
+def _find_mask(mask_dir: Path, image: Path) -> Path:
+    """The file of ``mask_dir`` with the image's name, or its stem with any image extension."""
+    if (mask_dir / image.name).is_file():
+        return mask_dir / image.name
+    for ext in IMAGE_EXTENSIONS:
+        for cand in (mask_dir / (image.stem + ext), mask_dir / (image.stem + ext.upper())):
+            if cand.is_file():
+                return cand
+    raise HistganError(f"no mask for {image} in {mask_dir} (expected {mask_dir / image.name}); add it, "
+                       "or remove the mask folder to fall back to alpha / all-ones masks")
+
+
+def _load_item(path: Path, mask_dir: Path | None, size: int | None, masks: str) -> tuple[Tensor, Tensor]:
+    """One image and its mask by the rules of the module docstring."""
+    x, alpha, wh = _read_image(path, size)
+    if masks == "threshold":
+        return x, threshold_mask(x)
+    if masks == "auto" and mask_dir is not None:
+        mask_path = _find_mask(mask_dir, path)
+        m, mwh = _read_mask(mask_path, size)
+        if mwh != wh:
+            raise HistganError(f"mask {mask_path} is {mwh[0]}x{mwh[1]} but its image {path} is "
+                               f"{wh[0]}x{wh[1]}; masks must match their images' size")
+        return x, m
+    if masks == "auto" and alpha is not None:
+        return x, alpha
+    return x, torch.ones_like(x[:1])
+
+
+def _mask_dir(root: Path, folder: str, masks: str) -> Path | None:
+    d = root / f"{folder}_mask"
+    return d if masks == "auto" and d.is_dir() else None
+
+
+def load_domain(root: str | os.PathLike, folder: str, size: int | None = None) -> tuple[Tensor, Tensor, list[str]]:
+    """All images of ``root/folder`` with their masks (``masks="auto"``) and sorted file names.
+
+    Args:
+        root: dataset root. folder: e.g. ``"testA"``. size: resize to ``size × size`` (needed when
+            the images differ in size).
+
+    Returns:
+        images ``(N, 3, H, W)`` in [-1, 1], masks ``(N, 1, H, W)`` in {0, 1}, names (length N).
+    """
+    root = Path(root)
+    files = list_images(root / folder)
+    mask_dir = _mask_dir(root, folder, "auto")
+    items = [_load_item(p, mask_dir, size, "auto") for p in files]
+    shapes = {tuple(x.shape) for x, _ in items}
+    if len(shapes) > 1:
+        raise HistganError(f"images in {root / folder} differ in size {sorted(shapes)}; pass size=")
+    return torch.stack([x for x, _ in items]), torch.stack([m for _, m in items]), [p.name for p in files]
+
+
+class UnpairedImageFolder(Dataset):
+    """Unaligned X/Y pairs from ``root/{phase}A`` and ``root/{phase}B`` (CycleGAN's sampling).
+
+    Item ``i`` pairs X image ``i mod |A|`` with Y image ``perm_e[i mod |B|]``, where ``perm_e`` is
+    a permutation of B drawn from ``(seed, epoch)``: the length is ``max(|A|, |B|)``, every pairing
+    is reproducible, and :meth:`set_epoch` changes it from epoch to epoch (so resumed training sees
+    the same pairs). Horizontal flips (``flip=True``) are drawn from ``(seed, epoch, i)``.
+
+    Items: ``{"x": (3, H, W), "y": (3, H, W), "x_mask": (1, H, W), "y_mask": (1, H, W),
+    "x_name": str, "y_name": str}``.
+
+    Args:
+        root: dataset root. phase: ``"train"`` or ``"test"`` (any folder prefix works).
+        size: resize every image and mask to ``size × size`` (None keeps the files' size).
+        masks: ``"auto"``, ``"ones"`` or ``"threshold"`` (module docstring).
+        flip: random horizontal flips (of an image with its mask). seed: sampling seed.
+        skip_bad: check every file now and drop bad ones with a warning each (and one counting
+            them) instead of raising :class:`~histgan.errors.HistganError`.
+    """
+
+    def __init__(self, root: str | os.PathLike, phase: str = "train", size: int | None = None,
+                 masks: str = "auto", flip: bool = False, seed: int = 0, skip_bad: bool = False) -> None:
+        if masks not in _MASK_MODES:
+            raise ValueError(f"masks must be one of {_MASK_MODES}, got {masks!r}")
+        _check_size(size)
+        self.root, self.phase, self.size, self.masks = Path(root), phase, size, masks
+        self.flip, self.seed, self.skip_bad, self.epoch = flip, int(seed), skip_bad, 0
+        self.mask_dirs = {d: _mask_dir(self.root, f"{phase}{d}", masks) for d in "AB"}
+        self.files = {d: list_images(self.root / f"{phase}{d}") for d in "AB"}
+        self.skipped: list[str] = []
+        if skip_bad:
+            self._drop_bad()
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def _drop_bad(self) -> None:
+        total = sum(len(f) for f in self.files.values())
+        for d in "AB":
+            good = []
+            for p in self.files[d]:
+                try:
+                    _load_item(p, self.mask_dirs[d], self.size, self.masks)
+                    good.append(p)
+                except HistganError as exc:
+                    warnings.warn(f"skipping bad input: {exc}", stacklevel=3)
+                    self.skipped.append(str(p))
+            if not good:
+                raise HistganError(f"no readable images left in {self.root / f'{self.phase}{d}'}")
+            self.files[d] = good
+        if self.skipped:
+            warnings.warn(f"skipped {len(self.skipped)} bad file(s) of {total} in {self.root}", stacklevel=3)
+
+    def __len__(self) -> int:
+        return max(len(self.files["A"]), len(self.files["B"]))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the pairing and flips of ``epoch`` (call once per epoch, before iterating)."""
+        self.epoch = int(epoch)
+
+    def pair(self, index: int) -> tuple[int, int]:
+        """Indices ``(a, b)`` into the sorted A and B files paired at ``index`` in this epoch."""
+        n_a, n_b = len(self.files["A"]), len(self.files["B"])
+        if self._perm is None or self._perm[0] != self.epoch:
+            self._perm = (self.epoch, np.random.default_rng([self.seed, self.epoch]).permutation(n_b))
+        return index % n_a, int(self._perm[1][index % n_b])
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        a, b = self.pair(index)
+        flips = np.random.default_rng([self.seed, self.epoch, index]).random(2) < 0.5 if self.flip else (False, False)
+        item = {}
+        for d, key, k, fl in (("A", "x", a, flips[0]), ("B", "y", b, flips[1])):
+            path = self.files[d][k]
+            img, mask = _load_item(path, self.mask_dirs[d], self.size, self.masks)
+            if fl:
+                img, mask = img.flip(-1), mask.flip(-1)
+            item[key], item[f"{key}_mask"], item[f"{key}_name"] = img, mask, path.name
+        return item
