@@ -32,6 +32,10 @@ from histgan.histogram import (
 )
 from histgan.data import UnpairedImageFolder, load_domain, load_image, load_mask
 from histgan.synthetic import ground_truth, write_dataset
+from histgan.checkpoint import load_checkpoint, save_checkpoint
+from histgan.config import PRESETS, TrainConfig, make_config
+from histgan.inference import Translator, load_run, translate
+from histgan.train import fit
 
 __version__ = "0.1.0"
 
@@ -48,4 +52,13 @@ __all__ = [
     "load_mask",
     "ground_truth",
     "write_dataset",
+    "PRESETS",
+    "TrainConfig",
+    "make_config",
+    "fit",
+    "save_checkpoint",
+    "load_checkpoint",
+    "Translator",
+    "load_run",
+    "translate",
 ]

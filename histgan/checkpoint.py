@@ -1,0 +1,173 @@
+"""Checkpoints: atomic writes, safe loading (``weights_only=True``), rotation, fallback on corruption.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts — the config as a dict,
+RNG states as tensors/lists, image pools as tensors — so ``torch.load(weights_only=True)`` reads it
+and a file that would run code when unpickled is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from histgan.errors import HistganError
+from histgan.io import atomic_path
+
+__all__ = ["save_checkpoint", "load_checkpoint", "list_checkpoints", "checkpoint_path", "rotate_checkpoints",
+           "load_latest_good", "RunLock"]
+
+_STEP_RE = re.compile(r"^step_(\d+)\.pt$")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """``torch.save`` ``state`` to ``path`` atomically (temporary file, then ``os.replace``)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        HistganError: the file would execute code when unpickled (refused), or is truncated/corrupt,
+            or does not hold a dict; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise HistganError(f"checkpoint {path} was refused: loading it would run code from the file "
+                               f"(only tensors and plain data are allowed). Is it from a trusted source? "
+                               f"Detail: {str(exc).splitlines()[0]}") from None
+        raise HistganError(f"checkpoint {path} is corrupt ({str(exc).splitlines()[0]}); "
+                           "use another checkpoint of the run") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise HistganError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}); use another checkpoint of the run"
+                           ) from None
+    if not isinstance(state, dict):
+        raise HistganError(f"checkpoint {path} does not hold a histgan checkpoint (a dict), got {type(state).__name__}")
+    return state
+
+
+def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
+    """``RUN/checkpoints/step_XXXXXX.pt``."""
+    return Path(run_dir) / "checkpoints" / f"step_{step:06d}.pt"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The numbered checkpoints of a run, sorted by step (``latest.pt`` not included)."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def rotate_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
+    """Delete all but the ``keep`` newest numbered checkpoints (``keep = 0`` keeps all)."""
+    if keep <= 0:
+        return
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def load_latest_good(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu"
+                     ) -> tuple[dict[str, Any], Path] | None:
+    """The newest loadable checkpoint of a run: ``latest.pt``, else numbered ones newest first.
+
+    Every unreadable candidate gives a warning naming it. Returns ``None`` when the run has no
+    checkpoint at all.
+
+    Raises:
+        HistganError: checkpoints exist but none is readable.
+    """
+    latest = Path(run_dir) / "checkpoints" / "latest.pt"
+    candidates = ([latest] if latest.exists() else []) + list_checkpoints(run_dir)[::-1]
+    if not candidates:
+        return None
+    errors = []
+    for path in candidates:
+        try:
+            return load_checkpoint(path, map_location), path
+        except HistganError as exc:
+            errors.append(str(exc))
+            warnings.warn(f"{exc}; trying an older checkpoint", RuntimeWarning, stacklevel=2)
+    raise HistganError(f"no readable checkpoint in {Path(run_dir) / 'checkpoints'}: " + " | ".join(errors))
+
+
+class RunLock:
+    """A lock file ``RUN/train.lock`` holding the PID of the training process that owns the run.
+
+    A second training on the same run directory is refused with a message naming the PID; a lock
+    left by a process that no longer exists (killed, crashed) is taken over with a warning.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.path = Path(run_dir) / "train.lock"
+        self.held = False
+
+    def acquire(self) -> None:
+        """Take the lock (atomically: the PID file is written aside, then hard-linked into place)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            fd, tmp = tempfile.mkstemp(prefix=".train.lock.", dir=self.path.parent)
+            try:
+                os.write(fd, f"{os.getpid()}\n".encode())
+                os.close(fd)
+                os.link(tmp, self.path)  # atomic, fails if the lock exists
+                self.held = True
+                return
+            except FileExistsError:
+                pass
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            pid = _read_pid(self.path)
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                raise HistganError(f"run directory {self.path.parent} is in use by training process {pid} "
+                                   f"(lock file {self.path}); wait for it to finish or choose another --out")
+            warnings.warn(f"taking over stale lock {self.path} (process {pid} is gone)", RuntimeWarning, stacklevel=2)
+            self.path.unlink(missing_ok=True)
+        raise HistganError(f"could not take the lock {self.path}; remove it if no training runs there")
+
+    def release(self) -> None:
+        """Remove the lock if this process holds it."""
+        if self.held and _read_pid(self.path) == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

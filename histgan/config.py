@@ -1,0 +1,217 @@
+"""Training configuration: one frozen dataclass, presets by name, saved as JSON next to every run.
+
+The loss weights are those of eq (7) of METHOD.md; the paper prints none of them, so these are ours:
+
+* ``lambda_gan = 1`` and ``lambda_cycle = 10`` — CycleGAN's (Zhu et al. 2017) values.
+* ``lambda_idt = 5`` — CycleGAN's ``0.5 · lambda_cycle``; the identity term (eq 11) also anchors
+  the conditioned generator: ``G(y, h(y)) ≈ y`` teaches it that "y's own colours" means "keep y".
+* ``lambda_hist = 2`` — with ``K = 32`` bins and ``B = L`` the histogram loss (eq 6) between random
+  pairs is ≈ 1, while the cycle L1 is ≈ 0.1–0.2 after the first hundred steps, so 2 weighs about
+  like ``lambda_cycle · L_cycle``. Larger values (10) or a sharper kernel gave slightly lower ΔE but
+  flattened the shading in a prototype (the paper's colour-versus-shape trade-off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from histgan.io import atomic_write_json
+
+__all__ = ["VARIANTS", "INJECTIONS", "TrainConfig", "PRESETS", "make_config"]
+
+#: The four models of the paper's Table 2.
+VARIANTS = ("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi")
+#: Where the colour code enters the generator (see :class:`histgan.networks.Generator`).
+INJECTIONS = ("concat", "film", "concat+film")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Validated when made; see :data:`PRESETS`."""
+
+    # ---- what is trained, on what, where to -----------------------------------------------------
+    variant: str = "histgan_bi"  # one of VARIANTS: cyclegan | cyclegan_sn | histgan_uni | histgan_bi
+    data: str = "data/synthetic"  # CycleGAN folder layout (trainA/, trainB/, ... + *_mask/)
+    run_dir: str = "runs/default"  # output folder: config, environment, losses, samples, checkpoints
+    steps: int = 1000  # optimisation steps (one batch each for G/F, then for D_x/D_y)
+    batch_size: int = 2  # images per step and per process (DDP: per rank)
+    image_size: int = 64  # square side the data are resized to; divisible by 2**n_down
+    flip: bool = False  # random horizontal flips of training images (data augmentation)
+    # ---- networks (histgan.networks) ------------------------------------------------------------
+    ngf: int = 32  # generator width: channels after the first conv (doubles per downsampling)
+    ndf: int = 32  # discriminator width: channels of its first conv
+    n_down: int = 2  # generator downsamplings (stride 2 each); the network stride is 2**n_down
+    n_blocks: int = 4  # residual blocks in the generator's middle
+    d_layers: int = 2  # PatchGAN stride-2 layers: 3 → 70×70 receptive field (256²), 2 → 34×34
+    norm: str = "instance"  # normalisation in G and D: "instance" | "batch" | "none"
+    code_dim: int = 32  # length D of the colour code the HistogramEncoder makes from (3, K)
+    injection: str = "concat+film"  # code injection: "concat" | "film" | "concat+film"
+    # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
+    bins: int = 32  # K, bins per colour channel
+    bandwidth: float | None = None  # B, KDE bandwidth; None = one bin width 2/K
+    hist_kind: str = "l2"  # distance of eq (6): "l2" (the paper's) | "emd" | "hellinger"
+    # ---- losses, eq (7) (defaults explained in the module docstring) ----------------------------
+    lambda_gan: float = 1.0  # weight of the adversarial terms, eq (8)–(9)
+    lambda_cycle: float = 10.0  # weight of the cycle L1, eq (10)
+    lambda_idt: float = 5.0  # weight of the identity L1, eq (11)
+    lambda_hist: float = 2.0  # weight of the histogram loss, eq (6) (histgan variants only)
+    gan_loss: str = "bce"  # "bce": eq (9) on logits; "lsgan": least squares (Mao et al. 2017)
+    # ---- optimisation -------------------------------------------------------------------------
+    lr: float = 2e-4  # Adam learning rate of both G/F and D_x/D_y
+    beta1: float = 0.5  # Adam β1 (CycleGAN's 0.5)
+    beta2: float = 0.999  # Adam β2
+    decay_start: float = 0.5  # fraction of `steps` after which the lr decays linearly to 0
+    pool_size: int = 50  # image pool of past fakes shown to D (Shrivastava et al.); 0 = off
+    # ---- reproducibility and hardware ----------------------------------------------------------
+    seed: int = 0  # seeds Python, NumPy and torch (and the data order)
+    device: str = "auto"  # "auto" (cuda → mps → cpu) | "cpu" | "cuda" | "cuda:1" | "mps"
+    amp: bool | str = "auto"  # bf16 autocast: "auto" = on CUDA only; True / False to force
+    num_workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    # ---- logging and checkpoints ---------------------------------------------------------------
+    log_every: int = 10  # steps between lines in losses.jsonl (and tqdm updates)
+    sample_every: int = 250  # steps between sample grids in samples/ (0 = never)
+    checkpoint_every: int = 250  # steps between checkpoints (the last step always gets one)
+    keep_checkpoints: int = 3  # numbered checkpoints kept besides latest.pt
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # ---- derived properties -------------------------------------------------------------------
+    @property
+    def spectral_norm(self) -> bool:
+        """Spectral normalisation in G, F, D_x, D_y: every variant but plain ``cyclegan``."""
+        return self.variant != "cyclegan"
+
+    @property
+    def condition_G(self) -> bool:
+        """Whether G takes Y_ref's colour code (and gets L_hist)."""
+        return self.variant in ("histgan_uni", "histgan_bi")
+
+    @property
+    def condition_F(self) -> bool:
+        """Whether F takes X_ref's colour code (and gets L_hist): ``histgan_bi`` only."""
+        return self.variant == "histgan_bi"
+
+    @property
+    def stride(self) -> int:
+        """Total downsampling factor of the generator, ``2 ** n_down``."""
+        return 2**self.n_down
+
+    # ---- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON- and ``torch.load(weights_only=True)``-safe)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(names)}")
+        return cls(**data)
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Write the config as JSON (atomically)."""
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "TrainConfig":
+        """Read a config written by :meth:`to_json`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"config file {path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _validate(c: TrainConfig) -> None:
+    """Raise ``ValueError`` naming the first bad field."""
+    _choice("variant", c.variant, VARIANTS)
+    _choice("injection", c.injection, INJECTIONS)
+    _choice("norm", c.norm, ("instance", "batch", "none"))
+    _choice("hist_kind", c.hist_kind, ("l2", "emd", "hellinger"))
+    _choice("gan_loss", c.gan_loss, ("bce", "lsgan"))
+    for name in ("steps", "batch_size", "image_size", "ngf", "ndf", "n_down", "d_layers", "code_dim", "bins"):
+        _positive_int(name, getattr(c, name))
+    for name in ("n_blocks", "pool_size", "num_workers", "log_every", "sample_every", "checkpoint_every",
+                 "keep_checkpoints", "seed"):
+        _positive_int(name, getattr(c, name), minimum=0)
+    if c.log_every == 0:
+        raise ValueError("log_every must be an integer >= 1, got 0")
+    if c.bandwidth is not None and not (isinstance(c.bandwidth, (int, float)) and math.isfinite(c.bandwidth)
+                                        and c.bandwidth > 0):
+        raise ValueError(f"bandwidth must be a positive number or None (= 2/bins), got {c.bandwidth!r}")
+    if c.image_size % c.stride:
+        raise ValueError(f"image_size must be divisible by the generator stride 2**n_down = {c.stride}, "
+                         f"got {c.image_size}")
+    if c.image_size < 2 ** (c.d_layers + 2):
+        raise ValueError(f"image_size {c.image_size} is too small for a PatchGAN with d_layers={c.d_layers} "
+                         f"(needs >= {2 ** (c.d_layers + 2)})")
+    for name in ("lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "lr", "beta1", "beta2", "decay_start"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if c.beta1 >= 1 or c.beta2 >= 1 or c.decay_start > 1:
+        raise ValueError("beta1 and beta2 must be < 1 and decay_start a fraction in [0, 1]")
+    if not (c.amp in (True, False, "auto")):
+        raise ValueError(f"amp must be True, False or 'auto', got {c.amp!r}")
+    if not isinstance(c.device, str) or not c.device:
+        raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {c.device!r}")
+
+
+#: Named starting points; :func:`make_config` applies overrides on top.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds on a CPU: for tests and CI. Every code path, tiny tensors.
+    "quick": dict(steps=12, batch_size=2, image_size=32, ngf=8, ndf=8, n_blocks=1, d_layers=2, code_dim=8,
+                  bins=16, pool_size=4, log_every=1, sample_every=6, checkpoint_every=4, keep_checkpoints=2),
+    # The main job on a 2-core CPU: about five minutes per variant (see the issue note for s/step).
+    "cpu": dict(steps=1000, batch_size=2, image_size=64, ngf=32, ndf=32, n_blocks=4, d_layers=2, code_dim=32,
+                bins=32, pool_size=50, log_every=10, sample_every=250, checkpoint_every=250, keep_checkpoints=3),
+    # The paper's setting on a GPU: 256², 9 residual blocks, ngf/ndf 64, 70×70 PatchGAN.
+    "paper": dict(steps=100_000, batch_size=1, image_size=256, ngf=64, ndf=64, n_blocks=9, d_layers=3,
+                  code_dim=64, bins=32, pool_size=50, log_every=100, sample_every=2_000,
+                  checkpoint_every=2_000, keep_checkpoints=3),
+}
+
+
+def make_config(preset: str = "cpu", **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a named preset plus field overrides.
+
+    Args:
+        preset: a key of :data:`PRESETS` (``"quick"``, ``"cpu"``, ``"paper"``).
+        **overrides: any :class:`TrainConfig` field, e.g. ``variant="cyclegan", steps=500``.
+
+    Raises:
+        ValueError: for an unknown preset or field, or an invalid value (naming the field).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown TrainConfig field(s) {unknown}")
+    return TrainConfig(**{**PRESETS[preset], **overrides})

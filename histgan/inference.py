@@ -1,0 +1,195 @@
+"""Using a trained run: :func:`load_run` → :class:`Translator`, and :func:`translate` on one image.
+
+A reference can be an image (with an optional mask), an explicit histogram ``(3, K)`` (a ``.npy``
+file or array, as HistoGAN takes a target histogram), or a colour swatch (``"#a07e56"``), whose
+histogram is the soft histogram of a one-pixel image of that colour.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from histgan.checkpoint import list_checkpoints, load_checkpoint
+from histgan.config import TrainConfig
+from histgan.errors import HistganError
+from histgan.losses import masked_histogram
+from histgan.networks import build_models
+from histgan.viz import to_uint8
+
+__all__ = ["Translator", "load_run", "list_checkpoints", "translate", "colour_histogram", "reference_histogram"]
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+class Translator:
+    """The generators of a trained run, ready to translate X → Y with reference colours.
+
+    Attributes:
+        G: generator X → Y (eval mode). F: generator Y → X. config: the run's
+        :class:`~histgan.config.TrainConfig`. step: the checkpoint's training step.
+    """
+
+    def __init__(self, G: nn.Module, F: nn.Module, config: TrainConfig, step: int, device: torch.device) -> None:
+        self.G, self.F, self.config, self.step, self.device = G.eval(), F.eval(), config, step, device
+
+    def histogram(self, ref: Tensor, ref_mask: Tensor | None = None) -> Tensor:
+        """Soft histogram ``(N, 3, K)`` of references ``(N, 3, H, W)`` over their masks (eq 3–5)."""
+        return masked_histogram(ref.to(self.device), None if ref_mask is None else ref_mask.to(self.device),
+                                self.config.bins, self.config.bandwidth)
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, x_mask: Tensor | None = None, ref: Tensor | None = None,
+                 ref_mask: Tensor | None = None, h_ref: Tensor | None = None) -> Tensor:
+        """Translate ``x (N, 3, H, W)`` in [-1, 1] to Y with the reference's colours.
+
+        Args:
+            x: input images; sides divisible by ``2 ** n_down``.
+            x_mask: the inputs' masks ``(N, 1, H, W)`` (accepted for a uniform model protocol; unused).
+            ref: reference images ``(N, 3, H', W')`` (or ``(1, ...)``, used for every input).
+            ref_mask: the references' masks; the histogram is taken over the foreground only.
+            h_ref: a histogram ``(N, 3, K)`` or ``(3, K)`` instead of ``ref``.
+
+        Returns:
+            ``(N, 3, H, W)`` tensor in [-1, 1] on the translator's device. An unconditioned
+            generator (``cyclegan``, ``cyclegan_sn``) ignores the reference.
+        """
+        x = x.to(self.device).float()
+        if h_ref is None and ref is not None and self.G.conditioned:
+            h_ref = self.histogram(ref.float(), ref_mask)
+        if self.G.conditioned:
+            if h_ref is None:
+                raise ValueError(f"the {self.config.variant} generator needs a reference (ref or h_ref)")
+            h_ref = h_ref.to(self.device).float()
+            h_ref = h_ref.unsqueeze(0) if h_ref.dim() == 2 else h_ref
+            h_ref = h_ref.expand(len(x), -1, -1) if len(h_ref) == 1 else h_ref
+        return self.G(x, h_ref).clamp(-1, 1)
+
+
+def _resolve_checkpoint(run_dir: Path, checkpoint: str | int | os.PathLike) -> Path:
+    if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
+        return run_dir / "checkpoints" / f"step_{checkpoint:06d}.pt"
+    if checkpoint == "latest":
+        return run_dir / "checkpoints" / "latest.pt"
+    path = Path(checkpoint)
+    return path if path.is_absolute() or path.exists() else run_dir / "checkpoints" / path
+
+
+def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "latest",
+             device: str | torch.device = "cpu") -> Translator:
+    """Load a run's generators from one of its checkpoints.
+
+    Args:
+        run_dir: a run directory written by :func:`histgan.train.fit`, or a checkpoint ``.pt`` file.
+        checkpoint: ``"latest"``, a step number, or a file name/path of a checkpoint.
+        device: where to put the networks.
+
+    Raises:
+        FileNotFoundError: no such run directory or checkpoint.
+        HistganError: the checkpoint is unreadable or not a histgan checkpoint.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        path = run_dir
+    elif not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    else:
+        path = _resolve_checkpoint(run_dir, checkpoint)
+    state = load_checkpoint(path)
+    if "config" not in state or "models" not in state:
+        raise HistganError(f"checkpoint {path} is not a histgan training checkpoint (no config/models)")
+    config = TrainConfig.from_dict(state["config"])
+    models = build_models(config)
+    device = torch.device(device)
+    for name in ("G", "F"):
+        models[name].load_state_dict(state["models"][name])
+        models[name].to(device)
+    return Translator(models["G"], models["F"], config, int(state.get("step", 0)), device)
+
+
+def colour_histogram(colour: str, bins: int, bandwidth: float | None = None) -> Tensor:
+    """Histogram ``(3, K)`` of a one-colour swatch, e.g. ``"#a07e56"`` (the soft histogram of one pixel)."""
+    m = _HEX.match(colour.strip()) if isinstance(colour, str) else None
+    if m is None:
+        raise ValueError(f"colour must be a hex string like '#a07e56', got {colour!r}")
+    rgb = torch.tensor([int(m.group(1)[i:i + 2], 16) for i in (0, 2, 4)], dtype=torch.float32)
+    return masked_histogram((rgb / 127.5 - 1.0).reshape(1, 3, 1, 1), None, bins, bandwidth)[0]
+
+
+def _as_tensor(image: Any, what: str) -> tuple[Tensor, bool]:
+    """PIL image / ``(3, H, W)`` / ``(N, 3, H, W)`` tensor → ``(N, 3, H, W)`` in [-1, 1]; and whether PIL."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+        return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0), True
+    if isinstance(image, Tensor):
+        t = image.float()
+        t = t.unsqueeze(0) if t.dim() == 3 else t
+        if t.dim() != 4 or t.shape[1] != 3:
+            raise ValueError(f"{what} must be (3, H, W) or (N, 3, H, W), got shape {tuple(image.shape)}")
+        return t, False
+    raise ValueError(f"{what} must be a PIL image or a tensor, got {type(image).__name__}")
+
+
+def _as_mask(mask: Any) -> Tensor | None:
+    if mask is None:
+        return None
+    if isinstance(mask, Tensor):
+        m = mask.float()
+    else:
+        m = torch.from_numpy(np.asarray(mask.convert("L"), dtype=np.float32) / 255.0)
+    while m.dim() < 4:
+        m = m.unsqueeze(0)
+    return (m > 0.5).float()
+
+
+def reference_histogram(reference: Any, model: Translator, reference_mask: Any = None) -> Tensor:
+    """A reference in any accepted form → histogram ``(1, 3, K)`` for ``model``.
+
+    Accepts a PIL image or tensor (with an optional mask), a hex colour string, or a histogram
+    (NumPy array or tensor of shape ``(3, K)`` with ``K = model.config.bins``).
+    """
+    K = model.config.bins
+    if isinstance(reference, str):
+        return colour_histogram(reference, K, model.config.bandwidth).unsqueeze(0)
+    if isinstance(reference, np.ndarray) or (isinstance(reference, Tensor) and reference.dim() == 2):
+        h = torch.as_tensor(np.asarray(reference, dtype=np.float32) if isinstance(reference, np.ndarray)
+                            else reference.float())
+        if tuple(h.shape) != (3, K):
+            raise ValueError(f"a reference histogram must have shape (3, {K}) for this model, got {tuple(h.shape)}")
+        if not torch.isfinite(h).all() or float(h.min()) < 0:
+            raise ValueError("a reference histogram must hold finite, non-negative bin masses")
+        return h.unsqueeze(0)
+    ref, _ = _as_tensor(reference, "reference")
+    return model.histogram(ref, _as_mask(reference_mask))
+
+
+def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, reference_mask: Any = None) -> Any:
+    """Translate one image (or a batch) X → Y with a reference's colours.
+
+    Args:
+        x: a PIL image, a ``(3, H, W)`` or ``(N, 3, H, W)`` tensor in [-1, 1].
+        reference: a PIL image or tensor, a histogram ``(3, K)`` (array or tensor), or a hex colour.
+        model: a :class:`Translator` or a run directory / checkpoint path for :func:`load_run`.
+        reference_mask: optional mask of the reference image (PIL ``L`` image or ``(H, W)`` tensor).
+
+    Returns:
+        the same kind as ``x``: a PIL image, or a tensor of ``x``'s shape in [-1, 1].
+    """
+    model = model if isinstance(model, Translator) else load_run(model)
+    batch, was_pil = _as_tensor(x, "x")
+    out = model(batch, h_ref=reference_histogram(reference, model, reference_mask))
+    if was_pil:
+        from PIL import Image
+
+        return Image.fromarray(to_uint8(out[0]))
+    return out if isinstance(x, Tensor) and x.dim() == 4 else out[0]

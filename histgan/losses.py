@@ -1,0 +1,101 @@
+"""Loss terms of eq (6)–(11) of METHOD.md and the weighted total of eq (7).
+
+* :class:`GANLoss` — eq (9): binary cross-entropy on logits (the default), or least squares.
+* :func:`cycle_loss` — eq (10), :func:`identity_loss` — eq (11): mean absolute error.
+* :func:`colour_loss` — eq (6) between the soft histogram of a fake over the **input's** mask
+  (the translation keeps the shape, so the input's silhouette is the output's) and the reference's
+  histogram over the reference's own mask.
+* :func:`total_loss` — eq (7).
+
+The loss weights and why we chose them: :mod:`histgan.config`.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+from histgan.histogram import histogram_loss, soft_histogram
+
+__all__ = ["GANLoss", "cycle_loss", "identity_loss", "masked_histogram", "colour_loss", "total_loss"]
+
+
+class GANLoss:
+    """Adversarial loss on discriminator logits, one small abstraction for G and D (eq 9).
+
+    ``"bce"``: ``D`` maximises ``log D(y) + log(1 − D(G(x)))``; written as a minimised binary
+    cross-entropy on logits, with the non-saturating form ``−log D(G(x))`` for the generator.
+    ``"lsgan"``: ``(D(y) − 1)² + D(G(x))²`` for D and ``(D(G(x)) − 1)²`` for G.
+
+    Args:
+        kind: ``"bce"`` or ``"lsgan"``.
+    """
+
+    def __init__(self, kind: str = "bce") -> None:
+        if kind not in ("bce", "lsgan"):
+            raise ValueError(f"gan_loss must be 'bce' or 'lsgan', got {kind!r}")
+        self.kind = kind
+
+    def __call__(self, logits: Tensor, target_is_real: bool) -> Tensor:
+        """Mean loss of patch logits ``(N, 1, H', W')`` against an all-real or all-fake target."""
+        logits = logits.float()
+        target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
+        if self.kind == "bce":
+            return nnf.binary_cross_entropy_with_logits(logits, target)
+        return nnf.mse_loss(logits, target)
+
+
+def cycle_loss(reconstructed: Tensor, original: Tensor) -> Tensor:
+    """One term of eq (10): ``E ‖F(G(x)) − x‖₁`` as a mean over pixels, ``(N, 3, H, W)`` → scalar."""
+    return nnf.l1_loss(reconstructed.float(), original.float())
+
+
+def identity_loss(same: Tensor, original: Tensor) -> Tensor:
+    """One term of eq (11): ``E ‖G(y) − y‖₁`` as a mean over pixels, ``(N, 3, H, W)`` → scalar."""
+    return nnf.l1_loss(same.float(), original.float())
+
+
+def masked_histogram(images: Tensor, mask: Tensor | None, bins: int, bandwidth: float | None) -> Tensor:
+    """Soft histogram of eq (3)–(5) in float32 (outside autocast), ``(N, 3, H, W)`` → ``(N, 3, K)``.
+
+    Generator outputs are clamped to [-1, 1] first: a bf16 tanh can round a hair past ±1.
+    """
+    with torch.autocast(device_type=images.device.type, enabled=False):
+        return soft_histogram(images.float().clamp(-1.0, 1.0), bins, bandwidth, mask=mask)
+
+
+def colour_loss(fake: Tensor, fake_mask: Tensor | None, h_ref: Tensor, bins: int, bandwidth: float | None,
+                kind: str = "l2") -> Tensor:
+    """Eq (6): ``Σ_c ‖h_fake^c − h_ref^c‖₂``, batch mean.
+
+    Args:
+        fake: generated images ``(N, 3, H, W)``.
+        fake_mask: the **input's** foreground mask ``(N, 1, H, W)`` (or ``None`` for all pixels).
+        h_ref: the references' histograms ``(N, 3, K)`` over their own masks.
+        bins: ``K``; bandwidth: ``B`` (``None`` = ``2 / K``); kind: see
+            :func:`histgan.histogram.histogram_loss`.
+    """
+    return histogram_loss(masked_histogram(fake, fake_mask, bins, bandwidth), h_ref, kind=kind)
+
+
+def total_loss(terms: Mapping[str, Tensor], lambda_gan: float, lambda_cycle: float, lambda_idt: float,
+               lambda_hist: float) -> Tensor:
+    """Eq (7): ``λ_gan L_gan + λ_cycle L_cycle + λ_idt L_idt + λ_hist L_hist``.
+
+    Args:
+        terms: any of ``gan_G, gan_F`` (eq 8), ``cycle_x, cycle_y`` (eq 10), ``idt_x, idt_y``
+            (eq 11), ``hist_y, hist_x`` (eq 6 for G's and F's fakes); missing terms count 0.
+        lambda_gan, lambda_cycle, lambda_idt, lambda_hist: the weights.
+    """
+    groups = {"gan": lambda_gan, "cycle": lambda_cycle, "idt": lambda_idt, "hist": lambda_hist}
+    total = None
+    for name, value in terms.items():
+        weight = groups[name.split("_")[0]]
+        if weight:
+            total = weight * value if total is None else total + weight * value
+    if total is None:
+        raise ValueError("total_loss needs at least one term with a non-zero weight")
+    return total

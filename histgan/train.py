@@ -1,0 +1,375 @@
+"""The training engine: a pure :func:`train_step` and the resumable loop :func:`fit`.
+
+Conditioning (our reading of the paper's Fig. 1, stated once here):
+
+* ``G(x, h(y))``: the reference for G is the batch's own ``y`` (the data pair x and y at random, so
+  it is an unrelated Y image); the result should look like Y with y's colours, so
+  ``L_hist(h(G(x)) over x's mask, h(y) over y's mask)``.
+* ``F(y, h(x))`` for ``histgan_bi``: X_ref is the batch's ``x``; ``histgan_uni``'s F has no code.
+* Cycle (eq 10): ``F(G(x, h(y)), h(x)) ≈ x`` — F reconstructs x with x's **own** histogram, and
+  ``G(F(y, h(x)), h(y)) ≈ y``.
+* Identity (eq 11): ``G(y, h(y)) ≈ y`` and ``F(x, h(x)) ≈ x`` — "your own colours" means "keep".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from histgan.checkpoint import (RunLock, checkpoint_path, list_checkpoints, load_latest_good,
+                                rotate_checkpoints, save_checkpoint)
+from histgan.config import TrainConfig
+from histgan.errors import HistganError
+from histgan.io import atomic_path, atomic_write_json, atomic_write_text
+from histgan.losses import GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, total_loss
+from histgan.networks import build_models
+from histgan.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
+                             seed_everything, set_rng_state)
+
+__all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "fit", "make_dataset"]
+
+#: Config fields that may change when a run is resumed (everything else must match).
+RESUMABLE_CHANGES = {"steps", "device", "amp", "num_workers", "data", "run_dir", "log_every", "sample_every",
+                     "checkpoint_every", "keep_checkpoints"}
+
+
+class ImagePool:
+    """A buffer of past fakes for the discriminator (Shrivastava et al. 2017; CycleGAN's pool).
+
+    Until full, each fake is stored and shown; then with probability ½ a fake replaces a random
+    stored one and the stored one is shown instead. Uses the torch global RNG. State = one tensor.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.images: list[Tensor] = []
+
+    def query(self, fakes: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` detached fakes → ``(N, 3, H, W)`` images for D."""
+        if self.size == 0:
+            return fakes
+        out = []
+        for image in fakes.detach():
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif float(torch.rand(())) < 0.5:
+                i = int(torch.randint(len(self.images), ()))
+                out.append(self.images[i].clone())
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+    def state(self) -> Tensor:
+        """The stored images as one ``(M, 3, H, W)`` CPU tensor (``M`` may be 0)."""
+        return torch.stack(self.images).cpu() if self.images else torch.zeros(0)
+
+    def load(self, state: Tensor, device: torch.device) -> None:
+        """Inverse of :meth:`state`."""
+        self.images = [im.to(device) for im in state] if state.numel() else []
+
+
+def make_optimisers(models: Mapping[str, nn.Module], config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """Adam for ``G`` and ``F`` together (``"G"``) and for ``D_x`` and ``D_y`` together (``"D"``)."""
+    def adam(*names: str) -> torch.optim.Optimizer:
+        params = [p for n in names for p in models[n].parameters()]
+        return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2))
+
+    return {"G": adam("G", "F"), "D": adam("D_x", "D_y")}
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear decay: 1 until ``decay_start · steps``, then linearly to 0 at ``steps`` (CycleGAN's)."""
+    start = config.decay_start * config.steps
+    if step < start or config.steps <= start:
+        return 1.0
+    return max(0.0, (config.steps - step) / (config.steps - start))
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
+def _check_batch(batch: Mapping[str, Any], step: int | None) -> None:
+    for key in ("x", "y"):
+        if not torch.isfinite(batch[key]).all():
+            names = batch.get(f"{key}_name", "?")
+            raise HistganError(f"batch '{key}' holds NaN/Inf at step {step} (images {names}); "
+                               "training stopped, the last checkpoint is intact")
+
+
+def _check_losses(terms: Mapping[str, Tensor], step: int | None) -> None:
+    for name, value in terms.items():
+        if not torch.isfinite(value).all():
+            raise HistganError(f"loss '{name}' is {float(value)} at step {step}; training stopped, the last "
+                               "good checkpoint is intact (lower lr, check the data, or resume)")
+
+
+def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.optim.Optimizer],
+               batch: Mapping[str, Any], config: TrainConfig, pools: Mapping[str, ImagePool] | None = None,
+               amp_dtype: torch.dtype | None = None, step: int | None = None) -> dict[str, float]:
+    """One optimisation step of G/F (eq 7) then of D_x/D_y (eq 9); returns every loss as a float.
+
+    Args:
+        models: ``{"G", "F", "D_x", "D_y"}`` (plain or DDP-wrapped), on one device.
+        optimisers: ``{"G": Adam over G and F, "D": Adam over D_x and D_y}``.
+        batch: ``x, y (N, 3, H, W)`` in [-1, 1] and ``x_mask, y_mask (N, 1, H, W)``, on that device.
+        config: the run's config (variant, λ weights, bins, bandwidth, loss kinds).
+        pools: image pools ``{"x", "y"}`` of past fakes for D (``None``: no pool).
+        amp_dtype: autocast dtype (``torch.bfloat16``) or ``None`` for float32.
+        step: step number, only for error messages.
+
+    Returns:
+        ``gan_G, gan_F, cycle_x, cycle_y, idt_x, idt_y, hist_y, [hist_x], loss_G, D_x, D_y``.
+
+    Raises:
+        HistganError: a NaN/Inf in the batch or in a loss (naming it and ``step``); no weight is
+            updated in that case.
+    """
+    G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
+    x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
+    _check_batch(batch, step)
+    gan, c = GANLoss(config.gan_loss), config
+    autocast = (torch.autocast(x.device.type, dtype=amp_dtype) if amp_dtype is not None
+                else contextlib.nullcontext())
+    with torch.no_grad():  # the references' histograms h_ref (data: no gradient)
+        h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth) if c.condition_G else None
+        h_x = masked_histogram(x, x_mask, c.bins, c.bandwidth) if c.condition_F else None
+    # ---- generators: eq (7) -------------------------------------------------------------------
+    for p in [*D_x.parameters(), *D_y.parameters()]:
+        p.requires_grad_(False)
+    optimisers["G"].zero_grad(set_to_none=True)
+    with autocast:
+        fake_y, fake_x = G(x, h_y), F(y, h_x)
+        terms = {"gan_G": gan(_unwrap(D_y)(fake_y), True), "gan_F": gan(_unwrap(D_x)(fake_x), True),
+                 "cycle_x": cycle_loss(F(fake_y, h_x), x), "cycle_y": cycle_loss(G(fake_x, h_y), y)}
+        if c.lambda_idt > 0:
+            terms["idt_x"] = identity_loss(F(x, h_x), x)
+            terms["idt_y"] = identity_loss(G(y, h_y), y)
+    if c.condition_G:  # eq (6): fake over the input's mask vs reference over its own
+        terms["hist_y"] = colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind)
+    if c.condition_F:
+        terms["hist_x"] = colour_loss(fake_x, y_mask, h_x, c.bins, c.bandwidth, c.hist_kind)
+    loss_G = total_loss(terms, c.lambda_gan, c.lambda_cycle, c.lambda_idt, c.lambda_hist)
+    _check_losses({**terms, "loss_G": loss_G}, step)
+    loss_G.backward()
+    optimisers["G"].step()
+    # ---- discriminators: eq (9), on real images and on pooled past fakes ----------------------
+    for p in [*D_x.parameters(), *D_y.parameters()]:
+        p.requires_grad_(True)
+    optimisers["D"].zero_grad(set_to_none=True)
+    old_y = pools["y"].query(fake_y.detach()) if pools else fake_y.detach()
+    old_x = pools["x"].query(fake_x.detach()) if pools else fake_x.detach()
+    with autocast:
+        d = {"D_y": 0.5 * (gan(D_y(y), True) + gan(D_y(old_y), False)),
+             "D_x": 0.5 * (gan(D_x(x), True) + gan(D_x(old_x), False))}
+    _check_losses(d, step)
+    (d["D_x"] + d["D_y"]).backward()
+    optimisers["D"].step()
+    logs = {k: float(v.detach()) for k, v in {**terms, "loss_G": loss_G, **d}.items()}
+    if not c.condition_G:  # monitor only: how far G's colours are from y's (no gradient)
+        with torch.no_grad():
+            h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth)
+            logs["hist_y"] = float(colour_loss(fake_y.detach(), x_mask, h_y, c.bins, c.bandwidth, c.hist_kind))
+    return logs
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def make_dataset(config: TrainConfig):
+    """The training set: :class:`histgan.data.UnpairedImageFolder` over ``config.data``."""
+    from histgan.data import UnpairedImageFolder
+
+    if not Path(config.data).is_dir():
+        raise FileNotFoundError(f"data folder {config.data} does not exist; make one with "
+                                "'python -m histgan data synthetic --out DIR' or pass --data")
+    return UnpairedImageFolder(config.data, phase="train", size=config.image_size, masks="auto",
+                               flip=config.flip, seed=config.seed)
+
+
+def _batches(dataset, config: TrainConfig, dist: Distributed, start: int) -> Iterator[dict[str, Any]]:
+    """Batches from step ``start`` on: epoch ``e`` is a permutation seeded by ``(seed, e)``, split by rank.
+
+    The position is a function of the step alone, which is what makes resuming exact.
+    """
+    per_epoch = len(dataset) // (config.batch_size * dist.world_size)
+    if per_epoch == 0:
+        raise HistganError(f"the training set {config.data} has {len(dataset)} items, fewer than batch_size "
+                           f"{config.batch_size} × {dist.world_size} process(es); lower --batch-size")
+    epoch, offset = divmod(start, per_epoch)
+    while True:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
+        mine = order[: per_epoch * config.batch_size * dist.world_size][dist.rank:: dist.world_size].tolist()
+        chunks = [mine[i * config.batch_size:(i + 1) * config.batch_size] for i in range(offset, per_epoch)]
+        loader = torch.utils.data.DataLoader(  # own generator: no draw from the global RNG
+            dataset, batch_sampler=chunks, num_workers=config.num_workers,
+            generator=torch.Generator().manual_seed(config.seed + epoch))
+        yield from loader
+        epoch, offset = epoch + 1, 0
+
+
+def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    return {k: v.to(device, non_blocking=True).contiguous(memory_format=fmt) if isinstance(v, Tensor) else v
+            for k, v in batch.items()}
+
+
+# ---- the loop ------------------------------------------------------------------------------------
+def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train the models of ``config.variant`` for ``config.steps`` steps; returns the run directory.
+
+    The run directory gets ``config.json``, ``environment.json``, ``losses.jsonl`` (one line per
+    logged step with every loss), ``samples/step_XXXXXX.png`` (input | reference | output rows) and
+    ``checkpoints/step_XXXXXX.pt`` + ``checkpoints/latest.pt``. Under ``torchrun`` every rank trains
+    on its share of each batch order (DistributedDataParallel); rank 0 logs and checkpoints.
+
+    Args:
+        config: the run's configuration.
+        resume: continue from the newest readable checkpoint (``latest.pt``, else older ones, with a
+            warning). On CPU with the same config, the final weights are bit-identical to an
+            uninterrupted run's.
+        progress: show a tqdm bar with the losses.
+
+    Raises:
+        HistganError: the run directory is locked by a live process, holds checkpoints but
+            ``resume`` is False, its config differs from ``config``, or a loss/batch is NaN/Inf.
+    """
+    dist, device = init_distributed(config.device)
+    run_dir = Path(config.run_dir)
+    lock = RunLock(run_dir) if dist.is_main else contextlib.nullcontext()
+    try:
+        with lock:
+            _fit(config, resume, progress, dist, device, run_dir)
+    finally:
+        if dist.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return run_dir
+
+
+def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, device: torch.device,
+         run_dir: Path) -> None:
+    from tqdm.auto import tqdm
+
+    seed_everything(config.seed + dist.rank, deterministic=device.type == "cpu")
+    dataset = make_dataset(config)
+    models = {k: m.to(device) for k, m in build_models(config).items()}
+    if device.type == "cuda":
+        models = {k: m.to(memory_format=torch.channels_last) for k, m in models.items()}
+    optimisers = make_optimisers(models, config)
+    pools = {"x": ImagePool(config.pool_size), "y": ImagePool(config.pool_size)}
+    samples = _sample_batch(dataset, device)
+    start, log = _start(config, resume, run_dir, models, optimisers, pools, device, dist)
+    if dist.is_main:
+        config.to_json(run_dir / "config.json")
+        atomic_write_json(run_dir / "environment.json",
+                          {**environment_report(device, dist.world_size), "started_at_step": start})
+    if dist.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        models = {k: nn.parallel.DistributedDataParallel(m, device_ids=ids) for k, m in models.items()}
+    amp_dtype = autocast_dtype(config.amp, device)
+    bar = tqdm(total=config.steps, initial=start, disable=not (progress and dist.is_main), desc=config.variant,
+               dynamic_ncols=True)
+    batches, t0 = _batches(dataset, config, dist, start), time.perf_counter()
+    for step in range(start, config.steps):
+        lr = config.lr * lr_factor(step, config)
+        for opt in optimisers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+        logs = train_step(models, optimisers, _to_device(next(batches), device), config, pools, amp_dtype, step + 1)
+        done = step + 1
+        bar.update(1)
+        if not dist.is_main:
+            continue
+        if done % config.log_every == 0 or done == config.steps:
+            log.append({"step": done, "lr": lr, **logs, "sec_per_step": (time.perf_counter() - t0) / (done - start)})
+            atomic_write_text(run_dir / "losses.jsonl", "".join(json.dumps(r) + "\n" for r in log))
+            bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in ("loss_G", "D_y", "hist_y", "cycle_x")})
+        if config.sample_every and (done % config.sample_every == 0 or done == config.steps):
+            _save_samples(_unwrap(models["G"]), samples, config, run_dir / "samples" / f"step_{done:06d}.png")
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            _save(run_dir, done, config, models, optimisers, pools, dist)
+    bar.close()
+
+
+def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers, pools, device: torch.device,
+           dist: Distributed) -> tuple[int, list[dict[str, Any]]]:
+    """Restore the newest readable checkpoint (``resume``) or check the run directory is fresh."""
+    has_any = (run_dir / "checkpoints" / "latest.pt").exists() or bool(list_checkpoints(run_dir))
+    if not resume:
+        if has_any:
+            raise HistganError(f"run directory {run_dir} already holds checkpoints; pass --resume to continue "
+                               "it, or choose another --out")
+        return 0, []
+    found = load_latest_good(run_dir)
+    if found is None:
+        import warnings
+        warnings.warn(f"--resume: {run_dir} has no checkpoint yet, starting at step 0", RuntimeWarning, stacklevel=3)
+        return 0, []
+    state, path = found
+    saved, now = state["config"], config.to_dict()
+    diff = [f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+    if diff:
+        raise HistganError(f"checkpoint {path} was trained with other settings: {', '.join(diff)}; "
+                           "resume with the same settings or choose another --out")
+    for k, m in models.items():
+        m.load_state_dict(state["models"][k])
+    for k, opt in optimisers.items():
+        opt.load_state_dict(state["optimisers"][k])
+    for k, pool in pools.items():
+        pool.load(state["pools"][k], device)
+    if dist.is_main:
+        set_rng_state(state["rng"])
+    else:  # only rank 0's generators are saved: other ranks re-seed from (seed, rank, step)
+        seed_everything(config.seed + 7919 * dist.rank + state["step"], deterministic=device.type == "cpu")
+    losses = run_dir / "losses.jsonl"
+    log = [json.loads(line) for line in losses.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if losses.is_file() else []
+    return int(state["step"]), [r for r in log if r.get("step", 0) <= state["step"]]
+
+
+def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, pools, dist: Distributed) -> None:
+    """Checkpoint ``step`` (numbered and ``latest.pt``, both atomic) and drop old numbered ones."""
+    import shutil
+
+    state = {"format": 1, "step": step, "config": config.to_dict(), "world_size": dist.world_size,
+             "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
+             "optimisers": {k: opt.state_dict() for k, opt in optimisers.items()},
+             "pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state()}
+    path = checkpoint_path(run_dir, step)
+    save_checkpoint(path, state)
+    with atomic_path(run_dir / "checkpoints" / "latest.pt") as tmp:
+        shutil.copyfile(path, tmp)
+    rotate_checkpoints(run_dir, config.keep_checkpoints)
+
+
+def _sample_batch(dataset, device: torch.device, n: int = 4) -> dict[str, Tensor]:
+    """Fixed images for sample grids: inputs ``x_i`` with references ``y_{i+1}`` (epoch-0 pairing)."""
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(0)
+    items = [dataset[i] for i in range(min(n, len(dataset)))]
+    stack = {k: torch.stack([it[k] for it in items]).to(device) for k in ("x", "x_mask", "y", "y_mask")}
+    return {"x": stack["x"], "x_mask": stack["x_mask"], "ref": stack["y"].roll(1, 0),
+            "ref_mask": stack["y_mask"].roll(1, 0)}
+
+
+@torch.no_grad()
+def _save_samples(G: nn.Module, samples: Mapping[str, Tensor], config: TrainConfig, path: Path) -> None:
+    """Grid of rows ``input | reference | G(input, h(reference))`` (eval mode; no RNG, no state change)."""
+    from histgan.viz import save_image_grid
+
+    was_training = G.training
+    G.eval()
+    h = masked_histogram(samples["ref"], samples["ref_mask"], config.bins, config.bandwidth) \
+        if config.condition_G else None
+    out = G(samples["x"].float(), h)
+    G.train(was_training)
+    save_image_grid([[samples["x"][i], samples["ref"][i], out[i]] for i in range(len(out))], path)
