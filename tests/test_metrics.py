@@ -1,0 +1,208 @@
+"""Tests for histgan.metrics: ΔE against colour-science's documented values, JIS grades, SSIM, PSNR, IoU."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from histgan import metrics as M
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import colour
+
+
+def _rand(n=2, h=16, w=16, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, h, w, generator=g, dtype=dtype) * 2 - 1
+
+
+# ---- colour conversion ---------------------------------------------------------------------------
+def test_srgb_to_xyz_documented_value():
+    # colour-science's documented example of sRGB_to_XYZ; our Lab must equal XYZ_to_Lab of it.
+    rgb = np.array([0.70573936, 0.19248266, 0.22354169])
+    xyz = colour.sRGB_to_XYZ(rgb)
+    np.testing.assert_allclose(xyz, [0.2065429, 0.1219794, 0.0513714], atol=1e-6)
+    lab = M.rgb_to_lab(rgb.reshape(3, 1, 1), value_range=(0, 1)).ravel()
+    np.testing.assert_allclose(lab, colour.XYZ_to_Lab(xyz), atol=1e-4)
+    assert 0 < lab[0] < 100  # L* on the 0..100 scale, not colour-science's domain-1 scale
+
+
+def test_rgb_to_lab_matches_colour_science_everywhere():
+    x = torch.rand(3, 3, 8, 8, dtype=torch.float64)
+    x[0, :, 0, :4] = torch.tensor([0.0, 0.01, 0.04045, 1.0])  # both sides of every kink
+    ours = M.rgb_to_lab(x, value_range=(0, 1)).permute(0, 2, 3, 1).numpy()
+    ref = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(x.permute(0, 2, 3, 1).numpy()))
+    np.testing.assert_allclose(ours, ref, atol=1e-9)
+    ours32 = M.rgb_to_lab(x.float(), value_range=(0, 1)).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(ours32, ref, atol=2e-3)
+
+
+def test_lab_to_rgb_inverts_rgb_to_lab():
+    x = _rand()
+    np.testing.assert_allclose(M.lab_to_rgb(M.rgb_to_lab(x)), x, atol=1e-9)
+
+
+def test_rgb_to_lab_array_in_array_out():
+    x = np.random.default_rng(0).random((3, 4, 4))
+    lab = M.rgb_to_lab(x, value_range=(0, 1))
+    assert isinstance(lab, np.ndarray) and lab.shape == (3, 4, 4)
+
+
+# ---- ΔE --------------------------------------------------------------------------------------------
+def test_delta_e_lab_documented_values():
+    # colour-science's docstring examples of delta_E_CIE1976 and delta_E_CIE2000
+    a = np.array([[100.00000000, 21.57210357, 272.22819350]])
+    b = np.array([[100.00000000, 426.67945353, 72.39590835]])
+    assert M.delta_e_lab(a, b, "cie1976")[0] == pytest.approx(451.7133019, abs=1e-4)
+    assert M.delta_e_lab(a, b, "cie2000")[0] == pytest.approx(94.0356490, abs=1e-4)
+    # the issue's rounded inputs
+    assert M.delta_e_lab([100, 21.57, 272.23], [100, 426.68, 72.40])[0] == pytest.approx(451.713, abs=5e-3)
+
+
+def test_delta_e_equals_euclidean_distance_of_mean_lab():
+    a, b = _rand(seed=1), _rand(seed=2)
+    la = M.rgb_to_lab(a).mean(dim=(2, 3)).numpy()
+    lb = M.rgb_to_lab(b).mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(M.delta_e(a, b), np.linalg.norm(la - lb, axis=1), rtol=1e-10)
+    np.testing.assert_allclose(M.delta_e(a, b, method="cie2000"),
+                               colour.delta_E(la, lb, method="CIE 2000"), rtol=1e-10)
+
+
+def test_delta_e_identical_is_zero_and_shape():
+    a = _rand(n=3)
+    out = M.delta_e(a, a)
+    assert out.shape == (3,) and np.all(out == 0)
+    assert M.delta_e(a[0], a[0]).shape == (1,)
+
+
+def test_delta_e_masks_equal_selecting_pixels():
+    a, b = _rand(n=1, seed=3), _rand(n=1, seed=4)
+    ma = torch.zeros(1, 1, 16, 16)
+    ma[..., :5, :] = 1
+    mb = torch.zeros(1, 1, 16, 16)
+    mb[..., :, 10:] = 3.0  # any non-zero value is foreground
+    sel_a = a[..., :5, :].reshape(1, 3, 1, -1)
+    sel_b = b[..., :, 10:].reshape(1, 3, 1, -1)
+    assert M.delta_e(a, b, ma, mb)[0] == pytest.approx(M.delta_e(sel_a, sel_b)[0], rel=1e-12)
+    assert M.delta_e(a, b, ma, mb)[0] != pytest.approx(M.delta_e(a, b)[0], rel=1e-3)
+
+
+def test_value_range_minus1_1_and_0_1_agree():
+    a, b = _rand(seed=5), _rand(seed=6)
+    np.testing.assert_allclose(M.delta_e(a, b), M.delta_e((a + 1) / 2, (b + 1) / 2, value_range=(0, 1)), rtol=1e-12)
+    np.testing.assert_allclose(M.delta_e(a.numpy(), b.numpy()), M.delta_e(a, b), rtol=1e-12)
+
+
+def test_reference_broadcasts():
+    a, b = _rand(n=3, seed=7), _rand(n=1, seed=8)
+    np.testing.assert_allclose(M.delta_e(a, b), M.delta_e(a, b.expand(3, -1, -1, -1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"value_range": (0, 1)}, "outside value_range"),
+    ({"value_range": (1, 0)}, "low < high"),
+    ({"method": "CIE 2000"}, "method"),
+    ({"generated_mask": torch.zeros(2, 1, 16, 16)}, "selects no pixel"),
+    ({"generated_mask": torch.ones(2, 1, 8, 8)}, "generated_mask"),
+])
+def test_delta_e_bad_inputs(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        M.delta_e(_rand(), _rand(seed=1), **kwargs)
+
+
+def test_delta_e_bad_shapes():
+    with pytest.raises(ValueError, match="shape"):
+        M.delta_e(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8))
+    with pytest.raises(ValueError, match="tensor or numpy"):
+        M.delta_e([[0.0]], [[0.0]])
+
+
+# ---- JIS grades ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value, grade", [
+    (0.0, "AA"), (1.5999, "AA"), (1.6, "A"), (3.1999, "A"), (3.2, "B"), (6.4999, "B"), (6.5, "C"),
+    (12.9999, "C"), (13.0, "D"), (24.9999, "D"), (25.0, "beyond D"), (1e6, "beyond D"),
+])
+def test_jis_grade_boundaries(value, grade):
+    assert M.jis_grade(value) == grade
+
+
+def test_jis_grade_vectorised_and_table():
+    out = M.jis_grade(np.array([0.5, 5.0, 30.0]))
+    assert list(out) == ["AA", "B", "beyond D"]
+    assert [g.grade for g in M.JIS_TABLE] == ["AA", "A", "B", "C", "D", "beyond D"]
+    for lo, hi in zip(M.JIS_TABLE, M.JIS_TABLE[1:]):
+        assert lo.high == hi.low  # contiguous
+    assert M.jis_grade(4.6) == "B" and M.jis_grade(14.1) == "D"  # the paper's Table 2 readings
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), [1.0, -1.0]])
+def test_jis_grade_rejects(bad):
+    with pytest.raises(ValueError, match="non-negative"):
+        M.jis_grade(bad)
+
+
+# ---- SSIM, PSNR ----------------------------------------------------------------------------------
+def test_ssim_self_is_one_and_drops_with_noise():
+    a = _rand(h=32, w=32)
+    for ch in ("luminance", "rgb"):
+        np.testing.assert_allclose(M.ssim(a, a, channels=ch), 1.0, atol=1e-12)
+    noisy = (a + 0.3 * torch.randn_like(a)).clamp(-1, 1)
+    assert np.all(M.ssim(a, noisy) < 0.9)
+
+
+def test_ssim_matches_direct_formula_on_constant_images():
+    # constant images: σ = 0, so SSIM = (2 μa μb + C1) / (μa² + μb² + C1) exactly
+    a = torch.full((1, 1, 16, 16), 0.2, dtype=torch.float64)
+    b = torch.full((1, 1, 16, 16), 0.6, dtype=torch.float64)
+    c1 = 0.01**2
+    assert M.ssim_unit(a, b)[0] == pytest.approx((2 * 0.2 * 0.6 + c1) / (0.04 + 0.36 + c1), rel=1e-9)
+
+
+def test_ssim_mask_selects_region():
+    a = _rand(n=1, h=32, w=32)
+    b = a.clone()
+    b[..., :, 16:] = -b[..., :, 16:]  # right half changed
+    left = torch.zeros(1, 1, 32, 32)
+    left[..., :, :8] = 1  # far from the change, beyond the window's reach
+    assert M.ssim(a, b, left)[0] == pytest.approx(1.0, abs=1e-9)
+    assert M.ssim(a, b)[0] < 0.9
+    assert np.isnan(M.ssim(a, b, torch.zeros(1, 1, 32, 32))[0])
+
+
+def test_ssim_bad_channels_and_small_images():
+    with pytest.raises(ValueError, match="channels"):
+        M.ssim(_rand(h=16, w=16), _rand(h=16, w=16), channels="hsv")
+    with pytest.raises(ValueError, match="window"):
+        M.ssim(_rand(h=8, w=8), _rand(h=8, w=8))
+
+
+def test_psnr_known_value():
+    a = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
+    b = a + 0.2  # [-1,1] → 0.1 on [0,1]: MSE = 0.01, PSNR = 20 dB
+    assert M.psnr(a, b)[0] == pytest.approx(20.0, abs=1e-9)
+    assert M.psnr(a, a)[0] == np.inf
+
+
+# ---- segmentation IoU ------------------------------------------------------------------------------
+def _two_tone(fg_rgb, bg_rgb, mask):
+    fg = torch.tensor(fg_rgb, dtype=torch.float64).view(1, 3, 1, 1)
+    bg = torch.tensor(bg_rgb, dtype=torch.float64).view(1, 3, 1, 1)
+    return torch.where(mask.bool(), fg, bg)
+
+
+def test_foreground_iou_analytic():
+    ref_mask = torch.zeros(1, 1, 16, 16)
+    ref_mask[..., 4:12, 4:12] = 1
+    ref = _two_tone([0.6, 0.2, 0.1], [-0.8, -0.8, 0.9], ref_mask)
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 0:8, 0:16] = 1  # 128 px
+    out_mask = torch.zeros(1, 1, 16, 16)
+    out_mask[..., 0:8, 0:8] = 1  # 64 px, all inside the target
+    out = _two_tone([0.5, 0.25, 0.1], [-0.7, -0.8, 0.8], out_mask)
+    assert M.foreground_iou(out, ref, ref_mask, target)[0] == pytest.approx(0.5)
+    assert M.foreground_iou(out, ref, ref_mask, out_mask)[0] == pytest.approx(1.0)
+    assert np.isnan(M.foreground_iou(out, ref, torch.ones_like(ref_mask), target)[0])  # no background
