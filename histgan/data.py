@@ -143,7 +143,7 @@ def load_mask(path: str | os.PathLike, size: int | None = None) -> Tensor:
     return _read_mask(Path(path), size)[0]
 
 
-def threshold_mask(image: Tensor, tol: float = 0.1) -> Tensor:
+def threshold_mask(image: Tensor, tol: float = 0.05) -> Tensor:
     """Foreground by background colour: ``(3, H, W)`` in [-1, 1] → ``(1, H, W)`` in {0, 1}.
 
     The background colour is the per-channel median of the one-pixel border; a pixel is foreground
