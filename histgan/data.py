@@ -120,9 +120,9 @@ def _read_image(path: Path, size: int | None) -> tuple[Tensor, Tensor | None, tu
 def load_image(path: str | os.PathLike, size: int | None = None) -> Tensor:
     """Read an image of any mode as ``(3, H, W)`` float32 in [-1, 1] (``size × size`` if ``size``).
 
-    Grayscale is repeated to RGB, palettes are expanded, alpha is dropped (see
-    :func:`load_mask`'s alpha fallback in :class:`UnpairedImageFolder`), 16-bit values keep
-    their precision.
+    Grayscale is repeated to RGB, palettes are expanded, alpha is dropped (colour channels kept as
+    stored; :class:`UnpairedImageFolder` uses alpha as the mask fallback), 16-bit values keep their
+    precision. Raises :class:`~histgan.errors.HistganError` naming the file if it cannot be read.
     """
     return _read_image(Path(path), size)[0]
 
@@ -193,8 +193,9 @@ def load_domain(root: str | os.PathLike, folder: str, size: int | None = None) -
     """All images of ``root/folder`` with their masks (``masks="auto"``) and sorted file names.
 
     Args:
-        root: dataset root. folder: e.g. ``"testA"``. size: resize to ``size × size`` (needed when
-            the images differ in size).
+        root: dataset root.
+        folder: e.g. ``"testA"``; masks come from ``root/{folder}_mask`` (else alpha, else ones).
+        size: resize to ``size × size`` (needed when the images differ in size).
 
     Returns:
         images ``(N, 3, H, W)`` in [-1, 1], masks ``(N, 1, H, W)`` in {0, 1}, names (length N).
@@ -221,10 +222,12 @@ class UnpairedImageFolder(Dataset):
     "x_name": str, "y_name": str}``.
 
     Args:
-        root: dataset root. phase: ``"train"`` or ``"test"`` (any folder prefix works).
+        root: dataset root.
+        phase: ``"train"`` or ``"test"`` (any folder prefix works).
         size: resize every image and mask to ``size × size`` (None keeps the files' size).
         masks: ``"auto"``, ``"ones"`` or ``"threshold"`` (module docstring).
-        flip: random horizontal flips (of an image with its mask). seed: sampling seed.
+        flip: random horizontal flips (of an image with its mask).
+        seed: seed of the pairing and the flips.
         skip_bad: check every file now and drop bad ones with a warning each (and one counting
             them) instead of raising :class:`~histgan.errors.HistganError`.
     """
