@@ -206,7 +206,7 @@ def _background(app: SkinAppearance, size: int, rng: np.random.Generator) -> np.
     side = px * np.cos(ea) + py * np.sin(ea) - app.edge_offset
     step = np.clip(0.5 + side * size / 3.0, 0.0, 1.0)[..., None]  # a soft 1.5-pixel edge
     bg = bg * (1.0 + (app.edge_gain - 1.0) * step)
-    grain = value_noise(rng, size, max(size // 4, 2)) + 0.5 * value_noise(rng, size, max(size // 2, 2))
+    grain = value_noise(rng, size, 16) + 0.5 * value_noise(rng, size, 32)  # same texture at every size
     return bg * (1.0 + app.bg_texture * grain[..., None])
 
 
@@ -228,7 +228,7 @@ def render_y(shape: KneeShape, app: SkinAppearance, size: int, geo: Geometry | N
     geo = geometry(shape, size) if geo is None else geo
     rng = np.random.default_rng(app.noise_seed)
     shade = AMBIENT_Y + (1.0 - AMBIENT_Y) * geo.diffuse
-    pores = 0.5 * value_noise(rng, size, max(size // 3, 2)) + value_noise(rng, size, max(size // 10, 2))
+    pores = 0.5 * value_noise(rng, size, 21) + value_noise(rng, size, 6)  # same texture at every size
     tint = np.array([0.12, -0.03, -0.06]) * app.subsurface
     fg = (shade * (1.0 + app.texture * pores))[..., None] * (1.0 + (1.0 - geo.diffuse)[..., None] * tint)
     fg = _meter(fg, geo.mask, np.array(app.albedo))
