@@ -168,8 +168,32 @@ def _on_config_inited(app: Any, config: Any) -> None:
     (Path(app.srcdir) / STATIC_DIR).mkdir(parents=True, exist_ok=True)
 
 
+def _drop_duplicate_inline_scripts(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Sphinx hook: keep the first of identical inline ``<script>`` blocks of a page.
+
+    Under Jupyter Book 1, sphinx-thebe 0.3.1 adds its inline configuration (``const THEBE_JS_URL
+    = ...``) twice, and the second copy throws "Identifier 'THEBE_JS_URL' has already been
+    declared" on every page.
+    """
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen, kept = set(), []
+    for js in scripts:
+        attributes = getattr(js, "attributes", {})
+        inline = not getattr(js, "filename", None) and "body" in attributes  # filename is None or ''
+        key = tuple(sorted(attributes.items()))
+        if inline and key in seen:
+            continue
+        if inline:
+            seen.add(key)
+        kept.append(js)
+    context["script_files"] = kept
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Sphinx extension entry point (``extra_extensions: [histgan.offline_assets]``)."""
     app.connect("config-inited", _on_config_inited, priority=100)
     app.connect("builder-inited", _on_builder_inited)
+    app.connect("html-page-context", _drop_duplicate_inline_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,307 @@
+"""Real-browser tests: the built book offline, and notebook 01 live in JupyterLab (issue 7).
+
+Headless Debian Chromium driven by Playwright for Python (``executable_path`` = the system
+``chromium``; ``playwright install`` is never called). Every request to a host other than
+127.0.0.1 is aborted and recorded, so "works offline" is what is tested. Screenshots for people
+go to ``_build/screenshots/``.
+
+The book under test is ``_build/html`` when ``make book`` built it after the last change to notebook
+01, the package or the book config; otherwise a small book (the real ``_config.yml``, notebook 01
+freshly executed by papermill, the other pages that exist) is built in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium")
+NOTEBOOK = ROOT / "notebooks" / "01_histogram.ipynb"
+PAGE = "book/executed/01_histogram.html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - the dev extra installs it
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium not found on PATH: apt-get install -y chromium "
+                                                "(.ci/run does) to run the browser tests"),
+    pytest.mark.skipif(sync_playwright is None, reason="playwright for Python is not installed (pip install -e '.[dev]')"),
+    pytest.mark.skipif(not NOTEBOOK.is_file(), reason=f"{NOTEBOOK.relative_to(ROOT)} does not exist"),
+]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _browser_context(p, user_data_dir: Path):
+    """A fresh Chromium profile whose requests to any host but 127.0.0.1 are aborted and recorded."""
+    context = p.chromium.launch_persistent_context(
+        str(user_data_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1280, "height": 900})
+    context.foreign = []
+
+    def guard(route):
+        url = urlparse(route.request.url)
+        if url.scheme in ("http", "https", "ws", "wss") and url.hostname not in ("127.0.0.1",):
+            context.foreign.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", guard)
+    return context
+
+
+def _screenshot(page, name: str) -> Path:
+    """Save what the viewport shows as ``_build/screenshots/<name>`` (for people, not compared)."""
+    from histgan.io import atomic_path
+
+    path = SCREENSHOTS / name
+    with atomic_path(path, suffix=".png") as tmp:
+        page.screenshot(path=str(tmp), type="png")
+    return path
+
+
+def _newer_than_sources(built: Path) -> bool:
+    sources = [NOTEBOOK, ROOT / "_config.yml", ROOT / "package-lock.json", *(ROOT / "histgan").glob("*.py")]
+    return built.is_file() and all(built.stat().st_mtime > s.stat().st_mtime for s in sources if s.exists())
+
+
+def _keep_existing(entries: list, src: Path) -> list:
+    """Table-of-contents entries whose ``file`` exists under ``src`` (recursing into sections)."""
+    kept = []
+    for entry in entries:
+        if "file" in entry and not any(src.glob(entry["file"] + ".*")):
+            continue
+        for key in ("chapters", "sections", "parts"):
+            if key in entry:
+                entry[key] = _keep_existing(entry[key], src)
+        kept.append(entry)
+    return kept
+
+
+def _build_small_book(dest: Path) -> Path:
+    """Execute notebook 01 and build it with the real config and the pages that exist, in ``dest``."""
+    import papermill
+    import yaml
+
+    from histgan.offline_assets import install_node_modules
+
+    for name in ("_config.yml", "package.json", "package-lock.json"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("executed", "offline"))
+    install_node_modules(ROOT)  # once, in the project; the small book borrows it
+    (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    (dest / "book" / "executed").mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(NOTEBOOK), str(dest / "book/executed/01_histogram.ipynb"),
+                               cwd=str(NOTEBOOK.parent), kernel_name="python3", progress_bar=False)
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    if not any(dest.glob(toc["root"] + ".*")):
+        toc["root"] = "book/executed/01_histogram"
+    for key in ("chapters", "parts"):
+        if key in toc:
+            toc[key] = _keep_existing(toc[key], dest)
+    (dest / "_toc.yml").write_text(yaml.safe_dump(toc), encoding="utf-8")
+    done = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(dest), "--keep-going"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return dest / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def book_url(tmp_path_factory):
+    """Serve the book's HTML on 127.0.0.1 from a thread; yields the base URL."""
+    html = ROOT / "_build" / "html"
+    if not _newer_than_sources(html / PAGE):
+        html = _build_small_book(tmp_path_factory.mktemp("book"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", html
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---- the built book -----------------------------------------------------------------------------
+
+def test_every_page_loads_offline(book_url, tmp_path):
+    """Each page: no request to another host, no failed request, no 4xx/5xx response, no JS error."""
+    base, html = book_url
+    pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                   if not p.relative_to(html).parts[0].startswith("_"))
+    assert PAGE in pages
+    with sync_playwright() as p:
+        context = _browser_context(p, tmp_path / "profile")
+        page = context.new_page()
+        problems = []
+        page.on("requestfailed", lambda r: problems.append(f"failed {r.url}: {r.failure}"))
+        page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status} {r.url}"))
+        page.on("pageerror", lambda e: problems.append(f"JS error: {e}"))
+        for name in pages:
+            page.goto(base + name, wait_until="load")
+            page.wait_for_load_state("networkidle")
+        context.close()
+    assert context.foreign == [], f"pages requested other hosts: {context.foreign}"
+    assert problems == [], "\n".join(problems)
+    assert len(pages) >= 1
+
+
+def _soft_curve(page) -> list[str]:
+    return page.eval_on_selector_all(".histgan-explorer polyline.hx-soft", "els => els.map(e => e.getAttribute('points'))")
+
+
+def test_histogram_page_math_widgets_and_kernel_free_slider(book_url, tmp_path):
+    base, _ = book_url
+    with sync_playwright() as p:
+        context = _browser_context(p, tmp_path / "profile")
+        page = context.new_page()
+        page.goto(base + PAGE, wait_until="load")
+        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("MathJax.startup.promise")
+        raw = page.evaluate("""() => { const b = document.querySelector('article') || document.body;
+            const c = b.cloneNode(true); c.querySelectorAll('pre, code, script, mjx-container').forEach(e => e.remove());
+            return c.innerText; }""")
+        assert page.locator("mjx-container").count() > 0, "MathJax typeset nothing"
+        assert "\\(" not in raw and "\\[" not in raw and "$$" not in raw, "raw TeX left on the page"
+        # the live ipywidgets slider is rendered from the saved widget state (it moves, no redraw)
+        page.wait_for_selector(".widget-slider, .jupyter-widgets.widget-slider", state="attached", timeout=15000)
+        # the kernel-free explorer redraws
+        explorer = page.locator(".histgan-explorer").first
+        explorer.scroll_into_view_if_needed()
+        frame0, curve0 = explorer.get_attribute("data-frame"), _soft_curve(page)
+        assert frame0 and len(curve0) == 3
+        explorer.locator("input.hx-K").focus()
+        page.keyboard.press("ArrowLeft")
+        frame1, curve1 = explorer.get_attribute("data-frame"), _soft_curve(page)
+        assert frame1 != frame0 and curve1 != curve0
+        explorer.locator("input.hx-B").focus()
+        page.keyboard.press("ArrowRight")
+        assert explorer.get_attribute("data-frame") != frame1 and _soft_curve(page) != curve1
+        explorer.evaluate("e => e.scrollIntoView({block: 'end'})")
+        _screenshot(page, "book_01_histogram.png")
+        context.close()
+    assert context.foreign == [], f"the page requested other hosts: {context.foreign}"
+
+
+# ---- JupyterLab ---------------------------------------------------------------------------------
+
+LAB_SETTINGS = {  # user settings of the test's JupyterLab: no news popup, no cell virtualisation
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
+                                                                         "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+}
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab on 127.0.0.1 with a token and isolated dirs, serving a copy of notebook 01."""
+    import json
+    import urllib.request
+
+    work = tmp_path / "work" / "notebooks"
+    work.mkdir(parents=True)
+    shutil.copy2(NOTEBOOK, work / NOTEBOOK.name)
+    settings = tmp_path / "settings"
+    for name, values in LAB_SETTINGS.items():
+        (settings / name).parent.mkdir(parents=True, exist_ok=True)
+        (settings / name).write_text(json.dumps(values), encoding="utf-8")
+    env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"), **{
+        f"JUPYTER_{kind}_DIR": str(tmp_path / kind.lower()) for kind in ("CONFIG", "DATA", "RUNTIME")})
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={tmp_path / 'work'}", "--LabApp.expose_app_in_browser=True",
+           f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = (tmp_path / "lab.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"{base}/lab/tree/notebooks/{NOTEBOOK.name}?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+_FIND_K_SLIDER = """() => {
+  const sliders = Array.from(document.querySelectorAll('.jp-Notebook .widget-slider'));
+  const labels = sliders.map(s => (s.querySelector('.widget-label') || {}).textContent || '');
+  const i = labels.findIndex(t => /(^|[^A-Za-z])K([^A-Za-z]|$)|bins/.test(t.trim()));
+  if (i < 0) return {labels};
+  sliders.forEach(s => s.removeAttribute('data-test-k'));
+  sliders[i].setAttribute('data-test-k', '1');
+  return {labels, index: i};
+}"""
+_PLOT_SRC = """() => { const s = document.querySelector('[data-test-k]');
+  const cell = s && s.closest('.jp-Cell');
+  const img = cell && cell.querySelector('.jp-OutputArea img');
+  return img ? img.getAttribute('src') : null; }"""
+
+
+def test_jupyterlab_runs_notebook_and_k_slider_redraws(lab, tmp_path):
+    with sync_playwright() as p:
+        context = _browser_context(p, tmp_path / "profile")
+        page = context.new_page()
+        page.goto(lab, wait_until="load")
+        page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                               "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=30000)
+        page.evaluate("""async () => { const w = window.jupyterapp.shell.currentWidget;
+            await w.context.ready; await w.sessionContext.ready;
+            await window.jupyterapp.commands.execute('notebook:run-all-cells'); }""")
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+        assert errors.count() == 0, errors.first.inner_text()
+        page.wait_for_selector(".jp-Notebook .widget-slider .noUi-handle", timeout=30000)
+        found = page.evaluate(_FIND_K_SLIDER)
+        assert "index" in found, f"no slider labelled K among {found['labels']}"
+        page.wait_for_function(_PLOT_SRC, timeout=30000)
+        before = page.evaluate(_PLOT_SRC)
+        handle = page.locator("[data-test-k] .noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"() => {{ const s = ({_PLOT_SRC})(); return s && s !== {before!r}; }}", timeout=30000)
+        page.locator("[data-test-k]").evaluate("e => e.scrollIntoView({block: 'center'})")
+        _screenshot(page, "jupyterlab_01_histogram.png")
+        context.close()
