@@ -17,13 +17,13 @@ the peaks. The title of each panel gives ``Σ_k P(k)``: less than 1 by the kerne
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import itertools
 import json
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -157,8 +157,9 @@ def explorer_html(frames: dict, image_uri: str | None = None, initial: tuple[int
             raise ValueError(f"initial must be a (K, B) pair on the grid K in {bins_list}, B in {bw_list}, "
                              f"got {initial!r}")
         i, j = bins_list.index(K0), matches[0]
-    uid = f"hx-{next(_counter)}-{np.random.default_rng().integers(1 << 30)}"
     data = json.dumps(frames, separators=(",", ":")).replace("</", "<\\/")
+    # Same frames, same id on every run (stable notebook diffs); the counter separates copies on a page.
+    uid = f"hx-{hashlib.sha256(data.encode()).hexdigest()[:12]}-{next(_counter)}"
     picture = f'<img src="{image_uri}" alt="the image whose histogram is shown" class="hx-image" width="96" style="image-rendering:pixelated">' if image_uri else ""
     height = 3 * (92 + 22) + 12
     return f"""<div class="histgan-explorer" id="{uid}" style="font-family:sans-serif;font-size:14px">

@@ -7,7 +7,7 @@ go to ``_build/screenshots/``.
 
 The book under test is ``_build/html`` when ``make book`` built it after the last change to notebook
 01, the package or the book config; otherwise a small book (the real ``_config.yml``, notebook 01
-freshly executed by papermill, the other pages that exist) is built in a temporary folder.
+freshly executed with its quick parameters, the other pages that exist) is built in a temporary folder.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def _screenshot(page, name: str) -> Path:
 
 
 def _newer_than_sources(built: Path) -> bool:
-    sources = [NOTEBOOK, ROOT / "_config.yml", ROOT / "package-lock.json", *(ROOT / "histgan").glob("*.py")]
+    sources = [NOTEBOOK, NOTEBOOK.with_suffix(".py"), ROOT / "_config.yml", ROOT / "package-lock.json",
+               *(ROOT / "histgan").glob("*.py")]
     return built.is_file() and all(built.stat().st_mtime > s.stat().st_mtime for s in sources if s.exists())
 
 
@@ -105,10 +106,11 @@ def _keep_existing(entries: list, src: Path) -> list:
 
 
 def _build_small_book(dest: Path) -> Path:
-    """Execute notebook 01 and build it with the real config and the pages that exist, in ``dest``."""
-    import papermill
+    """Execute notebook 01 (quick parameters of histgan.book) and build it with the real config and
+    the book's other pages that exist (not -W: links to pages left out would warn), in ``dest``."""
     import yaml
 
+    from histgan.book import NOTEBOOKS, execute_notebook
     from histgan.offline_assets import install_node_modules
 
     for name in ("_config.yml", "package.json", "package-lock.json"):
@@ -116,9 +118,9 @@ def _build_small_book(dest: Path) -> Path:
     shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("executed", "offline"))
     install_node_modules(ROOT)  # once, in the project; the small book borrows it
     (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
-    (dest / "book" / "executed").mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(NOTEBOOK), str(dest / "book/executed/01_histogram.ipynb"),
-                               cwd=str(NOTEBOOK.parent), kernel_name="python3", progress_bar=False)
+    quick = next(spec.quick for spec in NOTEBOOKS if spec.name == NOTEBOOK.stem)
+    execute_notebook(NOTEBOOK.with_suffix(".py"), dest / "book/executed" / NOTEBOOK.name, quick,
+                     cwd=NOTEBOOK.parent, progress=False)
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     if not any(dest.glob(toc["root"] + ".*")):
         toc["root"] = "book/executed/01_histogram"
