@@ -135,7 +135,7 @@ class RunLock:
             finally:
                 Path(tmp).unlink(missing_ok=True)
             pid = _read_pid(self.path)
-            if pid is not None and pid != os.getpid() and _alive(pid):
+            if pid is not None and _alive(pid):
                 raise HistganError(f"run directory {self.path.parent} is in use by training process {pid} "
                                    f"(lock file {self.path}); wait for it to finish or choose another --out")
             warnings.warn(f"taking over stale lock {self.path} (process {pid} is gone)", RuntimeWarning, stacklevel=2)

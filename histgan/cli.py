@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from histgan.errors import HistganError
@@ -77,16 +78,209 @@ def _counts(out) -> list:
 # ---- train / translate --------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``translate`` (issue: models and training)."""
+    t = sub.add_parser("train", help="train one of the four models (resumable, DDP under torchrun)",
+                       description="Train a model on an unpaired CycleGAN-layout folder. The run folder gets "
+                       "config.json, environment.json, losses.jsonl, samples/ and checkpoints/. Under "
+                       "'torchrun --nproc_per_node=N -m histgan train ...' it trains with DDP.")
+    t.add_argument("--variant", required=True, choices=("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi"),
+                   help="model: plain CycleGAN, + spectral norm, colour code for G only, for G and F")
+    t.add_argument("--data", required=True, metavar="DIR", help="dataset root (trainA/ trainB/ [*_mask/])")
+    t.add_argument("--out", required=True, metavar="RUN", help="run folder (created if missing)")
+    t.add_argument("--preset", choices=("quick", "cpu", "paper"), default="cpu",
+                   help="starting configuration: quick (tests), cpu (default; ~5 min), paper (GPU, 256²)")
+    t.add_argument("--steps", type=int, metavar="N", help="training steps (overrides the preset)")
+    t.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, cuda, cuda:N or mps")
+    t.add_argument("--resume", action="store_true", help="continue from the run's newest readable checkpoint")
+    t.add_argument("--batch-size", type=int, metavar="N", help="images per step (per process)")
+    t.add_argument("--image-size", type=int, metavar="PX", help="image side the data are resized to")
+    t.add_argument("--lambda-hist", type=float, metavar="W", help="weight of the histogram loss, eq (6)")
+    t.add_argument("--bins", type=int, metavar="K", help="histogram bins per channel")
+    t.add_argument("--bandwidth", type=float, metavar="B", help="KDE bandwidth (default 2/K)")
+    t.add_argument("--injection", choices=("concat", "film", "concat+film"), help="colour-code injection")
+    t.add_argument("--seed", type=int, metavar="S", help="random seed")
+    t.add_argument("--amp", choices=("auto", "on", "off"), help="bf16 autocast (auto: on CUDA only)")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.set_defaults(func=_train)
+    r = sub.add_parser("translate", help="translate an image X → Y with a reference's colours",
+                       description="Translate one image with a trained run's generator G. The colours come "
+                       "from a reference image (optionally masked), a histogram .npy of shape (3, K), or a colour.")
+    r.add_argument("--checkpoint", required=True, metavar="RUN", help="run folder (latest checkpoint) or a .pt file")
+    r.add_argument("--input", required=True, metavar="PNG", help="input image (domain X)")
+    ref = r.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--reference", metavar="PNG", help="reference image whose colours to take")
+    ref.add_argument("--histogram", metavar="NPY", help="a (3, K) histogram saved with numpy.save")
+    ref.add_argument("--color", metavar="HEX", help='a colour swatch, e.g. "#a07e56"')
+    r.add_argument("--reference-mask", metavar="PNG", help="mask of the reference (non-zero = foreground)")
+    r.add_argument("--size", type=int, metavar="PX", help="resize the input (and reference) to PX × PX "
+                   "(default: the model's image size)")
+    r.add_argument("--out", required=True, metavar="PNG", help="output image")
+    r.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    r.set_defaults(func=_translate)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from histgan.config import make_config
+    from histgan.train import fit
+
+    names = ("steps", "batch_size", "image_size", "lambda_hist", "bins", "bandwidth", "injection", "seed")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if args.amp is not None:
+        overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]
+    config = make_config(args.preset, variant=args.variant, data=args.data, run_dir=args.out,
+                         device=args.device, **overrides)
+    run = fit(config, resume=args.resume, progress=not args.no_progress)
+    print(f"histgan: trained {config.variant} for {config.steps} steps → {run}")
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from histgan.data import load_image, load_mask
+    from histgan.inference import load_run, reference_histogram
+    from histgan.viz import save_image_grid
+
+    model = load_run(args.checkpoint, device=args.device)
+    size = args.size or model.config.image_size
+    x = load_image(args.input, size=size).unsqueeze(0)
+    if args.reference is not None:
+        ref = load_image(args.reference, size=size).unsqueeze(0)
+        mask = load_mask(args.reference_mask, size=size).unsqueeze(0) if args.reference_mask else None
+        h = model.histogram(ref, mask)
+    elif args.reference_mask:
+        raise ValueError("--reference-mask needs --reference")
+    elif args.histogram is not None:
+        if not Path(args.histogram).is_file():
+            raise FileNotFoundError(f"histogram file {args.histogram} does not exist")
+        try:
+            arr = np.load(args.histogram, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise HistganError(f"{args.histogram} is not a readable .npy array ({exc})") from None
+        h = reference_histogram(arr, model)
+    else:
+        h = reference_histogram(args.color, model)
+    save_image_grid([[model(x, h_ref=h)[0]]], args.out, pad=0)
+    print(f"histgan: wrote {args.out}")
+    return 0
 
 
 # ---- evaluate -----------------------------------------------------------------------------------
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     """Register ``evaluate`` (issue: evaluation)."""
+    p = sub.add_parser(
+        "evaluate", help="ΔE, JIS grades and shape metrics over all test pairs; report and figures",
+        description="Run trained models and the four non-learned baselines on every test input × test "
+        "reference (the paper's all-pairs protocol) and write pairs.csv, summary.json, table2.md (the "
+        "paper's Table 2 layout) and figures (fig3.png, fig4_*.png, histograms_*.png, colour_vs_shape.png).")
+    p.add_argument("--runs", nargs="*", default=[], metavar="RUN",
+                   help="run directories to evaluate (their latest checkpoint); none = baselines only")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="dataset root with testA/ (inputs), testB/ (references) and their *_mask/ folders")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the report (created if missing)")
+    p.add_argument("--pairs", type=_pairs_arg, default="all", metavar="all|N",
+                   help="'all' (default): every input × every reference; N: the first N inputs × first N references")
+    p.add_argument("--device", default="cpu", help="where the models run, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="leave out the baselines (flat fill, luminance tint, Reinhard, histogram matching)")
+    p.add_argument("--checkpoint-pairs", type=int, default=4, metavar="N",
+                   help="evaluate every checkpoint of each run on N × N pairs for the colour-vs-shape "
+                   "figure (default 4; 0 skips it)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="pairs per model call (default 16)")
+    p.add_argument("--size", type=int, metavar="PX", help="resize the test images to PX × PX (default: as stored)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=_evaluate)
+
+
+def _pairs_arg(text: str) -> str | int:
+    if text == "all":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be 'all' or a positive integer, got {text!r}")
+    return int(text)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from histgan.evaluate import evaluate_runs
+
+    if args.checkpoint_pairs < 0:
+        raise ValueError(f"--checkpoint-pairs must be >= 0, got {args.checkpoint_pairs}")
+    written = evaluate_runs(args.runs, args.data, args.out, pairs=args.pairs, baselines=not args.no_baselines,
+                            checkpoint_pairs=args.checkpoint_pairs, batch_size=args.batch_size,
+                            device=args.device, size=args.size, progress=not args.no_progress)
+    print(f"wrote {len(written)} files to {args.out}; table: {written['table']}")
+    return 0
 
 
 # ---- sweep --------------------------------------------------------------------------------------
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     """Register ``sweep`` (issue: the book's batch experiments)."""
+    s = sub.add_parser(
+        "sweep", help="train a grid of runs (the training notebook via papermill) and tabulate them",
+        description="Execute the training notebook (notebooks/03_training.py) with papermill for every point "
+        "of a parameter grid into OUT/NAME/<run-id>/ (the run, the executed notebook, a completion marker), "
+        "then evaluate each finished run on a few test pairs into OUT/NAME/sweep.csv, sweep.json and "
+        "sweep.png. Rerunning skips finished runs and resumes interrupted ones.",
+        epilog="example: python -m histgan sweep --name lh --grid lambda_hist=0,2,10 --grid bins=16,32 --steps 300")
+    s.add_argument("--name", required=True, help="sweep folder name under --out")
+    s.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a grid axis: a notebook parameter and its values (repeat for more axes), "
+                   "e.g. lambda_hist=0,2,10 or bandwidth=None,0.05")
+    s.add_argument("--variant", nargs="+", choices=("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi"),
+                   help="variants to train (a grid axis; default: the notebook's, histgan_bi)")
+    s.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a notebook parameter shared by every run, e.g. preset=cpu (repeatable)")
+    s.add_argument("--steps", type=int, metavar="N", help="training steps per run (default: the preset's)")
+    s.add_argument("--data", metavar="DIR", help="dataset root (default: OUT/NAME/data, generated by the first run)")
+    s.add_argument("--out", default="runs", metavar="DIR", help="folder holding sweeps (default runs)")
+    s.add_argument("--notebook", metavar="PATH", help="training notebook (default notebooks/03_training.py)")
+    s.add_argument("--pairs", type=int, default=4, metavar="N",
+                   help="evaluate each run on the first N test inputs × N references (default 4)")
+    s.add_argument("--no-collect", action="store_true", help="only run the grid, do not evaluate")
+    s.add_argument("--no-progress", action="store_true", help="quiet")
+    s.set_defaults(func=_sweep)
+
+
+def _parse_assignment(text: str, flag: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise ValueError(f"{flag} takes KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _parse_value(text: str):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word such as histgan_bi or cpu
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from histgan import sweep
+
+    grid = {}
+    for item in args.grid:
+        key, values = _parse_assignment(item, "--grid")
+        grid[key] = [_parse_value(v.strip()) for v in values.split(",")]
+    if args.variant:
+        grid = {"variant": args.variant, **grid}
+    if not grid:
+        raise ValueError("give at least one --grid KEY=V1,V2,... or --variant")
+    base = {k: _parse_value(v) for k, v in (_parse_assignment(p, "--param") for p in args.param)}
+    notebook = args.notebook or sweep.DEFAULT_NOTEBOOK
+    runs = sweep.run_sweep(args.name, grid, base, notebook=notebook, out=args.out, data=args.data,
+                           steps=args.steps, progress=not args.no_progress)
+    print(f"histgan: {len(runs)} run(s) in {Path(args.out) / args.name}")
+    if not args.no_collect:
+        from histgan.figures import save_figure
+
+        rows = sweep.collect(args.name, out=args.out, data=args.data, pairs=args.pairs)
+        save_figure(sweep.plot_sweep(rows), Path(args.out) / args.name / "sweep.png")
+        for r in rows:
+            print(f"  {r['run_id']}: mean ΔE {r['delta_e_mean']:.2f} ({r['grade_of_mean']})")
+        print(f"histgan: wrote sweep.csv, sweep.json and sweep.png in {Path(args.out) / args.name}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

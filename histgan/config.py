@@ -40,7 +40,7 @@ class TrainConfig:
     data: str = "data/synthetic"  # CycleGAN folder layout (trainA/, trainB/, ... + *_mask/)
     run_dir: str = "runs/default"  # output folder: config, environment, losses, samples, checkpoints
     steps: int = 1000  # optimisation steps (one batch each for G/F, then for D_x/D_y)
-    batch_size: int = 2  # images per step and per process (DDP: per rank)
+    batch_size: int = 1  # images per step and per process (DDP: per rank)
     image_size: int = 64  # square side the data are resized to; divisible by 2**n_down
     flip: bool = False  # random horizontal flips of training images (data augmentation)
     # ---- networks (histgan.networks) ------------------------------------------------------------
@@ -189,7 +189,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(steps=12, batch_size=2, image_size=32, ngf=8, ndf=8, n_blocks=1, d_layers=2, code_dim=8,
                   bins=16, pool_size=4, log_every=1, sample_every=6, checkpoint_every=4, keep_checkpoints=2),
     # The main job on a 2-core CPU: about five minutes per variant (see the issue note for s/step).
-    "cpu": dict(steps=1000, batch_size=2, image_size=64, ngf=32, ndf=32, n_blocks=4, d_layers=2, code_dim=32,
+    "cpu": dict(steps=1000, batch_size=1, image_size=64, ngf=32, ndf=32, n_blocks=4, d_layers=2, code_dim=32,
                 bins=32, pool_size=50, log_every=10, sample_every=250, checkpoint_every=250, keep_checkpoints=3),
     # The paper's setting on a GPU: 256², 9 residual blocks, ngf/ndf 64, 70×70 PatchGAN.
     "paper": dict(steps=100_000, batch_size=1, image_size=256, ngf=64, ndf=64, n_blocks=9, d_layers=3,

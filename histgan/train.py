@@ -109,7 +109,7 @@ def _check_batch(batch: Mapping[str, Any], step: int | None) -> None:
 def _check_losses(terms: Mapping[str, Tensor], step: int | None) -> None:
     for name, value in terms.items():
         if not torch.isfinite(value).all():
-            raise HistganError(f"loss '{name}' is {float(value)} at step {step}; training stopped, the last "
+            raise HistganError(f"loss '{name}' is {float(value.detach())} at step {step}; training stopped, the last "
                                "good checkpoint is intact (lower lr, check the data, or resume)")
 
 
@@ -344,10 +344,10 @@ def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, poo
              "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
              "optimisers": {k: opt.state_dict() for k, opt in optimisers.items()},
              "pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state()}
-    path = checkpoint_path(run_dir, step)
-    save_checkpoint(path, state)
-    with atomic_path(run_dir / "checkpoints" / "latest.pt") as tmp:
-        shutil.copyfile(path, tmp)
+    latest = run_dir / "checkpoints" / "latest.pt"
+    save_checkpoint(latest, state)  # latest first: it is never older than a numbered checkpoint
+    with atomic_path(checkpoint_path(run_dir, step)) as tmp:
+        shutil.copyfile(latest, tmp)
     rotate_checkpoints(run_dir, config.keep_checkpoints)
 
 

@@ -1,0 +1,266 @@
+"""Training engine: config, pure step, fit's run folder, NaN stop, resume (SIGKILL), lock, DDP."""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import histgan.train as train
+from histgan.cli import main
+from histgan.checkpoint import load_checkpoint
+from histgan.config import PRESETS, VARIANTS, TrainConfig, make_config
+from histgan.errors import HistganError
+from histgan.networks import build_models
+from histgan.synthetic import write_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data") / "synth", size=32, n_train=6, n_test=2, progress=False)
+
+
+def _batch(n=2, size=32):
+    g = torch.Generator().manual_seed(0)
+    ones = torch.ones(n, 1, size, size)
+    return {"x": torch.rand(n, 3, size, size, generator=g) * 2 - 1, "y": torch.rand(n, 3, size, size, generator=g) * 2 - 1,
+            "x_mask": ones, "y_mask": ones.clone(), "x_name": ["a.png"] * n, "y_name": ["b.png"] * n}
+
+
+# ---- config -------------------------------------------------------------------------------------
+def test_presets_and_json_round_trip(tmp_path):
+    for name in PRESETS:
+        c = make_config(name, variant="histgan_uni")
+        c.to_json(tmp_path / f"{name}.json")
+        assert TrainConfig.from_json(tmp_path / f"{name}.json") == c
+    assert make_config("cpu", steps=7).steps == 7
+    assert make_config("paper").image_size == 256 and make_config("paper").n_blocks == 9
+
+
+@pytest.mark.parametrize("field, value", [("variant", "pix2pix"), ("bins", 0), ("bandwidth", 0.0),
+                                          ("bandwidth", -1.0), ("image_size", 30), ("injection", "add"),
+                                          ("gan_loss", "wgan"), ("amp", "yes"), ("lambda_hist", -1.0),
+                                          ("steps", 0), ("decay_start", 1.5)])
+def test_bad_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        make_config("quick", **{field: value})
+
+
+def test_unknown_preset_and_field(tmp_path):
+    with pytest.raises(ValueError, match="preset"):
+        make_config("huge")
+    with pytest.raises(ValueError, match="colour"):
+        make_config("quick", colour=1)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        TrainConfig.from_json(tmp_path / "bad.json")
+
+
+def test_lr_factor_linear_decay():
+    c = make_config("quick", steps=100, decay_start=0.5)
+    assert [train.lr_factor(s, c) for s in (0, 49, 50, 75, 99)] == [1.0, 1.0, 1.0, 0.5, 0.02]
+    assert train.lr_factor(99, c.replace(decay_start=1.0)) == 1.0
+
+
+def test_image_pool():
+    torch.manual_seed(0)
+    assert torch.equal(train.ImagePool(0).query(torch.ones(2, 3, 4, 4)), torch.ones(2, 3, 4, 4))
+    pool = train.ImagePool(3)
+    first = pool.query(torch.arange(2.0).reshape(2, 1, 1, 1).expand(2, 3, 2, 2))
+    assert torch.equal(first[:, 0, 0, 0], torch.tensor([0.0, 1.0])) and len(pool.images) == 2
+    out = pool.query(torch.full((40, 3, 2, 2), 9.0))
+    assert len(pool.images) == 3 and (out[:, 0, 0, 0] != 9).sum() > 0  # some old fakes come back
+    other = train.ImagePool(3)
+    other.load(pool.state(), torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(other.images, pool.images))
+
+
+# ---- the pure step ------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_train_step_every_variant_finite(variant):
+    c = make_config("quick", variant=variant)
+    torch.manual_seed(0)
+    models = build_models(c)
+    opts = train.make_optimisers(models, c)
+    before = models["G"].out[1].weight.detach().clone() if variant == "cyclegan" else None
+    for _ in range(2):
+        logs = train.train_step(models, opts, _batch(), c, {"x": train.ImagePool(2), "y": train.ImagePool(2)})
+    expected = {"gan_G", "gan_F", "cycle_x", "cycle_y", "idt_x", "idt_y", "hist_y", "loss_G", "D_x", "D_y"}
+    assert set(logs) == expected | ({"hist_x"} if variant == "histgan_bi" else set())
+    assert all(math.isfinite(v) for v in logs.values())
+    if before is not None:
+        assert not torch.equal(before, models["G"].out[1].weight)
+
+
+def test_nan_loss_stops_with_its_name_and_step_and_no_update():
+    c = make_config("quick", variant="cyclegan")
+    torch.manual_seed(0)
+    models = build_models(c)
+    opts = train.make_optimisers(models, c)
+    with torch.no_grad():
+        models["D_y"].net[0].weight[0, 0, 0, 0] = float("nan")
+    weights = {k: v.clone() for k, v in models["G"].state_dict().items()}
+    with pytest.raises(HistganError, match="loss 'gan_G' is nan at step 17"):
+        train.train_step(models, opts, _batch(), c, step=17)
+    assert all(torch.equal(weights[k], v) for k, v in models["G"].state_dict().items())
+
+
+# ---- fit ----------------------------------------------------------------------------------------
+def test_fit_writes_the_run_folder(data, tmp_path):
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), steps=8)
+    run = train.fit(c, progress=False)
+    assert TrainConfig.from_json(run / "config.json") == c
+    env = json.loads((run / "environment.json").read_text())
+    assert {"python", "torch", "device", "git_commit", "torch_threads"} <= set(env) and env["device"] == "cpu"
+    lines = [json.loads(s) for s in (run / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == list(range(1, 9))
+    assert {"hist_x", "hist_y", "cycle_x", "D_y", "lr"} <= set(lines[0])
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000006.png", "step_000008.png"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest.pt", "step_000004.pt", "step_000008.pt"]
+    assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 8
+    assert not (run / "train.lock").exists()
+    with pytest.raises(HistganError, match="--resume"):  # never silently overwrite a run
+        train.fit(c, progress=False)
+    with pytest.raises(HistganError, match="bins=16 .now 8"):
+        train.fit(c.replace(bins=8, steps=10), resume=True, progress=False)
+
+
+def test_nan_in_batch_stops_training_and_keeps_latest(data, tmp_path, monkeypatch):
+    real = train.make_dataset
+
+    class Poisoned(torch.utils.data.Dataset):
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def __len__(self):
+            return len(self.inner)
+
+        def set_epoch(self, e):
+            self.inner.set_epoch(e)
+
+        def __getitem__(self, i):
+            self.calls += 1
+            item = dict(self.inner[i])
+            if self.calls > 4 + 10:  # 4 sample-grid items, then 5 good steps of 2
+                item["y"] = item["y"] * float("nan")
+            return item
+
+    monkeypatch.setattr(train, "make_dataset", lambda c: Poisoned(real(c)))
+    c = make_config("quick", variant="histgan_uni", data=str(data), run_dir=str(tmp_path / "run"))
+    with pytest.raises(HistganError, match="batch 'y' holds NaN/Inf at step 6"):
+        train.fit(c, progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["step"] == 4
+    assert not (tmp_path / "run" / "train.lock").exists()
+
+
+def test_missing_data_folder(tmp_path):
+    c = make_config("quick", data=str(tmp_path / "none"), run_dir=str(tmp_path / "run"))
+    with pytest.raises(FileNotFoundError, match="none"):
+        train.fit(c, progress=False)
+
+
+def _cli_train(data, out, *extra):
+    return [sys.executable, "-m", "histgan", "train", "--variant", "histgan_bi", "--preset", "quick",
+            "--data", str(data), "--out", str(out), "--steps", "16", "--no-progress", *extra]
+
+
+def _weights(run):
+    return load_checkpoint(Path(run) / "checkpoints" / "latest.pt")
+
+
+def _assert_same_state(a, b):
+    assert a["step"] == b["step"]
+    for name in a["models"]:
+        for key, tensor in a["models"][name].items():
+            assert torch.equal(tensor, b["models"][name][key]), f"{name}.{key} differs"
+    for name in a["optimisers"]:
+        for pid, st in a["optimisers"][name]["state"].items():
+            for key, tensor in st.items():
+                assert torch.equal(tensor, b["optimisers"][name]["state"][pid][key]), f"optimiser {name} {key}"
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(data, tmp_path):
+    whole = subprocess.run(_cli_train(data, tmp_path / "whole"), env=ENV, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen(_cli_train(data, tmp_path / "cut"), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    target = tmp_path / "cut" / "checkpoints" / "step_000008.pt"
+    deadline = time.time() + 300
+    while not target.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = load_checkpoint(tmp_path / "cut" / "checkpoints" / "latest.pt")["step"]
+    assert 8 <= killed_at < 16
+    assert (tmp_path / "cut" / "train.lock").exists()  # left behind by the killed process
+    resumed = subprocess.run(_cli_train(data, tmp_path / "cut", "--resume"), env=ENV, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_state(_weights(tmp_path / "whole"), _weights(tmp_path / "cut"))
+    steps = [json.loads(s)["step"] for s in (tmp_path / "cut" / "losses.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 17))
+
+
+def test_resume_from_a_corrupt_latest_falls_back(data, tmp_path):
+    c = make_config("quick", variant="cyclegan_sn", data=str(data), run_dir=str(tmp_path / "run"), steps=8)
+    train.fit(c, progress=False)
+    (tmp_path / "run" / "checkpoints" / "latest.pt").write_bytes(b"\x00" * 10)
+    with pytest.warns(RuntimeWarning, match="latest.pt"):
+        train.fit(c.replace(steps=10), resume=True, progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["step"] == 10
+
+
+def test_cli_train_bad_arguments(data, tmp_path, capsys):
+    def run(*args):
+        try:
+            code = main(["train", *args])
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code
+        return code, capsys.readouterr().err
+
+    base = ["--variant", "cyclegan", "--data", str(data), "--out", str(tmp_path / "r"), "--preset", "quick"]
+    cases = [(base + ["--bins", "0"], "bins"), (base + ["--bandwidth", "-1"], "bandwidth"),
+             (base + ["--steps", "x"], "--steps"),
+             (["--variant", "cyclegan", "--data", str(tmp_path / "no"), "--out", str(tmp_path / "r")], "does not exist"),
+             (["--variant", "gan", "--data", str(data), "--out", "r"], "variant")]
+    if not torch.cuda.is_available():
+        cases.append((base + ["--device", "cuda"], "no CUDA GPU"))
+    for args, message in cases:
+        code, err = run(*args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_process_gloo_and_resume_in_one(data, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "histgan", "train", "--variant", "histgan_bi", "--preset",
+           "quick", "--data", str(data), "--out", str(tmp_path / "ddp"), "--steps", "4", "--batch-size", "1",
+           "--no-progress"]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")
+    assert state["step"] == 4 and state["world_size"] == 2
+    lines = (tmp_path / "ddp" / "losses.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # rank 0 alone logs
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "ddp"), steps=6,
+                    batch_size=1)
+    train.fit(c, resume=True, progress=False)  # the rank-0 checkpoint continues in one process
+    assert load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")["step"] == 6
