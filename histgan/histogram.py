@@ -12,9 +12,9 @@ Three implementations of the same numbers:
   every bin (``2 K`` sigmoids per pixel; autograd keeps an ``N·C·H·W × K`` tensor alive). For tests
   and the book.
 * :func:`soft_histogram` — the one to use. Shared edges, a **window** of edges around each pixel
-  (outside it the sigmoid is saturated to within float precision), pixels processed in chunks, and
-  a custom backward that recomputes instead of storing: memory does not grow with ``K`` and, at the
-  default bandwidth, neither does time.
+  (outside it the sigmoid is saturated to within float precision), pixels processed in blocks, sums
+  kept in float64, and a custom backward that recomputes instead of storing: memory does not grow
+  with ``K`` and, at the default bandwidth, neither does time (``benchmarks/bench_histogram.py``).
 * :func:`hard_histogram` — the counting histogram, the ``B -> 0`` limit.
 """
 
@@ -40,7 +40,7 @@ DEFAULT_BINS = 32
 #: Pixel values may exceed [-1, 1] by this much (float round-off of a tanh, say) before it is an error.
 RANGE_TOLERANCE = 1e-3
 #: Elements of the ``pixels × edges`` work tensor processed at once (bounds peak memory).
-_CHUNK_ELEMENTS = 1 << 22
+_CHUNK_ELEMENTS = 1 << 18
 
 
 def default_bandwidth(bins: int) -> float:
@@ -168,21 +168,12 @@ def soft_histogram_reference(
 
 # --------------------------------------------------------------------------------------------------
 # the fast implementation: shared edges, a window of edges per pixel, recompute in backward
-
-
-def _window_geometry(z: Tensor, bins: int, B: float, n_edges: int) -> tuple[Tensor, Tensor]:
-    """First edge index ``j0`` of each pixel's window and the window's edge positions.
-
-    ``z``: ``(R, P)`` pixel values. Returns ``j0`` ``(R, P)`` (long) and ``edges`` ``(R, P, E)``.
-    The window holds the ``E = n_edges`` consecutive edges starting at ``j0``, chosen so that every
-    edge within ``W B`` of ``z`` is inside; ``j0`` is clamped so the window stays within ``0..K``.
-    """
-    L = 2.0 / bins
-    W = window_half_width(z.dtype)
-    j0 = torch.floor((z.detach() - W * B + 1.0) / L).long().clamp_(0, bins + 1 - n_edges)
-    offsets = torch.arange(n_edges, device=z.device)
-    edges = -1.0 + (j0.unsqueeze(-1) + offsets).to(z.dtype) * L
-    return j0, edges
+#
+# Rows r = (image, channel), pixels z (R, P). Pixel z's window is the E consecutive edges
+# e_{j0}, ..., e_{j0+E-1} around it (j0 in 0..J-1, J = K + 2 - E). Eq (3)–(4) as a soft CDF at the
+# edges, S_r(e_j) = Σ_x w_x σ((z_x − e_j)/B), is accumulated per (row, j0) in a table (R·J, E) by
+# index_add_ of whole window rows (no per-element index tensor); edges below a window count
+# σ = 1 (a per-(row, j0) weight), edges above it σ = 0. Then P_r(k) = S_r(e_k) − S_r(e_{k+1}).
 
 
 def _n_edges(bins: int, B: float, dtype: torch.dtype) -> int:
@@ -191,46 +182,107 @@ def _n_edges(bins: int, B: float, dtype: torch.dtype) -> int:
     return min(bins + 1, int(math.ceil(2 * W * B / (2.0 / bins))) + 2)
 
 
-def _chunks(n_pixels: int, n_rows: int, n_edges: int):
-    step = max(1, _CHUNK_ELEMENTS // max(1, n_rows * n_edges))
-    for start in range(0, n_pixels, step):
-        yield slice(start, min(n_pixels, start + step))
+def _window(z: Tensor, bins: int, B: float, E: int) -> tuple[Tensor, Tensor]:
+    """Window start ``j0`` (long, shape of ``z``) and ``u = (z − e_{j0}) / B`` (flattened, ``(n, 1)``)."""
+    L = 2.0 / bins
+    j0 = torch.floor((z - window_half_width(z.dtype) * B + 1.0) / L).clamp_(0, bins + 1 - E)
+    u = (z - (j0 * L - 1.0)) / B
+    return j0.long(), u.reshape(-1, 1)
+
+
+def _blocks(rows: int, pixels: int, E: int):
+    """Blocks ``(row slice, pixel slice)`` of about ``_CHUNK_ELEMENTS`` work elements: whole rows or part of one."""
+    per_block = max(1, _CHUNK_ELEMENTS // E)
+    if pixels <= per_block:
+        step = per_block // pixels
+        for r in range(0, rows, step):
+            yield slice(r, min(rows, r + step)), slice(0, pixels)
+    else:
+        for r in range(rows):
+            for p in range(0, pixels, per_block):
+                yield slice(r, r + 1), slice(p, min(pixels, p + per_block))
+
+
+def _block_weights(weights: Tensor | None, rs: slice, ps: slice, channels: int) -> Tensor | None:
+    """Pixel weights ``(rows in rs, pixels in ps)`` from per-image weights ``(N, P)`` (None: uniform)."""
+    if weights is None:
+        return None
+    return weights[torch.arange(rs.start, rs.stop, device=weights.device) // channels, ps]
+
+
+def _accumulate_rows(target: Tensor, index: Tensor, rows: Tensor) -> None:
+    """``target[index[i]] += rows[i]`` in place; ``target`` (M, E), ``index`` (n,), ``rows`` (n, E).
+
+    ``index_add_`` (a sorted, vectorised path for rows of >= 16 values) always opens a parallel
+    region: on a busy 2-core machine that costs milliseconds per call, so small blocks use the
+    serial ``index_put_``.
+    """
+    if rows.numel() < _CHUNK_ELEMENTS // 4:
+        target.index_put_((index,), rows, accumulate=True)
+    else:
+        target.index_add_(0, index, rows)
+
+
+def _soft_cdf_to_bins(table: Tensor, below: Tensor, bins: int) -> Tensor:
+    """``(R, J, E)`` window sums and ``(R, J)`` window weights -> ``(R, K)`` bins ``S(e_k) − S(e_{k+1})``."""
+    R, J, E = table.shape
+    # S[r, j0 + m] += table[r, j0, m]: overlapping windows summed, as col2im (fold) does
+    S = torch.nn.functional.fold(table.transpose(1, 2), (1, bins + 1), (1, E)).reshape(R, bins + 1)
+    # a window starting at j0 lies above edges 0..j0-1: σ = 1 there
+    S[:, : J - 1] += below.flip(1).cumsum(1).flip(1)[:, 1:]
+    return S[:, :-1] - S[:, 1:]
 
 
 class _SoftHistogram(torch.autograd.Function):
     """Autograd function for :func:`soft_histogram`; saves only its inputs, not the bin tensor."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, weights: Tensor, bins: int, B: float) -> Tensor:  # type: ignore[override]
-        # z: (R, P) pixel values, one row per (image, channel); weights: (R, P), rows sum to 1.
-        rows, pixels = z.shape
-        E = _n_edges(bins, B, z.dtype)
-        out = z.new_zeros(rows, bins)
-        for sl in _chunks(pixels, rows, E):
-            j0, edges = _window_geometry(z[:, sl], bins, B, E)
-            s = torch.sigmoid((z[:, sl].unsqueeze(-1) - edges) / B)  # soft CDF at the edges, (R, p, E)
-            contrib = (s[..., :-1] - s[..., 1:]) * weights[:, sl].unsqueeze(-1)  # eq (4), (R, p, E-1)
-            index = j0.unsqueeze(-1) + torch.arange(E - 1, device=z.device)
-            out.scatter_add_(1, index.reshape(rows, -1), contrib.reshape(rows, -1))  # eq (3)
+    def forward(ctx, z: Tensor, weights: Tensor | None, channels: int, bins: int, B: float) -> Tensor:  # type: ignore[override]
+        # z: (R, P) pixels, R = N·C; weights: (N, P) rows summing to 1, or None for 1/P.
+        (R, P), E = z.shape, _n_edges(bins, B, z.dtype)
+        J = bins + 2 - E
+        offsets = torch.arange(E, device=z.device, dtype=z.dtype) * (2.0 / bins / B)
+        # sums in float64: a float32 running sum over 1e4 equal terms drifts by ~1e-4 (MPS has no float64)
+        acc = torch.float32 if z.device.type == "mps" else torch.float64
+        table = torch.zeros(R, J, E, dtype=acc, device=z.device)  # Σ w σ per (row, j0, edge of the window)
+        below = torch.zeros(R, J, dtype=acc, device=z.device)  # Σ w per (row, j0)
+        ones = torch.ones(max(1, _CHUNK_ELEMENTS // E), dtype=acc, device=z.device)
+        for rs, ps in _blocks(R, P, E):
+            zb, wb = z[rs, ps], _block_weights(weights, rs, ps, channels)
+            j0, u = _window(zb, bins, B, E)
+            s = (u - offsets).sigmoid_()  # σ((z − e_{j0+m}) / B), (n, E)
+            if wb is not None:
+                s.mul_(wb.reshape(-1, 1))
+            rb = rs.stop - rs.start
+            index = (j0 + torch.arange(rb, device=z.device).unsqueeze(1) * J).reshape(-1)
+            _accumulate_rows(table[rs].view(rb * J, E), index, s.to(acc))
+            below[rs].view(rb * J).index_add_(0, index, ones[: len(index)] if wb is None else wb.reshape(-1).to(acc))
+        out = _soft_cdf_to_bins(table, below, bins)  # eq (3)–(4)
         ctx.save_for_backward(z, weights)
-        ctx.bins, ctx.B = bins, B
-        return out
+        ctx.channels, ctx.bins, ctx.B = channels, bins, B
+        return (out if weights is not None else out / P).to(z.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         z, weights = ctx.saved_tensors
         bins, B = ctx.bins, ctx.B
-        rows, pixels = z.shape
-        E = _n_edges(bins, B, z.dtype)
+        (R, P), E = z.shape, _n_edges(bins, B, z.dtype)
+        J = bins + 2 - E
+        offsets = torch.arange(E, device=z.device, dtype=z.dtype) * (2.0 / bins / B)
+        g = torch.nn.functional.pad(grad_out / (B if weights is not None else B * P), (1, 1))
+        # dLoss/dS(e_j) = g_j − g_{j−1}, laid out per window: (R, J, E)
+        g_windows = (g[:, 1:] - g[:, :-1]).unfold(1, E, 1).contiguous()
         grad_z = torch.empty_like(z)
-        for sl in _chunks(pixels, rows, E):
-            j0, edges = _window_geometry(z[:, sl], bins, B, E)
-            s = torch.sigmoid((z[:, sl].unsqueeze(-1) - edges) / B)
-            ds = s * (1 - s) / B  # d σ((z - e)/B) / dz
-            index = j0.unsqueeze(-1) + torch.arange(E - 1, device=z.device)
-            g = torch.gather(grad_out, 1, index.reshape(rows, -1)).reshape(index.shape)
-            grad_z[:, sl] = ((ds[..., :-1] - ds[..., 1:]) * g).sum(-1) * weights[:, sl]
-        return grad_z, None, None, None
+        for rs, ps in _blocks(R, P, E):
+            zb, wb = z[rs, ps], _block_weights(weights, rs, ps, ctx.channels)
+            j0, u = _window(zb, bins, B, E)
+            s = (u - offsets).sigmoid_()
+            rb = rs.stop - rs.start
+            index = (j0 + torch.arange(rb, device=z.device).unsqueeze(1) * J).reshape(-1)
+            gw = g_windows[rs].reshape(rb * J, E).index_select(0, index)
+            d = torch.ops.aten.sigmoid_backward(gw, s).sum(1).reshape(zb.shape)  # Σ_m g'_m σ'_m
+            grad_z[rs, ps] = d if wb is None else d * wb
+        return grad_z, None, None, None, None
 
 
 def soft_histogram(
@@ -266,10 +318,12 @@ def soft_histogram(
     B = _resolve_bandwidth(bandwidth, bins)
     _check_images(images)
     mask = _check_mask(mask, images)
+    if images.dtype in (torch.float16, torch.bfloat16):
+        images = images.float()  # half precision cannot resolve a bin's mass: the histogram stays float32
     n, c, h, w = images.shape
-    weights = _pixel_weights(mask, images).expand(n, c, h * w).reshape(n * c, h * w)
+    weights = None if mask is None else _pixel_weights(mask, images).reshape(n, h * w)
     z = images.reshape(n * c, h * w)
-    return _SoftHistogram.apply(z, weights, bins, B).reshape(n, c, bins)
+    return _SoftHistogram.apply(z, weights, c, bins, B).reshape(n, c, bins)
 
 
 def hard_histogram(images: Tensor, bins: int = DEFAULT_BINS, mask: Tensor | None = None) -> Tensor:
