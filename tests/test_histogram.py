@@ -76,6 +76,27 @@ def test_window_truncation_bound():
     assert (fast - exact).abs().sum(-1).max() <= 2 * math.exp(-W) + 256 * 1e-7  # + float32 round-off
 
 
+
+@pytest.mark.parametrize("W", [2.0, 4.0, 8.0])
+def test_window_truncation_error_bound_with_small_window(monkeypatch, W):
+    """With a window of ±W bandwidths the error per pixel is ≤ exp(-W) per bin, ≤ 4·exp(-W) in L1.
+
+    Float64 and single-pixel images, so each histogram is one pixel's kernel integrated over the
+    bins and round-off (~1e-16) is far below the bound; K = 64 at B = L gives windows of 2W + 2 of
+    the 65 edges, so the truncation really happens (the error is also checked to be non-zero).
+    """
+    import histgan.histogram as H
+
+    monkeypatch.setattr(H, "window_half_width", lambda dtype: W)
+    g = torch.Generator().manual_seed(7)
+    z = torch.cat([torch.rand(300, generator=g, dtype=torch.float64) * 2 - 1,
+                   torch.tensor([-1.0, 1.0, -0.99, 0.99, 0.0], dtype=torch.float64)])
+    x = z.reshape(-1, 1, 1, 1)
+    err = (soft_histogram(x, 64) - soft_histogram_reference(x, 64)).abs()
+    assert float(err.max()) <= math.exp(-W)
+    assert float(err.sum(-1).max()) <= 4 * math.exp(-W)
+    assert float(err.max()) > 1e-3 * math.exp(-W)  # the window did cut something off
+
 # ---- properties ----------------------------------------------------------------------------------
 
 def test_converges_to_hard_histogram_as_bandwidth_shrinks():
