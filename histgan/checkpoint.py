@@ -2,11 +2,13 @@
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts — the config as a dict,
 RNG states as tensors/lists, image pools as tensors — so ``torch.load(weights_only=True)`` reads it
-and a file that would run code when unpickled is refused.
+and a file that would run code when unpickled is refused. It is stored with a SHA-256 of its bytes,
+checked on load, so silent corruption (a flipped bit) is an error naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -22,30 +24,54 @@ from histgan.errors import HistganError
 from histgan.io import atomic_path
 
 __all__ = ["save_checkpoint", "load_checkpoint", "list_checkpoints", "checkpoint_path", "rotate_checkpoints",
-           "load_latest_good", "RunLock"]
+           "load_latest_good", "RunLock", "ENVELOPE"]
 
 _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
+#: Marks a checkpoint file's envelope: ``{"format", "sha256", "state"}``.
+ENVELOPE = "histgan-checkpoint/1"
+
+
+def _digest(obj: Any, h: "hashlib._Hash | None" = None) -> str:
+    """SHA-256 over a state's structure, its tensors' raw bytes and its plain values (in order)."""
+    h = h or hashlib.sha256()
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for key, value in obj.items():
+            h.update(repr(key).encode())
+            _digest(value, h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}".encode())
+        for value in obj:
+            _digest(value, h)
+    elif isinstance(obj, bytes):
+        h.update(b"B" + obj)
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r}".encode())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically (temporary file, then ``os.replace``)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Save ``state`` to ``path`` atomically (temporary file, then ``os.replace``), with a checksum.
 
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``torch.load(weights_only=True)``.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        HistganError: the file would execute code when unpickled (refused), or is truncated/corrupt,
-            or does not hold a dict; the message names the file.
+    The file holds ``{"format", "sha256", "state"}``; the SHA-256 covers every tensor's bytes and
+    every plain value, and :func:`load_checkpoint` recomputes it, so a flipped bit (which
+    ``torch.load`` alone does not notice inside tensor data) is reported.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    envelope = {"format": ENVELOPE, "sha256": _digest(state), "state": state}
+    with atomic_path(path) as tmp:
+        torch.save(envelope, tmp)
+
+
+def _torch_load(source: Any, path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)`` turning every failure into a HistganError naming ``path``."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             raise HistganError(f"checkpoint {path} was refused: loading it would run code from the file "
@@ -53,10 +79,29 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                                f"Detail: {str(exc).splitlines()[0]}") from None
         raise HistganError(f"checkpoint {path} is corrupt ({str(exc).splitlines()[0]}); "
                            "use another checkpoint of the run") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise HistganError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}); use another checkpoint of the run"
-                           ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, TypeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise HistganError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {detail}); "
+                           "use another checkpoint of the run") from None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` and verify its checksum.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        HistganError: the file would execute code when unpickled (refused), is truncated/corrupt
+            (including a checksum mismatch), or does not hold a dict; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    state = _torch_load(path, path, map_location)
+    if isinstance(state, dict) and state.get("format") == ENVELOPE:
+        if _digest(state.get("state")) != state.get("sha256"):
+            raise HistganError(f"checkpoint {path} is corrupt (checksum mismatch: the file changed after it "
+                               "was written); use another checkpoint of the run")
+        state = state["state"]
     if not isinstance(state, dict):
         raise HistganError(f"checkpoint {path} does not hold a histgan checkpoint (a dict), got {type(state).__name__}")
     return state

@@ -145,7 +145,13 @@ def _translate(args: argparse.Namespace) -> int:
     x = load_image(args.input, size=size).unsqueeze(0)
     if args.reference is not None:
         ref = load_image(args.reference, size=size).unsqueeze(0)
-        mask = load_mask(args.reference_mask, size=size).unsqueeze(0) if args.reference_mask else None
+        mask = None
+        if args.reference_mask:
+            native = load_image(args.reference).shape[-2:], load_mask(args.reference_mask).shape[-2:]
+            if native[0] != native[1]:
+                raise HistganError(f"reference mask {args.reference_mask} is {native[1][1]}x{native[1][0]} but the "
+                                   f"reference {args.reference} is {native[0][1]}x{native[0][0]}; they must match")
+            mask = load_mask(args.reference_mask, size=size).unsqueeze(0)
         h = model.histogram(ref, mask)
     elif args.reference_mask:
         raise ValueError("--reference-mask needs --reference")

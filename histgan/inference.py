@@ -21,6 +21,7 @@ from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.losses import masked_histogram
 from histgan.networks import build_models
+from histgan.runtime import select_device
 from histgan.viz import to_uint8
 
 __all__ = ["Translator", "load_run", "list_checkpoints", "translate", "colour_histogram", "reference_histogram"]
@@ -88,11 +89,12 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "
     Args:
         run_dir: a run directory written by :func:`histgan.train.fit`, or a checkpoint ``.pt`` file.
         checkpoint: ``"latest"``, a step number, or a file name/path of a checkpoint.
-        device: where to put the networks.
+        device: where to put the networks (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
 
     Raises:
         FileNotFoundError: no such run directory or checkpoint.
-        HistganError: the checkpoint is unreadable or not a histgan checkpoint.
+        HistganError: the checkpoint is unreadable or not a histgan checkpoint, or the device
+            does not exist on this machine.
     """
     run_dir = Path(run_dir)
     if run_dir.is_file():
@@ -106,7 +108,7 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "
         raise HistganError(f"checkpoint {path} is not a histgan training checkpoint (no config/models)")
     config = TrainConfig.from_dict(state["config"])
     models = build_models(config)
-    device = torch.device(device)
+    device = select_device(str(device))
     for name in ("G", "F"):
         models[name].load_state_dict(state["models"][name])
         models[name].to(device)

@@ -344,10 +344,10 @@ def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, poo
              "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
              "optimisers": {k: opt.state_dict() for k, opt in optimisers.items()},
              "pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state()}
-    latest = run_dir / "checkpoints" / "latest.pt"
-    save_checkpoint(latest, state)  # latest first: it is never older than a numbered checkpoint
-    with atomic_path(checkpoint_path(run_dir, step)) as tmp:
-        shutil.copyfile(latest, tmp)
+    path = checkpoint_path(run_dir, step)
+    save_checkpoint(path, state)
+    with atomic_path(run_dir / "checkpoints" / "latest.pt") as tmp:  # killed before this: resume redoes steps
+        shutil.copyfile(path, tmp)
     rotate_checkpoints(run_dir, config.keep_checkpoints)
 
 

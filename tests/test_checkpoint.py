@@ -108,3 +108,13 @@ def test_lock_refuses_a_live_owner_and_takes_over_a_stale_one(tmp_path):
             with pytest.raises(HistganError, match="in use"):  # a second training, same process
                 RunLock(tmp_path).acquire()
     assert not (tmp_path / "train.lock").exists()
+
+
+def test_a_flipped_bit_is_caught_by_the_checksum(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", {"w": torch.zeros(10_000)})
+    data = bytearray((tmp_path / "c.pt").read_bytes())
+    assert load_checkpoint(tmp_path / "c.pt")["w"].abs().sum() == 0
+    data[len(data) // 2] ^= 0x10  # inside the tensor bytes: torch.load alone would read a changed value
+    (tmp_path / "c.pt").write_bytes(bytes(data))
+    with pytest.raises(HistganError, match=r"c\.pt is corrupt"):
+        load_checkpoint(tmp_path / "c.pt")

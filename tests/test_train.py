@@ -203,7 +203,7 @@ def test_sigkill_then_resume_is_bit_identical(data, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     killed_at = load_checkpoint(tmp_path / "cut" / "checkpoints" / "latest.pt")["step"]
-    assert 8 <= killed_at < 16
+    assert 4 <= killed_at < 16  # latest.pt is copied from step_000008.pt just after it appears
     assert (tmp_path / "cut" / "train.lock").exists()  # left behind by the killed process
     resumed = subprocess.run(_cli_train(data, tmp_path / "cut", "--resume"), env=ENV, capture_output=True,
                              text=True, timeout=300)

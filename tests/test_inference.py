@@ -1,0 +1,149 @@
+"""Inference: load_run / Translator, translate on PIL and tensors, histogram and colour references, CLI."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from histgan.checkpoint import save_checkpoint
+from histgan.cli import main
+from histgan.config import make_config
+from histgan.data import load_image, load_mask
+from histgan.errors import HistganError
+from histgan.histogram import soft_histogram
+from histgan.inference import Translator, colour_histogram, list_checkpoints, load_run, translate
+from histgan.synthetic import write_dataset
+from histgan.train import fit
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("inf") / "synth", size=32, n_train=6, n_test=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path_factory.mktemp("inf") / "run"),
+                    steps=8, keep_checkpoints=0)
+    return fit(c, progress=False)
+
+
+def _cli(args, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_load_run_and_translator(run, data):
+    tr = load_run(run)
+    assert isinstance(tr, Translator) and tr.step == 8 and tr.config.variant == "histgan_bi"
+    assert not tr.G.training and tr.G.conditioned and tr.F.conditioned
+    assert [p.name for p in list_checkpoints(run)] == ["step_000004.pt", "step_000008.pt"]
+    assert load_run(run, checkpoint=4).step == 4 and load_run(run / "checkpoints" / "step_000004.pt").step == 4
+    x = load_image(data / "testA" / "x0000.png").unsqueeze(0)
+    ref = load_image(data / "testB" / "y0000.png").unsqueeze(0)
+    out = tr(x, None, ref, None)
+    assert out.shape == x.shape and float(out.abs().max()) <= 1
+    other = tr(x, None, torch.full_like(ref, -0.9), None)
+    assert (out - other).abs().max() > 1e-4  # the reference's colours change the output
+
+
+def test_reference_mask_restricts_the_histogram(run, data):
+    tr = load_run(run)
+    ref = load_image(data / "testB" / "y0000.png").unsqueeze(0)
+    mask = load_mask(data / "testB_mask" / "y0000.png").unsqueeze(0)
+    assert 0 < float(mask.mean()) < 1
+    assert torch.allclose(tr.histogram(ref, mask), soft_histogram(ref, tr.config.bins, mask=mask))
+    x = load_image(data / "testA" / "x0000.png").unsqueeze(0)
+    assert (tr(x, None, ref, mask) - tr(x, None, ref, None)).abs().max() > 0
+
+
+def test_translate_pil_tensor_histogram_and_colour(run, data):
+    tr = load_run(run)
+    pil = Image.open(data / "testA" / "x0000.png")
+    out = translate(pil, Image.open(data / "testB" / "y0000.png"), tr)
+    assert isinstance(out, Image.Image) and out.size == pil.size and out.mode == "RGB"
+    x = load_image(data / "testA" / "x0000.png")
+    h = colour_histogram("#a07e56", tr.config.bins)
+    by_hist = translate(x, h.numpy(), tr)
+    assert by_hist.shape == x.shape
+    assert torch.equal(by_hist, translate(x, "#a07e56", run))  # a hex colour is its one-pixel histogram
+    batch = translate(x.unsqueeze(0).repeat(2, 1, 1, 1), "a07e56", tr)
+    assert batch.shape == (2, 3, 32, 32)
+
+
+def test_colour_histogram_analytic():
+    # R = 160 → 160/127.5 − 1 = 0.255 → bin floor((0.255 + 1) · 16 / 2) = 10 of 16
+    h = colour_histogram("#a07e56", 16)
+    assert h.shape == (3, 16) and int(h[0].argmax()) == 10
+    z = torch.tensor([160, 126, 86]) / 127.5 - 1  # the sum telescopes to σ((1 − z)/B) − σ((−1 − z)/B), B = 1/8
+    assert torch.allclose(h.sum(1), torch.sigmoid((1 - z) * 8) - torch.sigmoid((-1 - z) * 8), atol=1e-6)
+
+
+def test_bad_references(run):
+    tr = load_run(run)
+    x = torch.zeros(3, 32, 32)
+    with pytest.raises(ValueError, match="hex"):
+        translate(x, "#12345", tr)
+    with pytest.raises(ValueError, match=r"\(3, 16\)"):
+        translate(x, np.ones((3, 8)) / 8, tr)
+    with pytest.raises(ValueError, match="non-negative"):
+        translate(x, -np.ones((3, 16)), tr)
+    with pytest.raises(ValueError, match="x must be"):
+        translate(torch.zeros(4, 4), "#a07e56", tr)
+    with pytest.raises(ValueError, match="reference"):
+        tr(x.unsqueeze(0))
+
+
+def test_load_run_errors(run, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_run(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="step_000099"):
+        load_run(run, checkpoint=99)
+    save_checkpoint(tmp_path / "other.pt", {"step": 1})
+    with pytest.raises(HistganError, match="not a histgan training checkpoint"):
+        load_run(tmp_path / "other.pt")
+
+
+def test_cli_translate(run, data, tmp_path, capsys):
+    base = ["translate", "--checkpoint", str(run), "--input", str(data / "testA" / "x0000.png"), "--out"]
+    code, err = _cli(base + [str(tmp_path / "a.png"), "--reference", str(data / "testB" / "y0000.png"),
+                             "--reference-mask", str(data / "testB_mask" / "y0000.png")], capsys)
+    assert code == 0, err
+    assert Image.open(tmp_path / "a.png").size == (32, 32)
+    np.save(tmp_path / "h.npy", colour_histogram("#a07e56", 16).numpy())
+    code, err = _cli(base + [str(tmp_path / "b.png"), "--histogram", str(tmp_path / "h.npy")], capsys)
+    assert code == 0, err
+    code, err = _cli(base + [str(tmp_path / "c.png"), "--color", "#a07e56"], capsys)
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), np.asarray(Image.open(tmp_path / "c.png")))
+
+
+def test_cli_translate_bad_arguments(run, data, tmp_path, capsys):
+    np.save(tmp_path / "wrong.npy", np.ones((3, 5)))
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    small = tmp_path / "small.png"
+    Image.new("L", (16, 16), 255).save(small)
+    x = str(data / "testA" / "x0000.png")
+    y = str(data / "testB" / "y0000.png")
+    out = str(tmp_path / "o.png")
+    cases = [
+        (["--checkpoint", str(tmp_path / "none"), "--input", x, "--color", "#a07e56"], "none"),
+        (["--checkpoint", str(run), "--input", str(tmp_path / "missing.png"), "--color", "#a07e56"], "missing.png"),
+        (["--checkpoint", str(run), "--input", x, "--color", "brown"], "hex"),
+        (["--checkpoint", str(run), "--input", x, "--histogram", str(tmp_path / "wrong.npy")], "(3, 16)"),
+        (["--checkpoint", str(run), "--input", x, "--histogram", str(tmp_path / "bad.npy")], "bad.npy"),
+        (["--checkpoint", str(run), "--input", x, "--histogram", str(tmp_path / "no.npy")], "no.npy"),
+        (["--checkpoint", str(run), "--input", x, "--reference", y, "--reference-mask", str(small)], "small.png"),
+        (["--checkpoint", str(run), "--input", x, "--color", "#a07e56", "--reference", y], "not allowed"),
+        (["--checkpoint", str(run), "--input", x, "--color", "#a07e56", "--size", "30"], "divisible"),
+        (["--checkpoint", str(run), "--input", x], "one of the arguments"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--checkpoint", str(run), "--input", x, "--color", "#a07e56", "--device", "cuda"], "CUDA"))
+    for args, message in cases:
+        code, err = _cli(["translate", *args, "--out", out], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert not (tmp_path / "o.png").exists()
