@@ -134,19 +134,33 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
         HistganError: a NaN/Inf in the batch or in a loss (naming it and ``step``); no weight is
             updated in that case.
     """
-    G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
     x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
     _check_batch(batch, step)
-    gan, c = GANLoss(config.gan_loss), config
+    c = config
     autocast = (torch.autocast(x.device.type, dtype=amp_dtype) if amp_dtype is not None
                 else contextlib.nullcontext())
     with torch.no_grad():  # the references' histograms h_ref (data: no gradient)
         h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth) if c.condition_G else None
         h_x = masked_histogram(x, x_mask, c.bins, c.bandwidth) if c.condition_F else None
-    # ---- generators: eq (7) -------------------------------------------------------------------
+    terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, c, autocast, step)
+    d = _discriminator_step(models, optimisers["D"], batch, fake_x, fake_y, pools, c, autocast, step)
+    logs = {k: float(v.detach()) for k, v in {**terms, **d}.items()}
+    if not c.condition_G:  # monitor only: how far G's colours are from y's (no gradient)
+        with torch.no_grad():
+            h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth)
+            logs["hist_y"] = float(colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind))
+    return logs
+
+
+def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | None, h_y: Tensor | None,
+                    c: TrainConfig, autocast, step: int | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """Eq (7) for G and F with D_x, D_y frozen; one optimiser step. Returns terms and detached fakes."""
+    G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
+    x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
+    gan = GANLoss(c.gan_loss)
     for p in [*D_x.parameters(), *D_y.parameters()]:
         p.requires_grad_(False)
-    optimisers["G"].zero_grad(set_to_none=True)
+    opt.zero_grad(set_to_none=True)
     with autocast:
         fake_y, fake_x = G(x, h_y), F(y, h_x)
         terms = {"gan_G": gan(_unwrap(D_y)(fake_y), True), "gan_F": gan(_unwrap(D_x)(fake_x), True),
@@ -158,28 +172,30 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
         terms["hist_y"] = colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind)
     if c.condition_F:
         terms["hist_x"] = colour_loss(fake_x, y_mask, h_x, c.bins, c.bandwidth, c.hist_kind)
-    loss_G = total_loss(terms, c.lambda_gan, c.lambda_cycle, c.lambda_idt, c.lambda_hist)
-    _check_losses({**terms, "loss_G": loss_G}, step)
-    loss_G.backward()
-    optimisers["G"].step()
-    # ---- discriminators: eq (9), on real images and on pooled past fakes ----------------------
+    terms["loss_G"] = total_loss(terms, c.lambda_gan, c.lambda_cycle, c.lambda_idt, c.lambda_hist)
+    _check_losses(terms, step)
+    terms["loss_G"].backward()
+    opt.step()
     for p in [*D_x.parameters(), *D_y.parameters()]:
         p.requires_grad_(True)
-    optimisers["D"].zero_grad(set_to_none=True)
-    old_y = pools["y"].query(fake_y.detach()) if pools else fake_y.detach()
-    old_x = pools["x"].query(fake_x.detach()) if pools else fake_x.detach()
+    return terms, fake_x.detach(), fake_y.detach()
+
+
+def _discriminator_step(models, opt: torch.optim.Optimizer, batch, fake_x: Tensor, fake_y: Tensor,
+                        pools: Mapping[str, ImagePool] | None, c: TrainConfig, autocast,
+                        step: int | None) -> dict[str, Tensor]:
+    """Eq (9) for D_x and D_y on real images and pooled past fakes; one optimiser step."""
+    gan, D_x, D_y = GANLoss(c.gan_loss), models["D_x"], models["D_y"]
+    opt.zero_grad(set_to_none=True)
+    old_y = pools["y"].query(fake_y) if pools else fake_y
+    old_x = pools["x"].query(fake_x) if pools else fake_x
     with autocast:
-        d = {"D_y": 0.5 * (gan(D_y(y), True) + gan(D_y(old_y), False)),
-             "D_x": 0.5 * (gan(D_x(x), True) + gan(D_x(old_x), False))}
+        d = {"D_y": 0.5 * (gan(D_y(batch["y"]), True) + gan(D_y(old_y), False)),
+             "D_x": 0.5 * (gan(D_x(batch["x"]), True) + gan(D_x(old_x), False))}
     _check_losses(d, step)
     (d["D_x"] + d["D_y"]).backward()
-    optimisers["D"].step()
-    logs = {k: float(v.detach()) for k, v in {**terms, "loss_G": loss_G, **d}.items()}
-    if not c.condition_G:  # monitor only: how far G's colours are from y's (no gradient)
-        with torch.no_grad():
-            h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth)
-            logs["hist_y"] = float(colour_loss(fake_y.detach(), x_mask, h_y, c.bins, c.bandwidth, c.hist_kind))
-    return logs
+    opt.step()
+    return d
 
 
 # ---- data ----------------------------------------------------------------------------------------

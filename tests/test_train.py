@@ -102,6 +102,15 @@ def test_train_step_every_variant_finite(variant):
         assert not torch.equal(before, models["G"].out[1].weight)
 
 
+def test_train_step_bf16_autocast_on_cpu():
+    c = make_config("quick", variant="histgan_bi", amp=True)
+    torch.manual_seed(0)
+    models = build_models(c)
+    logs = train.train_step(models, train.make_optimisers(models, c), _batch(), c, amp_dtype=torch.bfloat16)
+    assert all(math.isfinite(v) for v in logs.values())
+    assert next(models["G"].parameters()).dtype == torch.float32  # autocast: float32 master weights
+
+
 def test_nan_loss_stops_with_its_name_and_step_and_no_update():
     c = make_config("quick", variant="cyclegan")
     torch.manual_seed(0)
@@ -264,3 +273,28 @@ def test_ddp_two_process_gloo_and_resume_in_one(data, tmp_path):
                     batch_size=1)
     train.fit(c, resume=True, progress=False)  # the rank-0 checkpoint continues in one process
     assert load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")["step"] == 6
+
+
+def test_runtime_device_amp_seed_and_rng_state():
+    import random
+
+    import numpy as np
+
+    from histgan.runtime import autocast_dtype, get_rng_state, seed_everything, select_device, set_rng_state
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype(True, cpu) == torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cuda")) == torch.bfloat16 and autocast_dtype(False, cpu) is None
+    if not torch.cuda.is_available():
+        assert select_device("auto").type in ("cpu", "mps")
+        with pytest.raises(HistganError, match="no CUDA GPU"):
+            select_device("cuda:0")
+    with pytest.raises(HistganError, match="not a device name"):
+        select_device("tpu")
+    seed_everything(5)
+    first = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    seed_everything(5)
+    state = get_rng_state()
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == first
+    set_rng_state(state)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == first
