@@ -12,6 +12,7 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -24,7 +25,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_path
 
 __all__ = ["save_checkpoint", "load_checkpoint", "list_checkpoints", "checkpoint_path", "rotate_checkpoints",
-           "load_latest_good", "RunLock", "ENVELOPE"]
+           "load_latest_good", "write_run_checkpoint", "RunLock", "ENVELOPE"]
 
 _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -127,6 +128,20 @@ def rotate_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
         return
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def write_run_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write ``RUN/checkpoints/step_XXXXXX.pt``, copy it to ``latest.pt`` (both atomic), keep ``keep``.
+
+    A process killed between the two writes leaves ``latest.pt`` one checkpoint behind: resuming
+    from it redoes those steps and reaches the same weights. Returns the numbered checkpoint's path.
+    """
+    path = checkpoint_path(run_dir, step)
+    save_checkpoint(path, state)
+    with atomic_path(Path(run_dir) / "checkpoints" / "latest.pt") as tmp:
+        shutil.copyfile(path, tmp)
+    rotate_checkpoints(run_dir, keep)
+    return path
 
 
 def load_latest_good(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu"

@@ -23,11 +23,10 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
-from histgan.checkpoint import (RunLock, checkpoint_path, list_checkpoints, load_latest_good,
-                                rotate_checkpoints, save_checkpoint)
+from histgan.checkpoint import RunLock, list_checkpoints, load_latest_good, write_run_checkpoint
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
-from histgan.io import atomic_path, atomic_write_json, atomic_write_text
+from histgan.io import atomic_write_json, atomic_write_text
 from histgan.losses import GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, total_loss
 from histgan.networks import build_models
 from histgan.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
@@ -353,18 +352,12 @@ def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers,
 
 
 def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, pools, dist: Distributed) -> None:
-    """Checkpoint ``step`` (numbered and ``latest.pt``, both atomic) and drop old numbered ones."""
-    import shutil
-
+    """Checkpoint ``step``: models, optimisers (their lr follows from the step), pools, RNG states."""
     state = {"format": 1, "step": step, "config": config.to_dict(), "world_size": dist.world_size,
              "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
              "optimisers": {k: opt.state_dict() for k, opt in optimisers.items()},
              "pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state()}
-    path = checkpoint_path(run_dir, step)
-    save_checkpoint(path, state)
-    with atomic_path(run_dir / "checkpoints" / "latest.pt") as tmp:  # killed before this: resume redoes steps
-        shutil.copyfile(path, tmp)
-    rotate_checkpoints(run_dir, config.keep_checkpoints)
+    write_run_checkpoint(run_dir, step, state, config.keep_checkpoints)
 
 
 def _sample_batch(dataset, device: torch.device, n: int = 4) -> dict[str, Tensor]:
