@@ -256,6 +256,9 @@ class _SoftHistogram(torch.autograd.Function):
             if wb is not None:
                 s.mul_(wb.reshape(-1, 1))
             rb = rs.stop - rs.start
+            if J == 1:  # every window holds all K + 1 edges (K <= 35 at B = L): a plain sum
+                table[rs, 0] += s.view(rb, -1, E).sum(1, dtype=acc)
+                continue
             index = (j0 + torch.arange(rb, device=z.device).unsqueeze(1) * J).reshape(-1)
             _accumulate_rows(table[rs].view(rb * J, E), index, s.to(acc))
             below[rs].view(rb * J).index_add_(0, index, ones[: len(index)] if wb is None else wb.reshape(-1).to(acc))
@@ -280,9 +283,12 @@ class _SoftHistogram(torch.autograd.Function):
             j0, u = _window(zb, bins, B, E)
             s = (u - offsets).sigmoid_()
             rb = rs.stop - rs.start
-            index = (j0 + torch.arange(rb, device=z.device).unsqueeze(1) * J).reshape(-1)
-            gw = g_windows[rs].reshape(rb * J, E).index_select(0, index)
-            d = torch.ops.aten.sigmoid_backward(gw, s).sum(1).reshape(zb.shape)  # Σ_m g'_m σ'_m
+            if J == 1:  # one window for all pixels of a row: broadcast it
+                gw, s = g_windows[rs], s.view(rb, -1, E)
+            else:
+                index = (j0 + torch.arange(rb, device=z.device).unsqueeze(1) * J).reshape(-1)
+                gw = g_windows[rs].reshape(rb * J, E).index_select(0, index)
+            d = torch.ops.aten.sigmoid_backward(gw, s).sum(-1).reshape(zb.shape)  # Σ_m g'_m σ'_m
             grad_z[rs, ps] = d if wb is None else d * wb
         return grad_z, None, None, None, None
 
