@@ -4,23 +4,23 @@ A CycleGAN whose generators take the colour histogram of a reference image, trai
 differentiable (KDE) histogram loss and evaluated by CIE L*a*b* colour difference graded on the
 Japanese Industrial Standard scale.
 
-Paper ↔ code
-------------
-=================  ==========================  ==============================================
-paper              code                        meaning
-=================  ==========================  ==============================================
-X, Y               domain ``A``, ``B`` folders simulator renders, real photographs
-G: X → Y           ``G``                       generator, takes Y_ref's colour code
-F: Y → X           ``F``                       generator, takes X_ref's colour code (bi only)
-D_X, D_Y           ``D_x``, ``D_y``            PatchGAN discriminators
-I(x) ∈ [-1, 1]     ``images``                  pixel values in model space
-K, B, L            ``bins``, ``bandwidth``     bin count, KDE bandwidth, bin width 2/K
-P_I(k), eq (3)     ``soft_histogram``          differentiable histogram ``(N, 3, K)``
-h_ref, h_fake      ``h_ref``, ``h_fake``       reference / generated histograms
-L_hist, eq (6)     ``histogram_loss``          Σ_c ‖h_fake^c − h_ref^c‖₂
-λ_gan … λ_hist     ``lambda_gan`` …            loss weights of eq (7)
-ΔE, eq (12)        ``delta_e``                 distance of mean L*a*b* colours
-=================  ==========================  ==============================================
+.. rubric:: Paper ↔ code (the book's notation page renders this table)
+
+=================  =============================  ==============================================
+paper              code                           meaning
+=================  =============================  ==============================================
+X, Y               domain ``A``, ``B`` folders    simulator renders, real photographs
+G: X → Y           ``G``                          generator, takes Y_ref's colour code
+F: Y → X           ``F``                          generator, takes X_ref's colour code (bi only)
+D_X, D_Y           ``D_x``, ``D_y``               PatchGAN discriminators
+I(x) ∈ [-1, 1]     ``images``                     pixel values in model space
+K, B, L            ``bins``, ``bandwidth``        bin count, KDE bandwidth, bin width 2/K
+P_I(k), eq (3)     ``soft_histogram``             differentiable histogram ``(N, 3, K)``
+h_ref, h_fake      ``h_ref``, ``h_fake``          reference / generated histograms
+L_hist, eq (6)     ``histogram_loss``             Σ_c ‖h_fake^c − h_ref^c‖₂
+λ_gan … λ_hist     ``lambda_gan`` …               loss weights of eq (7)
+ΔE, eq (12)        ``delta_e``                    distance of mean L*a*b* colours
+=================  =============================  ==============================================
 """
 
 from histgan.histogram import (

@@ -1,0 +1,370 @@
+"""The main job, ``make book`` = ``python -m histgan.book``: data → executed notebooks → HTML book.
+
+Stages run in order, each announced by a progress line (``[2/4] notebook 01_histogram ...``):
+
+1. ``data`` — the synthetic knee benchmark (:func:`histgan.synthetic.write_dataset`, ``cpu`` preset)
+   into ``data/synthetic/``.
+2. one stage per entry of :data:`NOTEBOOKS` — ``notebooks/NN_name.py`` converted with jupytext and
+   executed with papermill with the main job's parameters (injected into the notebook's
+   ``parameters`` cell) into ``book/executed/NN_name.ipynb``, execution metadata stripped. The
+   notebook runs in ``notebooks/`` (as in JupyterLab and under nbval); path parameters are absolute.
+3. ``book`` — ``jupyter-book build . -W -n --keep-going`` (warnings are errors) into ``_build/html``.
+
+Every stage is skipped when its outputs exist and its *key* is unchanged: a hash of its parameters,
+the contents of its input files (the notebook, the package's sources, the book's pages) and the keys
+of the stages it reads. A second ``make book`` therefore only redoes what changed. ``--force``
+ignores the keys.
+
+``--quick`` runs the same pipeline with each notebook's quick parameters and the ``quick`` data
+preset in a scratch folder (``--workdir``, default a new temporary folder): a smoke test of the
+whole job in about a minute. ``--refresh-notebooks`` re-executes ``notebooks/*.ipynb`` in place with
+their own (quick) defaults: the reference outputs nbval compares against.
+
+Adding a notebook to the book is one line in :data:`NOTEBOOKS` (and one in ``_toc.yml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from histgan.errors import HistganError
+from histgan.io import atomic_path, atomic_write_json
+
+__all__ = ["NotebookStage", "NOTEBOOKS", "Job", "Stage", "make_job", "stages", "run", "execute_notebook",
+           "strip_notebook", "refresh_notebooks", "main"]
+
+#: The repository root (the folder holding ``_config.yml``, ``notebooks/`` and ``book/``).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class NotebookStage:
+    """One notebook of the book and the parameters the main job runs it with."""
+
+    name: str  # file stem in notebooks/, e.g. "01_histogram"; executed to book/executed/<name>.ipynb
+    main: dict[str, Any]  # main-job parameters; "{data}", "{runs}", "{preset}" in strings are filled in
+    quick: dict[str, Any] = field(default_factory=dict)  # parameters of --quick (besides the defaults)
+    needs: tuple[str, ...] = ()  # names of earlier stages whose outputs the notebook reads ("data", ...)
+    title: str = ""  # what the progress line says the notebook does
+
+
+#: The book's notebooks, in order: (notebook, parameters) stages of the main job.
+NOTEBOOKS: tuple[NotebookStage, ...] = (
+    NotebookStage("01_histogram", main={"image_size": 256, "match_size": 128, "match_steps": 300},
+                  quick={"image_size": 96}, title="the differentiable colour histogram"),
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Where one run of the pipeline reads and writes."""
+
+    root: Path  # sources: notebooks/, histgan/ and the book's pages
+    site: Path  # the folder jupyter-book builds: root for the main job, a scratch copy for --quick
+    quick: bool  # quick parameters and data preset instead of the main job's
+    force: bool = False  # redo every stage even when its key is unchanged
+    preset: str = "cpu"  # data and training preset of the main job: "cpu" (default) or "paper" (GPU)
+
+    @property
+    def data(self) -> Path:
+        return self.site / "data" / ("synthetic" if self.preset in ("cpu", "quick") else f"synthetic-{self.preset}")
+
+    @property
+    def runs(self) -> Path:
+        return self.site / "runs" / {"cpu": "main"}.get(self.preset, self.preset)
+
+    @property
+    def executed(self) -> Path:
+        return self.site / "book" / "executed"
+
+    @property
+    def html(self) -> Path:
+        return self.site / "_build" / "html"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of the pipeline: skipped when ``outputs`` exist and the key stored beside them matches."""
+
+    name: str  # short name other stages refer to in their ``needs``
+    label: str  # what the progress line prints
+    action: Callable[[], None]  # does the work (writes the outputs atomically)
+    outputs: tuple[Path, ...]  # files or folders the stage produces
+    inputs: tuple[Path, ...]  # files whose contents the key hashes
+    params: dict[str, Any]  # parameters the key hashes
+    needs: tuple[str, ...] = ()  # stages whose keys enter this stage's key
+
+
+# ---- keys -------------------------------------------------------------------------------------------
+
+
+def _digest(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(set(paths)):
+        h.update(str(path).encode())
+        h.update(path.read_bytes() if path.is_file() else b"<missing>")
+    return h.hexdigest()
+
+
+def _package_sources(root: Path) -> list[Path]:
+    return sorted((root / "histgan").glob("*.py"))
+
+
+def _stamp_path(job: Job, stage: Stage) -> Path:
+    return job.site / "_build" / ".stages" / f"{stage.name}.json"
+
+
+def _key(stage: Stage, upstream: dict[str, str]) -> str:
+    record = {"params": stage.params, "inputs": _digest(stage.inputs),
+              "needs": {n: upstream.get(n, "") for n in stage.needs}}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---- notebooks --------------------------------------------------------------------------------------
+
+
+def strip_notebook(nb: Any) -> Any:
+    """Remove what changes on every execution (timestamps, durations, papermill's run record).
+
+    Args:
+        nb: an ``nbformat.NotebookNode``; modified in place.
+
+    Returns:
+        the same notebook.
+    """
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+def execute_notebook(source: Path, dest: Path, parameters: dict[str, Any] | None, cwd: Path,
+                     progress: bool = True) -> None:
+    """Convert ``source`` (py:percent) with jupytext, execute it with papermill, strip it, write ``dest``.
+
+    The notebook is executed into ``dest`` with the suffix ``.running.ipynb`` first, so a failed run
+    leaves the partly executed notebook there to read; ``dest`` itself is replaced only on success.
+
+    Args:
+        source: ``notebooks/NN_name.py`` (or an ``.ipynb``).
+        dest: the executed notebook to write.
+        parameters: values injected after the ``parameters`` cell; ``None`` or ``{}`` injects nothing.
+        cwd: working directory of the kernel.
+        progress: show papermill's cell progress bar and the notebook's own output (stdout/stderr).
+    """
+    import jupytext
+    import nbformat
+    import papermill
+
+    nb = jupytext.read(source)
+    running = dest.with_name(dest.stem + ".running.ipynb")
+    running.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        executed = papermill.execute_notebook(
+            nb, str(running), parameters=parameters or None, cwd=str(cwd), kernel_name="python3",
+            progress_bar=progress, stdout_file=sys.stdout if progress else None,
+            stderr_file=sys.stderr if progress else None)
+    except papermill.PapermillExecutionError as exc:
+        raise HistganError(f"notebook {source.name} failed in cell {exc.exec_count}: {exc.ename}: "
+                           f"{exc.evalue}; the partly executed notebook is {running}") from None
+    with atomic_path(dest) as tmp:
+        nbformat.write(strip_notebook(executed), str(tmp))
+    running.unlink(missing_ok=True)
+
+
+def refresh_notebooks(root: Path = ROOT, names: Sequence[str] = ()) -> list[Path]:
+    """Re-execute ``notebooks/*.ipynb`` in place with their own defaults (the nbval reference outputs).
+
+    Each ``.py`` is the source: ``jupytext --to ipynb --update`` carries its cells into the paired
+    ``.ipynb`` (keeping cell ids), which papermill then executes without injecting parameters.
+
+    Args:
+        root: the repository root.
+        names: notebook stems to refresh; empty means every ``notebooks/*.py``.
+
+    Returns:
+        the notebooks written.
+    """
+    sources = [root / "notebooks" / f"{n}.py" for n in names] or sorted((root / "notebooks").glob("*.py"))
+    for source in sources:
+        if not source.is_file():
+            raise HistganError(f"{source} does not exist; names are notebook stems such as 01_histogram")
+        print(f"refreshing {source.with_suffix('.ipynb')} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--update", str(source)],
+                       check=True)
+        execute_notebook(source.with_suffix(".ipynb"), source.with_suffix(".ipynb"), None, source.parent)
+    return [s.with_suffix(".ipynb") for s in sources]
+
+
+def _format(value: Any, folders: dict[str, str]) -> Any:
+    return value.format(**folders) if isinstance(value, str) else value
+
+
+def _notebook_stage(job: Job, spec: NotebookStage) -> Stage:
+    folders = {"data": str(job.data), "runs": str(job.runs), "preset": job.preset}
+    params = {k: _format(v, folders) for k, v in (spec.quick if job.quick else spec.main).items()}
+    source = job.root / "notebooks" / f"{spec.name}.py"
+    dest = job.executed / f"{spec.name}.ipynb"
+    return Stage(name=spec.name, label=f"notebook {spec.name}" + (f" ({spec.title})" if spec.title else ""),
+                 action=lambda: execute_notebook(source, dest, params, source.parent),
+                 outputs=(dest,), inputs=(source, *_package_sources(job.root)), params=params,
+                 needs=spec.needs)
+
+
+# ---- data and the book ------------------------------------------------------------------------------
+
+
+def _data_stage(job: Job) -> Stage:
+    from histgan.synthetic import PRESETS
+
+    preset = job.preset
+    spec = PRESETS[preset]
+    params = {"preset": preset, "size": spec.size, "n_train": spec.n_train, "n_test": spec.n_test, "seed": 0}
+
+    def action() -> None:
+        from histgan.synthetic import write_dataset
+
+        write_dataset(job.data, size=spec.size, n_train=spec.n_train, n_test=spec.n_test, seed=0)
+
+    sources = [job.root / "histgan" / f"{m}.py" for m in ("synthetic", "render")]
+    return Stage(name="data", label=f"data: synthetic knees ({preset} preset) into {job.data}", action=action,
+                 outputs=(job.data / "meta.json",), inputs=tuple(sources), params=params)
+
+
+def _book_sources(root: Path) -> list[Path]:
+    pages = [p for p in (root / "book").rglob("*") if p.is_file() and "executed" not in p.parts
+             and "offline" not in p.parts]
+    return [root / "_config.yml", root / "_toc.yml", *pages]
+
+
+def _copy_book_sources(job: Job) -> None:
+    """For --quick: copy the book's pages and configuration into the scratch site."""
+    for path in _book_sources(job.root) + [job.root / "package.json", job.root / "package-lock.json"]:
+        if path.is_file():
+            dest = job.site / path.relative_to(job.root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+    offline = job.root / "book" / "_static" / "offline"
+    if offline.is_dir():  # reuse the npm assets the repository already fetched
+        shutil.copytree(offline, job.site / "book" / "_static" / "offline", dirs_exist_ok=True)
+
+
+def build_book(site: Path) -> Path:
+    """``jupyter-book build <site> -W -n --keep-going``; returns the built ``index.html``.
+
+    Raises:
+        HistganError: when the build fails or warns (warnings are errors), with the log's tail.
+    """
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(site), "-W", "-n", "--keep-going"]
+    done = subprocess.run(cmd, cwd=site, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+        raise HistganError(f"the book build failed (warnings are errors): {' '.join(cmd)}\n{tail}")
+    return site / "_build" / "html" / "index.html"
+
+
+def _book_stage(job: Job, notebook_names: Sequence[str]) -> Stage:
+    return Stage(name="book", label=f"book: jupyter-book build -W into {job.html}",
+                 action=lambda: build_book(job.site), outputs=(job.html / "index.html",),
+                 inputs=tuple(_book_sources(job.site)), params={}, needs=tuple(notebook_names))
+
+
+# ---- the pipeline -----------------------------------------------------------------------------------
+
+
+def make_job(quick: bool = False, workdir: Path | None = None, force: bool = False, root: Path = ROOT,
+             preset: str = "cpu") -> Job:
+    """The main job (the book in ``root``, with the ``cpu`` or ``paper`` preset) or, with ``quick``, a smoke
+    run with the ``quick`` preset in ``workdir`` (default: a new temporary folder), which gets a copy of the
+    book's pages."""
+    if preset not in ("cpu", "paper"):
+        raise ValueError(f"preset must be 'cpu' or 'paper' (--quick is the quick one), got {preset!r}")
+    if not quick:
+        return Job(root=root, site=root, quick=False, force=force, preset=preset)
+    site = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="histgan-book-"))
+    job = Job(root=root, site=site.resolve(), quick=True, force=force, preset="quick")
+    _copy_book_sources(job)
+    return job
+
+
+def stages(job: Job) -> list[Stage]:
+    """The pipeline's stages in order: data (if a notebook needs it), the notebooks, the book."""
+    notebook_stages = [_notebook_stage(job, spec) for spec in NOTEBOOKS]
+    needs_data = any("data" in s.needs for s in notebook_stages)
+    first = [_data_stage(job)] if needs_data else []
+    return first + notebook_stages + [_book_stage(job, [s.name for s in notebook_stages])]
+
+
+def run(job: Job, only: Sequence[str] = ()) -> Path:
+    """Run (or skip, when up to date) every stage of :func:`stages`; returns the book's ``index.html``.
+
+    Args:
+        job: where to read and write (:func:`make_job`).
+        only: stage names to consider; the others are neither run nor checked (default: all).
+    """
+    todo = stages(job)
+    unknown = sorted(set(only) - {s.name for s in todo})
+    if unknown:
+        raise HistganError(f"unknown stage(s) {unknown}; the stages are {[s.name for s in todo]}")
+    keys: dict[str, str] = {}
+    start = time.monotonic()
+    for i, stage in enumerate(todo, 1):
+        key = _key(stage, keys)
+        keys[stage.name] = key
+        if only and stage.name not in only:
+            continue
+        stamp = _stamp_path(job, stage)
+        current = stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")).get("key") == key
+        if current and not job.force and all(p.exists() for p in stage.outputs):
+            print(f"[{i}/{len(todo)}] {stage.label}: up to date, skipped", flush=True)
+            continue
+        print(f"[{i}/{len(todo)}] {stage.label} ...", flush=True)
+        t0 = time.monotonic()
+        stage.action()
+        atomic_write_json(stamp, {"key": key, "params": stage.params, "seconds": round(time.monotonic() - t0, 1)})
+        print(f"[{i}/{len(todo)}] {stage.label}: done in {time.monotonic() - t0:.0f} s", flush=True)
+    index = job.html / "index.html"
+    print(f"total {time.monotonic() - start:.0f} s. The book: {index}  (open file://{index})", flush=True)
+    return index
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m histgan.book``; returns the exit code (2 for errors a user can fix)."""
+    parser = argparse.ArgumentParser(prog="python -m histgan.book", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: quick parameters, scratch folder")
+    parser.add_argument("--workdir", type=Path, help="scratch folder of --quick (default: a new temporary one)")
+    parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
+                        help="data and training size: cpu (default, ≤ 40 min on 2 cores) or paper (GPU)")
+    parser.add_argument("--force", action="store_true", help="redo every stage even if up to date")
+    parser.add_argument("--only", nargs="+", default=(), metavar="STAGE", help="run only these stages")
+    parser.add_argument("--refresh-notebooks", nargs="*", metavar="NAME",
+                        help="re-execute notebooks/*.ipynb in place with their quick defaults (nbval references)")
+    args = parser.parse_args(argv)
+    try:
+        if args.refresh_notebooks is not None:
+            refresh_notebooks(ROOT, args.refresh_notebooks)
+            return 0
+        run(make_job(args.quick, args.workdir, args.force, preset=args.preset), args.only)
+        return 0
+    except KeyboardInterrupt:
+        print("histgan.book: interrupted", file=sys.stderr)
+        return 130
+    except (HistganError, ValueError, FileNotFoundError) as exc:
+        print(f"histgan.book: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

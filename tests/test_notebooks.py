@@ -1,0 +1,182 @@
+"""The book's notebooks: paired files in step, nbval against the reference outputs, papermill runs,
+the book built from them with warnings as errors, and the main job's bookkeeping (histgan.book).
+
+``make test`` (plain ``pytest``) runs nbval through :func:`test_nbval_reference_outputs`: a pytest
+subprocess with ``--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg`` on
+each committed ``notebooks/*.ipynb``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from histgan import book
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+SOURCES = sorted(NOTEBOOK_DIR.glob("*.py"))
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def _cells(path: Path) -> list[tuple[str, str]]:
+    import jupytext
+
+    nb = jupytext.read(path)
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def test_every_notebook_is_paired_and_listed():
+    assert SOURCES, "no notebooks/*.py found"
+    listed = {spec.name for spec in book.NOTEBOOKS}
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    for source in SOURCES:
+        assert source.with_suffix(".ipynb").is_file(), f"{source.name} has no paired .ipynb (jupytext --to ipynb)"
+        assert source.stem in listed, f"{source.stem} is not a stage in histgan.book.NOTEBOOKS"
+        assert f"book/executed/{source.stem}" in toc, f"{source.stem} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
+def test_py_and_ipynb_have_not_drifted(source):
+    assert source.with_suffix(".ipynb").is_file(), f"{source.name} has no paired .ipynb"
+    py, ipynb = _cells(source), _cells(source.with_suffix(".ipynb"))
+    assert len(py) == len(ipynb), (f"{source.name}: {len(py)} cells, its .ipynb {len(ipynb)}; run "
+                                   f"python -m histgan.book --refresh-notebooks {source.stem}")
+    for i, (a, b) in enumerate(zip(py, ipynb)):
+        assert a == b, f"{source.name}: cell {i} differs from the .ipynb; refresh it (see above)"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
+def test_notebook_defines_no_code_and_has_parameters(source):
+    import jupytext
+
+    nb = jupytext.read(source)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "the .py header needs the kernelspec"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters' (papermill)"
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        assert not defined, f"{source.name} defines {defined}: code lives in the package, notebooks call it"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), "a title first"
+
+
+def test_strip_notebook_removes_run_records():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"duration": 1.0}
+    cell = nbformat.v4.new_code_cell("1")
+    cell.metadata.update({"papermill": {"duration": 0.1}, "execution": {"iopub.status.busy": "2026"},
+                          "tags": ["parameters"]})
+    nb.cells.append(cell)
+    out = book.strip_notebook(nb)
+    assert "papermill" not in out.metadata
+    assert dict(out.cells[0].metadata) == {"tags": ["parameters"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", [s.with_suffix(".ipynb") for s in SOURCES], ids=_ids(SOURCES))
+def test_nbval_reference_outputs(notebook):
+    """Re-execute the committed notebook and compare every output with its reference (nbval)."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--nbval",
+           "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "600",
+           str(notebook)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, f"nbval failed for {notebook.name}:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="module")
+def quick_book(tmp_path_factory):
+    """The whole pipeline with --quick in a scratch folder: papermill with injected parameters, then
+    jupyter-book with -W. Skips when the book's browser assets cannot be fetched (no npm)."""
+    import shutil
+
+    if shutil.which("npm") is None and not (ROOT / "book" / "_static" / "offline").is_dir():
+        pytest.skip("npm not found: the book build fetches MathJax and the widget manager with npm ci")
+    job = book.make_job(quick=True, workdir=tmp_path_factory.mktemp("quick-book"))
+    index = book.run(job)
+    return job, index
+
+
+@pytest.mark.slow
+def test_papermill_runs_every_notebook_with_injected_parameters(quick_book):
+    import nbformat
+
+    job, _ = quick_book
+    for spec in book.NOTEBOOKS:
+        nb = nbformat.read(job.executed / f"{spec.name}.ipynb", as_version=4)
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.output_type == "error"]
+        assert not errors, f"{spec.name}: {errors[0].ename}: {errors[0].evalue}"
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        if spec.quick:
+            assert len(injected) == 1, f"{spec.name}: papermill injected no parameters"
+            for key, value in spec.quick.items():
+                assert f"{key} = {value!r}" in injected[0].source
+        assert "papermill" not in nb.metadata and all("execution" not in c.metadata for c in nb.cells)
+
+
+@pytest.mark.slow
+def test_book_builds_from_executed_notebooks_with_warnings_as_errors(quick_book):
+    job, index = quick_book
+    assert index == job.html / "index.html" and index.is_file()
+    for spec in book.NOTEBOOKS:
+        page = job.html / "book" / "executed" / f"{spec.name}.html"
+        assert page.is_file(), f"{page} was not built"
+    html = (job.html / "book" / "executed" / "01_histogram.html").read_text(encoding="utf-8")
+    assert 'class="eqno">(5)' in html, "the labelled equations are numbered"
+    assert "**Source**" not in html and "histgan.histogram.soft_histogram" in html, "source listings render"
+    notation = (job.html / "book" / "notation.html").read_text(encoding="utf-8")
+    assert "soft_histogram" in notation and "<table" in notation, "the paper-to-code table renders"
+
+
+@pytest.mark.slow
+def test_second_run_skips_every_stage(quick_book, capsys):
+    job, _ = quick_book
+    stamps = {p.name: p.read_text() for p in (job.site / "_build" / ".stages").glob("*.json")}
+    book.run(job)
+    out = capsys.readouterr().out
+    assert out.count("up to date, skipped") == len(book.stages(job)), out
+    assert stamps == {p.name: p.read_text() for p in (job.site / "_build" / ".stages").glob("*.json")}
+
+
+def test_stage_key_changes_with_parameters_and_inputs(tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_text("one")
+    stage = book.Stage(name="s", label="s", action=lambda: None, outputs=(), inputs=(source,), params={"x": 1})
+    key = book._key(stage, {})
+    assert key == book._key(stage, {})
+    assert key != book._key(book.Stage(**{**stage.__dict__, "params": {"x": 2}}), {})
+    source.write_text("two")
+    assert key != book._key(stage, {})
+
+
+def test_unknown_stage_and_missing_notebook_are_errors_for_people(tmp_path, capsys):
+    assert book.main(["--only", "no_such_stage", "--quick", "--workdir", str(tmp_path)]) == 2
+    assert "unknown stage(s) ['no_such_stage']" in capsys.readouterr().err
+    assert book.main(["--refresh-notebooks", "99_missing"]) == 2
+    assert "99_missing.py does not exist" in capsys.readouterr().err
+
+
+def test_main_job_parameters_are_json_and_known_to_the_notebook():
+    import jupytext
+
+    for spec in book.NOTEBOOKS:
+        json.dumps(spec.main), json.dumps(spec.quick)
+        nb = jupytext.read(NOTEBOOK_DIR / f"{spec.name}.py")
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        names = {t.id for n in ast.parse(cell.source).body if isinstance(n, ast.Assign) for t in n.targets}
+        unknown = (set(spec.main) | set(spec.quick)) - names
+        assert not unknown, f"{spec.name}: parameters {sorted(unknown)} are not in its parameters cell"
