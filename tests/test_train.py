@@ -180,7 +180,7 @@ def test_missing_data_folder(tmp_path):
 
 def _cli_train(data, out, *extra):
     return [sys.executable, "-m", "histgan", "train", "--variant", "histgan_bi", "--preset", "quick",
-            "--data", str(data), "--out", str(out), "--steps", "16", "--no-progress", *extra]
+            "--data", str(data), "--out", str(out), "--steps", "12", "--no-progress", *extra]
 
 
 def _weights(run):
@@ -212,14 +212,14 @@ def test_sigkill_then_resume_is_bit_identical(data, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     killed_at = load_checkpoint(tmp_path / "cut" / "checkpoints" / "latest.pt")["step"]
-    assert 4 <= killed_at < 16  # latest.pt is copied from step_000008.pt just after it appears
+    assert 4 <= killed_at < 12  # latest.pt is copied from step_000008.pt just after it appears
     assert (tmp_path / "cut" / "train.lock").exists()  # left behind by the killed process
     resumed = subprocess.run(_cli_train(data, tmp_path / "cut", "--resume"), env=ENV, capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_state(_weights(tmp_path / "whole"), _weights(tmp_path / "cut"))
     steps = [json.loads(s)["step"] for s in (tmp_path / "cut" / "losses.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, 17))
+    assert steps == list(range(1, 13))
 
 
 def test_resume_from_a_corrupt_latest_falls_back(data, tmp_path):
