@@ -1,0 +1,238 @@
+"""One training step side by side: the cost of the colour constraint and the ``cpu`` preset's fast paths.
+
+    python benchmarks/bench_train_step.py variants            # 4 variants at 64² and 256² (~5 min)
+    python benchmarks/bench_train_step.py options             # cpu preset: bf16, threads, compile, batch
+    python benchmarks/bench_train_step.py colour --steps 300  # bf16 vs fp32 colour results (trains twice)
+    python benchmarks/bench_train_step.py variants options --quick
+
+``variants``: one :func:`histgan.train.train_step` (G/F then D_x/D_y, Adam, image pool) of each
+variant at the ``cpu`` preset's network and size, and the same network at 256², interleaved in one
+process (median of ``--reps``); ratios to plain ``cyclegan`` and to ``cyclegan_sn`` (the colour
+constraint alone: histogram encoders, code injection and eq 6, on top of spectral norm).
+
+``options``: images/s of the ``cpu`` preset's ``histgan_bi`` step under each option, interleaved
+(each option owns its models, all from the same seed), as a ratio to the fp32 eager step with the
+default threads. The batch is synthetic (random images, disc masks): timing does not depend on it.
+
+``colour``: trains ``histgan_bi`` on the synthetic ``cpu`` data set twice from the same seed, fp32
+and bf16 autocast (the histogram and the losses stay float32 in both), evaluates ΔE on the test
+pairs, and also runs the fp32 model's inference under bf16 autocast.
+
+Results go to ``benchmarks/results/train_step.json`` (merged by section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see bench_histogram.py: shared, oversubscribed CPUs
+
+import torch  # noqa: E402
+
+from histgan.config import VARIANTS, make_config  # noqa: E402
+from histgan.io import atomic_write_json  # noqa: E402
+from histgan.networks import build_models  # noqa: E402
+from histgan.train import ImagePool, make_optimisers, train_step  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
+
+
+def synthetic_batch(batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random images in [-1, 1] with a centred disc as the foreground mask of both domains."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    disc = (((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (0.35 * size) ** 2).float().expand(batch, 1, size, size)
+    return {"x": torch.rand(batch, 3, size, size, generator=g) * 2 - 1, "y": torch.rand(batch, 3, size, size, generator=g) * 2 - 1,
+            "x_mask": disc.clone(), "y_mask": disc.clone()}
+
+
+class Trainer:
+    """Models, optimisers, pools and a batch for one configuration; ``step()`` runs one ``train_step``."""
+
+    def __init__(self, config, amp: bool = False, threads: int | None = None, compile: bool = False) -> None:
+        torch.manual_seed(config.seed)
+        self.config, self.threads = config, threads or torch.get_num_threads()
+        self.models = build_models(config)
+        self.optimisers = make_optimisers(self.models, config)
+        self.pools = {"x": ImagePool(config.pool_size), "y": ImagePool(config.pool_size)}
+        self.batch = synthetic_batch(config.batch_size, config.image_size)
+        self.amp_dtype = torch.bfloat16 if amp else None
+        self.compile_s = None
+        if compile:
+            self.models = {k: torch.compile(m) for k, m in self.models.items()}
+
+    def step(self) -> tuple[float, float]:
+        """Wall and CPU seconds (all threads) of one step; the thread count is set for it and restored."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            t, c = time.perf_counter(), time.process_time()
+            train_step(self.models, self.optimisers, self.batch, self.config, self.pools, self.amp_dtype)
+            return time.perf_counter() - t, time.process_time() - c
+        finally:
+            torch.set_num_threads(before)
+
+
+def interleaved(trainers: dict[str, Trainer], reps: int, warmup: int = 2) -> dict[str, list[tuple[float, float]]]:
+    """Per name: (wall, CPU) seconds of ``reps`` steps, one step of every trainer per repetition."""
+    first: dict[str, float] = {}
+    for name, tr in list(trainers.items()):
+        try:
+            first[name] = sum(tr.step()[0] for _ in range(warmup))  # includes compilation, if any
+        except Exception as exc:  # torch.compile can fail on a platform: report it, keep the others
+            print(f"{name}: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}), skipped")
+            del trainers[name]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in trainers}
+    for _ in range(reps):
+        for name, tr in trainers.items():
+            times[name].append(tr.step())
+    for name, tr in trainers.items():
+        tr.compile_s = first[name]
+    return times
+
+
+def _summary(times: dict[str, list[tuple[float, float]]], base: str, images: dict[str, int]) -> list[dict]:
+    """Medians of wall and CPU seconds, images/s and ratios to ``base`` (time) or from it (throughput)."""
+    med = {name: [statistics.median(t[i] for t in runs) for i in (0, 1)] for name, runs in times.items()}
+    rows = []
+    for name, runs in times.items():
+        (w, c), (bw, bc) = med[name], med[base]
+        rows.append({"name": name, "median_s": w, "median_cpu_s": c, "runs": runs, "images_per_s": images[name] / w,
+                     "time_ratio": w / bw, "cpu_ratio": c / bc,
+                     "throughput_ratio": (images[name] / w) / (images[base] / bw),
+                     "cpu_throughput_ratio": (images[name] / c) / (images[base] / bc)})
+    return rows
+
+
+def bench_variants(size: int, reps: int) -> list[dict]:
+    """One step of each variant at the cpu preset's network and ``size``; ratios to ``cyclegan``."""
+    trainers = {v: Trainer(make_config("cpu", variant=v, image_size=size)) for v in VARIANTS}
+    times = interleaved(trainers, reps)
+    rows = _summary(times, "cyclegan", {v: 1 for v in times})
+    sn = next(r for r in rows if r["name"] == "cyclegan_sn")
+    for r in rows:
+        r.update(size=size, ratio_to_cyclegan_sn=r["median_s"] / sn["median_s"],
+                 cpu_ratio_to_cyclegan_sn=r["median_cpu_s"] / sn["median_cpu_s"])
+    return rows
+
+
+def option_trainers(quick: bool) -> dict[str, Trainer]:
+    """The cpu preset's ``histgan_bi`` under each option (name -> trainer)."""
+    cfg = make_config("cpu", variant="histgan_bi")
+    n = torch.get_num_threads()
+    opts = {f"fp32 eager, {n} threads": Trainer(cfg),
+            "bf16 autocast": Trainer(cfg, amp=True),
+            "fp32, 1 thread": Trainer(cfg, threads=1),
+            # oneDNN's bf16 convolution backward is 4-6x slower with 2 threads than with 1 (measured)
+            "bf16, 1 thread": Trainer(cfg, amp=True, threads=1),
+            "fp32, batch 4": Trainer(cfg.replace(batch_size=4)),
+            "bf16, 1 thread, batch 4": Trainer(cfg.replace(batch_size=4), amp=True, threads=1)}
+    if not quick:
+        opts["fp32, 1 thread, batch 4"] = Trainer(cfg.replace(batch_size=4), threads=1)
+        opts["torch.compile fp32"] = Trainer(cfg, compile=True)
+        opts["torch.compile bf16, 1 thread"] = Trainer(cfg, amp=True, threads=1, compile=True)
+    return opts
+
+
+def bench_options(reps: int, quick: bool) -> list[dict]:
+    trainers = option_trainers(quick)
+    base = next(iter(trainers))
+    images = {name: tr.config.batch_size for name, tr in trainers.items()}
+    times = interleaved(trainers, reps)
+    rows = _summary(times, base, images)
+    for r in rows:
+        r["warmup_s"] = trainers[r["name"]].compile_s
+    return rows
+
+
+def _train_and_evaluate(name: str, amp: bool, steps: int, root: Path, work: Path) -> tuple[dict, object]:
+    from histgan.evaluate import evaluate
+    from histgan.train import fit
+
+    run = work / f"run_{name}"
+    cfg = make_config("cpu", variant="histgan_bi", steps=steps, amp=amp, data=str(root), run_dir=str(run),
+                      sample_every=0, checkpoint_every=steps)
+    t = time.perf_counter()
+    fit(cfg, resume=(run / "checkpoints" / "latest.pt").exists(), progress=False)
+    train_s = time.perf_counter() - t
+    log = [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines() if line.strip()]
+    res = evaluate(str(run), root, pairs="all", progress=False, name=name)
+    return {"train_s": train_s, "sec_per_step": log[-1]["sec_per_step"], "hist_y_last": log[-1]["hist_y"],
+            "delta_e_mean": res.summary["delta_e_mean"], "delta_e_std": res.summary["delta_e_std"],
+            "ssim_mean": res.summary.get("ssim_mean"), "n_pairs": res.summary["n_pairs"]}, res
+
+
+def bench_colour(steps: int, work: Path) -> dict:
+    """fp32 vs bf16 training of ``histgan_bi`` (same seed, same data), and bf16 inference of the fp32 model."""
+    from histgan.evaluate import evaluate
+    from histgan.inference import load_run
+    from histgan.synthetic import write_dataset
+
+    root = write_dataset(work / "data", progress=False)  # the cpu preset: 64², 400 + 400 train, 16 + 16 test
+    out, results = {}, {}
+    for name, amp in (("fp32", False), ("bf16", True)):
+        out[name], results[name] = _train_and_evaluate(name, amp, steps, root, work)
+    model = load_run(work / "run_fp32")
+
+    def bf16_inference(x, x_mask, ref, ref_mask):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(x, x_mask, ref, ref_mask).float()
+
+    res = evaluate(bf16_inference, root, pairs="all", progress=False, name="fp32 weights, bf16 inference")
+    diff = [abs(a["delta_e"] - b["delta_e"]) for a, b in zip(results["fp32"].rows, res.rows)]
+    out["bf16_inference_of_fp32"] = {"delta_e_mean": res.summary["delta_e_mean"],
+                                     "mean_abs_change_per_pair": statistics.mean(diff), "max_abs_change": max(diff)}
+    out["steps"] = steps
+    return out
+
+
+def _print_rows(title: str, rows: list[dict], cols: list[str]) -> None:
+    print(f"\n{title}")
+    print(f"{'':<26}" + "".join(f"{c[:20]:>21}" for c in cols))
+    for r in rows:
+        cells = "".join(f"{r[c]:>21.3f}" if isinstance(r.get(c), float) else f"{str(r.get(c)):>21}" for c in cols)
+        print(f"{r['name']:<26}{cells}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sections", nargs="+", choices=["variants", "options", "colour"])
+    p.add_argument("--quick", action="store_true", help="64² only, fewer options, 3 repetitions")
+    p.add_argument("--reps", type=int, default=7, help="measured steps per configuration (median reported)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per run for 'colour'")
+    p.add_argument("--work", type=Path, default=Path("/tmp/histgan_bench"), help="data and runs for 'colour'")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results file (merged by section)")
+    args = p.parse_args(argv)
+    reps = 3 if args.quick else args.reps
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["machine"] = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                          "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "date": time.strftime("%Y-%m-%d %H:%M")}
+    if "variants" in args.sections:
+        rows = [r for size in ((64,) if args.quick else (64, 256)) for r in bench_variants(size, reps)]
+        for size in sorted({r["size"] for r in rows}):
+            _print_rows(f"one train_step, cpu preset network at {size}² (median s; ratios)",
+                        [r for r in rows if r["size"] == size],
+                        ["median_s", "time_ratio", "ratio_to_cyclegan_sn", "median_cpu_s", "cpu_ratio",
+                         "cpu_ratio_to_cyclegan_sn"])
+        results["variants"] = rows
+    if "options" in args.sections:
+        rows = bench_options(reps, args.quick)
+        _print_rows("cpu preset histgan_bi step (images/s; ratio to the first row)", rows,
+                    ["median_s", "images_per_s", "throughput_ratio", "median_cpu_s", "cpu_throughput_ratio",
+                     "warmup_s"])
+        results["options"] = rows
+    if "colour" in args.sections:
+        results["colour"] = bench_colour(args.steps, args.work)
+        print(json.dumps(results["colour"], indent=2))
+    atomic_write_json(args.out, results)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
