@@ -67,7 +67,7 @@ def test_bad_sweeps_fail_before_executing(tmp_path, monkeypatch):
 
 
 def test_unfinished_run_resumes_finished_run_is_skipped(tmp_path, monkeypatch):
-    """Without executing anything: which points run, and with resume on or off."""
+    """Without executing anything: which points run; the notebook resumes when it finds a checkpoint."""
     calls = []
 
     def fake_execute(source, dest, parameters, cwd, progress=True):
@@ -83,7 +83,7 @@ def test_unfinished_run_resumes_finished_run_is_skipped(tmp_path, monkeypatch):
     (tmp_path / "s" / ids[2] / sweep.MARKER).write_text(json.dumps({"parameters": params}))
     runs = sweep.run_sweep("s", grid, out=tmp_path, steps=5, progress=False)
     assert [r.name for r in runs] == ids
-    assert calls == [(ids[0], False), (ids[1], True)], "fresh run, resumed run; the finished one skipped"
+    assert calls == [(ids[0], "auto"), (ids[1], "auto")], "unfinished runs execute (resuming if they can)"
     marker = json.loads((tmp_path / "s" / ids[0] / sweep.MARKER).read_text())
     assert marker["parameters"] == {"variant": "histgan_bi", "steps": 5, "lambda_hist": 0}
 
@@ -138,21 +138,24 @@ def test_collect_has_each_run_exactly_once(tiny_sweep):
 
 
 @pytest.mark.slow
-def test_an_interrupted_run_is_redone(tiny_sweep):
+def test_an_interrupted_run_is_redone_and_resumes(tiny_sweep):
     out, runs = tiny_sweep
     broken, intact = runs
-    keep = _mtimes(intact)
-    for path in [broken / sweep.MARKER, *(broken / "checkpoints").iterdir()]:
-        path.unlink()  # killed before its first checkpoint, or before its marker
-    (broken / "03_training.running.ipynb").write_text("{")  # a partial notebook left behind
+    keep, checkpoint = _mtimes(intact), broken / "checkpoints" / "latest.pt"
+    trained = checkpoint.stat().st_mtime_ns
+    (broken / sweep.MARKER).unlink()  # killed after its last checkpoint, before its marker
+    (broken / "03_training.ipynb").unlink()
+    (broken / "03_training.running.ipynb").write_text("{")  # the partial notebook it left behind
     with pytest.warns(RuntimeWarning, match="unfinished"):
         assert [r["run_id"] for r in sweep.collect("tiny", out=out, pairs=2)] == [intact.name]
     sweep.run_sweep("tiny", GRID, out=out, steps=STEPS, progress=False)
-    assert (broken / sweep.MARKER).is_file() and (broken / "checkpoints" / "latest.pt").is_file()
+    assert (broken / sweep.MARKER).is_file() and (broken / "03_training.ipynb").is_file()
     assert not (broken / "03_training.running.ipynb").exists()
-    assert _mtimes(intact) == keep
+    assert checkpoint.stat().st_mtime_ns == trained, "resumed from its checkpoint, not retrained from scratch"
+    assert "resume: True" in (broken / "03_training.ipynb").read_text()
     lines = (broken / "losses.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == list(range(1, STEPS + 1))
+    assert _mtimes(intact) == keep
 
 
 # ---- CLI --------------------------------------------------------------------------------------------

@@ -1,0 +1,333 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Building the model
+#
+# *Paper: seed 001, §3.1 "network" (Fig. 1–2); background: seed 002 (CNNs that output images:
+# encoder–decoders with a conditioning input).*
+#
+# The method is a CycleGAN {cite:p}`zhu2017cyclegan` — two generators $G: X \to Y$ and $F: Y \to X$,
+# two discriminators $D_X$ and $D_Y$ — with one change: a generator also takes the **colour histogram of a
+# reference image**, turns it into a short vector (the *colour code*) and injects that code into its
+# middle layer. This page builds the networks from the package, one part at a time: the encoder–decoder,
+# the colour code and where it enters, the PatchGAN discriminator, spectral normalisation, the four
+# models the paper compares, and the table that maps the paper's symbols to the code.
+#
+# Nothing is trained here; every network is freshly initialised, so the checks are about structure.
+
+# %% tags=["parameters"]
+preset = "cpu"  # the TrainConfig preset whose network sizes are shown (the main job's)
+batch = 2  # images in the demonstration batches
+seed = 0  # seeds torch for the random weights and images on this page
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import histgan
+from histgan import config as cfg
+from histgan import histogram, networks, render, synthetic, viz
+
+torch.manual_seed(seed)
+config = histgan.make_config(preset)
+size = config.image_size
+print(f"preset {preset!r}: {size}² images, ngf = {config.ngf}, ndf = {config.ndf}, "
+      f"{config.n_down} downsamplings, {config.n_blocks} residual blocks, K = {config.bins}, D = {config.code_dim}")
+
+# %% [markdown]
+# Knees from the synthetic benchmark make the demonstration batches: inputs $x$ from the grey "simulator"
+# domain $X$, references $y$ from the skin-toned "photograph" domain $Y$ with their foreground masks
+# (the renderer and the random shapes and appearances are the data module's).
+
+# %%
+rng = np.random.default_rng(seed)
+shapes = [synthetic.sample_shape(rng) for _ in range(2 * batch)]
+x = torch.stack([torch.from_numpy(render.render_x(s, size)) for s in shapes[:batch]])
+y = torch.stack([torch.from_numpy(render.render_y(s, synthetic.sample_appearance(rng), size)) for s in shapes[batch:]])
+x, y = (t.permute(0, 3, 1, 2).float() / 127.5 - 1 for t in (x, y))  # uint8 (N, H, W, 3) → (N, 3, H, W) in [-1, 1]
+y_mask = torch.stack([torch.from_numpy(render.geometry(s, size).mask) for s in shapes[batch:]]).unsqueeze(1).float()
+plt.imshow(viz.image_grid([list(x), list(y), list(y_mask)]))
+plt.axis("off")
+plt.title("inputs x ∈ X; references y ∈ Y; the references' masks", fontsize=9)
+assert x.shape == y.shape == (batch, 3, size, size) and float(x.min()) >= -1 and float(x.max()) <= 1
+
+# %% [markdown]
+# ## 1. The generator is an encoder–decoder
+#
+# Seed 002 sorts image-producing CNNs into encoders (images → vectors), decoders (vectors → images, as in
+# DCGAN) and **encoder–decoders** (images → images: SegNet, U-Net, pix2pix, style transfer). A CycleGAN
+# generator is the last kind: stride-2 convolutions shrink the image to a feature map $2^{n}$ times
+# smaller (the *middle layer*), residual blocks transform it there, and upsampling convolutions bring it
+# back to full size. Unlike U-Net it has no skip connections from encoder to decoder — everything the
+# output knows about the input passes through the middle layer, which is why the paper puts the colour
+# information *there*.
+#
+# The package's `Generator` (the colour-code parts are explained in section 2):
+
+# %%
+viz.show_source(networks.Generator)
+
+# %% [markdown]
+# Following one batch through the three stages (the encoder and the decoder are the `down` and `up`
+# parts; the middle layer has `ngf · 2^n_down` channels at `1/2^n_down` of the resolution):
+
+# %%
+G_plain = networks.Generator(config.ngf, config.n_down, config.n_blocks, code_dim=0).eval()
+with torch.no_grad():
+    middle = G_plain.down(x)  # the encoder's output: the middle layer
+    out = G_plain(x)
+print(f"input {tuple(x.shape)} → middle layer {tuple(middle.shape)} → output {tuple(out.shape)}")
+assert middle.shape == (batch, config.ngf * 2**config.n_down, size // config.stride, size // config.stride)
+assert out.shape == x.shape and float(out.abs().max()) < 1, "tanh output in (-1, 1), same size as the input"
+
+# %% [markdown]
+# ## 2. The colour code and where it enters
+#
+# The reference's colour histogram $h_\text{ref} \in \mathbb{R}^{3 \times K}$ (eq (5) of the histogram
+# page, over the reference's foreground) goes through fully-connected layers — the "FC" of the paper's
+# Fig. 2 — and becomes a colour code of length $D$:
+#
+# $$
+# c = E(h_\text{ref}) \in \mathbb{R}^{D}
+# $$ (model-code)
+
+# %%
+viz.show_source(networks.HistogramEncoder)
+
+# %% [markdown]
+# The paper says only that the colour feature is injected into the generator's **middle layer**. The
+# package offers two ways, and uses both by default (`injection="concat+film"`; the reason is in the
+# docstring above: the decoder's instance normalisations can wash out a code that enters only once).
+#
+# *Concatenation* — the code is tiled over the $h \times w$ middle feature map $f$, concatenated along the
+# channels, and a 3×3 convolution maps back to the middle width:
+#
+# $$
+# f' = \mathrm{ReLU}\Big(\mathrm{norm}\big(\mathrm{conv}_{3\times3}\,[\,f\,;\ \mathrm{tile}_{h \times w}(c)\,]\big)\Big)
+# $$ (model-concat)
+#
+# *FiLM* (Perez et al. 2018) — after each decoder normalisation, a per-channel scale and shift
+# computed from the code:
+#
+# $$
+# f' = \big(1 + \gamma(c)\big) \odot f + \beta(c), \qquad [\gamma(c);\ \beta(c)] = W c + b
+# $$ (model-film)
+#
+# FiLM is the conditional cousin of the "style" half of fast arbitrary style transfer in seed 002: there
+# a style encoder sets the channel mean and variance of normalised feature maps; here the colour code
+# does.
+
+# %%
+viz.show_source(networks._FiLM)
+
+# %% [markdown]
+# Two checks of what these equations imply for a freshly initialised generator. FiLM's projection starts
+# at zero, so $\gamma = \beta = 0$ and {eq}`model-film` is the identity: a FiLM-only generator ignores the
+# reference until training moves the projection. Concatenation acts from the first step: two different
+# references give two different outputs.
+
+# %%
+h_ref = histogram.soft_histogram(y, config.bins, mask=y_mask)  # (N, 3, K), background excluded
+h_swapped = h_ref.flip(0)  # the same references, given to the other input
+outputs = {}
+for injection in cfg.INJECTIONS:
+    torch.manual_seed(seed)
+    G = networks.Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim, config.bins,
+                           injection).eval()
+    with torch.no_grad():
+        code = G.encode(h_ref)
+        outputs[injection] = (G(x, h_ref), G(x, h_swapped))
+    change = float((outputs[injection][0] - outputs[injection][1]).abs().max())
+    print(f"{injection:12s} code {tuple(code.shape)}; max |G(x, h₁) − G(x, h₂)| = {change:.2e}")
+assert code.shape == (batch, config.code_dim)
+assert torch.equal(*outputs["film"]), "FiLM starts as the identity: the reference has no effect yet"
+assert not torch.allclose(*outputs["concat"]), "concatenation makes the output depend on the reference"
+
+# %% [markdown]
+# ## 3. The discriminator: PatchGAN
+#
+# $D_X$ and $D_Y$ do not output one real/fake probability per image but one **logit per overlapping
+# patch** (the PatchGAN of pix2pix, Isola et al. 2017): a fully convolutional stack whose every output
+# sees a fixed receptive field. The adversarial loss (eq (9)) averages over the patches, so the
+# discriminator judges local texture and colour, and the cycle losses keep the global layout.
+
+# %%
+viz.show_source(networks.Discriminator)
+
+# %% [markdown]
+# The receptive field of one output logit follows from the kernel sizes $k_i$ and strides $s_i$ of the
+# convolutions, from the last layer back: $r \leftarrow r\,s_i + (k_i - s_i)$, starting at $r = 1$. The
+# docstring promises 34×34 for two stride-2 layers (our 64² images) and the classic 70×70 for three (the
+# paper's 256²):
+
+# %%
+fields = {}
+for d_layers in (2, 3):
+    D = networks.Discriminator(config.ndf, d_layers)
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    r = 1
+    for conv in reversed(convs):
+        r = r * conv.stride[0] + conv.kernel_size[0] - conv.stride[0]
+    with torch.no_grad():
+        logits = D(torch.zeros(1, 3, 256, 256))
+    fields[d_layers] = r
+    print(f"d_layers = {d_layers}: receptive field {r}×{r}; a 256² image gives {tuple(logits.shape[-2:])} patch logits")
+with torch.no_grad():
+    patch_logits = networks.Discriminator(config.ndf, config.d_layers)(y)
+print(f"preset {preset!r} (d_layers = {config.d_layers}): D_Y(y) has shape {tuple(patch_logits.shape)}")
+assert fields == {2: 34, 3: 70}
+assert patch_logits.shape[:2] == (batch, 1) and patch_logits.shape[-1] > 1, "one logit per patch"
+
+# %% [markdown]
+# ## 4. Spectral normalisation
+#
+# GAN training is unstable when the discriminator can change its output arbitrarily fast. Spectral
+# normalisation {cite:p}`miyato2018spectral` bounds each layer's gain: every weight $W$ (a convolution's
+# kernel reshaped to a matrix of `out_channels` rows) is used divided by its largest singular value,
+#
+# $$
+# \bar W = \frac{W}{\sigma(W)}, \qquad \sigma(W) = \max_{\|v\|_2 = 1} \|W v\|_2 ,
+# $$ (model-sn)
+#
+# so $\sigma(\bar W) = 1$ and the network is (up to the approximation of reshaping a convolution into a
+# matrix) 1-Lipschitz per layer. $\sigma(W)$ is estimated by power iteration — one step per training
+# forward pass, 15 when the layer is wrapped. The paper applies it to the generators and the
+# discriminators; so does the package, with PyTorch's parametrisation:
+
+# %%
+viz.show_source(networks.apply_spectral_norm)
+
+# %% [markdown]
+# Measured on the discriminators of the plain CycleGAN and of CycleGAN + SN (same seed, so the raw
+# weights are equal): the largest singular value of every reshaped weight, computed exactly by
+# `torch.linalg.matrix_norm(ord=2)`.
+
+# %%
+sigma = {}
+for variant in ("cyclegan", "cyclegan_sn"):
+    torch.manual_seed(seed)
+    D_y = networks.build_models(config.replace(variant=variant))["D_y"].eval()
+    convs = [m for m in D_y.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        sigma[variant] = [float(torch.linalg.matrix_norm(m.weight.flatten(1), ord=2)) for m in convs]
+shapes = [tuple(m.weight.shape) for m in convs]
+print("layer  weight shape        σ(W) plain   σ(W̄) with SN")
+for i, (shape, plain, sn) in enumerate(zip(shapes, sigma["cyclegan"], sigma["cyclegan_sn"])):
+    print(f"{i:5d}  {str(shape):18s} {plain:10.3f} {sn:12.3f}")
+assert max(abs(s - 1) for s in sigma["cyclegan_sn"]) < 0.05, "eq (model-sn): σ(W̄) ≈ 1 after 15 power iterations"
+assert max(sigma["cyclegan"]) < 0.95, "without SN the gains are whatever the N(0, 0.02) init gives"
+
+fig, ax = plt.subplots(figsize=(6, 3))
+positions = np.arange(len(shapes))
+ax.bar(positions - 0.2, sigma["cyclegan"], 0.4, label="plain (cyclegan)")
+ax.bar(positions + 0.2, sigma["cyclegan_sn"], 0.4, label="spectral norm (cyclegan_sn)")
+ax.axhline(1.0, color="k", lw=0.8, ls="--")
+ax.set_xticks(positions, [f"conv {i}" for i in positions])
+ax.set_ylabel("largest singular value")
+ax.set_title("D_Y at initialisation")
+ax.legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
+# The estimate is not exact after initialisation: a random matrix's top two singular values are close,
+# which slows power iteration. Each training-mode forward pass performs one more step; watch the largest
+# deviation from 1 shrink:
+
+# %%
+D_y.train()
+deviation = []
+for step in range(30):
+    with torch.no_grad():
+        D_y(y)  # one power-iteration step per layer (training mode)
+        deviation.append(max(abs(float(torch.linalg.matrix_norm(m.weight.flatten(1), ord=2)) - 1) for m in convs))
+print(f"max |σ(W̄) − 1|: after init {max(abs(s - 1) for s in sigma['cyclegan_sn']):.3f}; "
+      f"below 0.001 after 30 forward passes: {deviation[-1] < 1e-3}")
+assert deviation[-1] < max(abs(s - 1) for s in sigma["cyclegan_sn"]), "power iteration converges"
+fig, ax = plt.subplots(figsize=(5, 2.5))
+ax.semilogy(np.arange(1, 31), deviation, "o-", ms=3)
+ax.set_xlabel("training forward passes")
+ax.set_ylabel(r"max $|\sigma(\bar W) - 1|$")
+fig.tight_layout()
+
+# %% [markdown]
+# ## 5. The four models
+#
+# The paper's Table 2 compares four models. They differ only in two switches — spectral normalisation and
+# which generators take a colour code — which the configuration derives from the variant's name:
+
+# %%
+viz.show_source(cfg.TrainConfig.spectral_norm.fget)
+
+# %%
+viz.show_source(cfg.TrainConfig.condition_G.fget)
+
+# %%
+viz.show_source(cfg.TrainConfig.condition_F.fget)
+
+# %% [markdown]
+# `build_models` makes the four networks of a variant (and the weights' initialisation, CycleGAN's
+# $\mathcal{N}(0, 0.02)$):
+
+# %%
+viz.show_source(networks.build_models)
+
+# %% [markdown]
+# Parameter counts for the preset above. Spectral normalisation adds no parameters (it reparametrises
+# $W$; its power-iteration vectors are buffers), and a colour code costs the histogram encoder plus the
+# injection layers, once per conditioned generator:
+
+# %%
+counts = {}
+for variant in cfg.VARIANTS:
+    models = networks.build_models(config.replace(variant=variant))
+    counts[variant] = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
+print(f"{'variant':12s} {'SN':>3s} {'G code':>7s} {'F code':>7s} {'G':>10s} {'F':>10s} {'D_x':>9s} {'D_y':>9s}")
+for variant, c in counts.items():
+    v = config.replace(variant=variant)
+    print(f"{variant:12s} {'yes' if v.spectral_norm else 'no':>3s} {'yes' if v.condition_G else 'no':>7s} "
+          f"{'yes' if v.condition_F else 'no':>7s} {c['G']:10,d} {c['F']:10,d} {c['D_x']:9,d} {c['D_y']:9,d}")
+colour_cost = counts["histgan_bi"]["G"] - counts["cyclegan"]["G"]
+print(f"the colour code adds {colour_cost:,d} parameters to a generator "
+      f"({100 * colour_cost / counts['cyclegan']['G']:.0f}%)")
+assert counts["cyclegan"] == counts["cyclegan_sn"], "SN adds no parameters"
+assert counts["histgan_uni"]["G"] == counts["histgan_bi"]["G"] > counts["histgan_uni"]["F"] == counts["cyclegan"]["F"]
+assert counts["histgan_bi"]["F"] == counts["histgan_bi"]["G"], "both directions: F is conditioned too"
+assert len({c["D_y"] for c in counts.values()}) == 1, "the discriminators are the same in all four"
+
+# %% [markdown]
+# ## 6. Paper ↔ code
+#
+# The symbols of the paper and the names in the package, as the package's own docstring states them
+# (the notation page of this book has the same table):
+
+# %%
+print(histgan.__doc__.split("Paper ↔ code")[1].strip("\n-"))
+
+# %% [markdown]
+# ## Summary
+#
+# - A generator is a ResNet **encoder–decoder** (seed 002's third kind); without skip connections its
+#   middle layer carries everything, and that is where the colour code enters.
+# - The **colour code** {eq}`model-code` is made by fully-connected layers from the reference's masked
+#   histogram and enters by **concatenation** {eq}`model-concat` at the middle layer and by **FiLM**
+#   {eq}`model-film` in the decoder; FiLM starts as the identity, concatenation acts at once.
+# - The discriminators are **PatchGANs** with a 34×34 (64²) or 70×70 (256²) receptive field.
+# - **Spectral normalisation** {eq}`model-sn` brings every layer's largest singular value to ≈ 1 at no
+#   parameter cost; its power-iteration estimate sharpens during training.
+# - The **four models** differ in two switches; the colour code costs each conditioned generator about a
+#   seventh more parameters (15 % at the `cpu` preset).
+#
+# Next: training them.

@@ -1,0 +1,267 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Training
+#
+# *Paper: seed 001, §3.3–3.4 (the losses, eqs (6)–(11)) and §4 (training).*
+#
+# This page trains one of the four models of the paper's Table 2 and shows how training went: the
+# losses it minimises (shown from the package), the configuration it used, loss curves, sample grids
+# written during training, and the checkpoint it leaves behind for the evaluation page.
+#
+# It is written to be run many times with different parameters: the book's main job executes it once
+# per variant (the page you are reading is the `histgan_bi` run; the other three runs feed the evaluation
+# page), and the batch-experiment page executes it for every point of a parameter grid. Its defaults are
+# tiny (the `quick` preset: seconds on a CPU); `device="auto"` trains on a GPU when there is one.
+
+# %% tags=["parameters"]
+# (None means: the value of the preset, or TrainConfig's default; no "=" in these comments: papermill parses them)
+variant = "histgan_bi"  # cyclegan | cyclegan_sn | histgan_uni | histgan_bi (paper Table 2)
+preset = "quick"  # TrainConfig preset: quick (seconds), cpu (the main job, minutes), paper (GPU, 256²)
+steps = None  # training steps
+device = "auto"  # "auto" tries cuda, then mps, then cpu: trains on the GPU when one is present
+lambda_gan = None  # λ_gan of eq (7) (the defaults and their reasons: histgan.config)
+lambda_cycle = None  # λ_cycle of eq (7)
+lambda_idt = None  # λ_idt of eq (7)
+lambda_hist = None  # λ_hist of eq (7)
+bins = None  # K, histogram bins per channel
+bandwidth = None  # B, KDE bandwidth (None: one bin width, 2/K)
+data = None  # dataset folder (CycleGAN layout); None: a temporary folder; a missing folder is generated
+data_preset = "quick"  # size of the synthetic set generated when `data` is missing (histgan.synthetic.PRESETS)
+run_dir = None  # the run folder; None: a fresh temporary folder
+seed = 0  # seeds Python, NumPy and torch (and the data order)
+resume = False  # continue the run in run_dir from its newest checkpoint: True, False or "auto" (if it has one)
+progress = True  # show the training progress bar
+
+# %%
+import json
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import histgan
+from histgan import config as cfg
+from histgan import losses, runtime, train, viz
+
+scratch = Path(tempfile.mkdtemp(prefix="histgan-training-")) if data is None or run_dir is None else None
+data = str(scratch / "data") if data is None else data
+run_dir = str(scratch / "run") if run_dir is None else run_dir
+overrides = dict(steps=steps, lambda_gan=lambda_gan, lambda_cycle=lambda_cycle, lambda_idt=lambda_idt,
+                 lambda_hist=lambda_hist, bins=bins, bandwidth=bandwidth)
+config = histgan.make_config(preset, variant=variant, data=data, run_dir=run_dir, device=device, seed=seed,
+                             **{k: v for k, v in overrides.items() if v is not None})
+print(f"{config.variant}: {config.steps} steps of batch {config.batch_size} at {config.image_size}², "
+      f"preset {preset!r}, seed {config.seed}")
+
+# %% [markdown]
+# ## 1. What is minimised
+#
+# The generators $G: X \to Y$ and $F: Y \to X$ minimise a weighted sum of four terms (the paper's eq (7); this
+# page numbers its equations in order, the text gives the paper's numbers),
+#
+# $$
+# L = \lambda_\text{gan} L_\text{gan} + \lambda_\text{cycle} L_\text{cycle} + \lambda_\text{idt} L_\text{idt}
+#     + \lambda_\text{hist} L_\text{hist}
+# $$ (train-total)
+
+# %%
+viz.show_source(losses.total_loss)
+
+# %% [markdown]
+# **Adversarial terms.** Each generator plays against the discriminator of its target domain (the paper's
+# eqs (8) and (9)):
+#
+# $$
+# L_\text{gan} = L_\text{adv}(G, D_Y, X, Y) + L_\text{adv}(F, D_X, Y, X)
+# $$ (train-gan)
+#
+# $$
+# L_\text{adv}(G, D_Y, X, Y) = \mathbb{E}_y[\log D_Y(y)] + \mathbb{E}_x[\log(1 - D_Y(G(x)))]
+# $$ (train-adv)
+#
+# $D_Y$ maximises {eq}`train-adv`, $G$ minimises it. Written as binary cross-entropy on the PatchGAN's
+# logits, with the usual non-saturating form $-\log D_Y(G(x))$ for the generator:
+
+# %%
+viz.show_source(losses.GANLoss)
+
+# %% [markdown]
+# **Cycle and identity terms** keep the input's content: translating there and back must return the
+# input, and a generator given an image that is already in its target domain should leave it alone (the
+# paper's eqs (10) and (11)):
+#
+# $$
+# L_\text{cycle} = \mathbb{E}_x \|F(G(x)) - x\|_1 + \mathbb{E}_y \|G(F(y)) - y\|_1
+# $$ (train-cycle)
+#
+# $$
+# L_\text{idt} = \mathbb{E}_x \|F(x) - x\|_1 + \mathbb{E}_y \|G(y) - y\|_1
+# $$ (train-idt)
+
+# %%
+viz.show_source(losses.cycle_loss)
+
+# %% [markdown]
+# **The colour term** is what the paper adds: the soft histogram (eqs (3)–(5) of the histogram page) of the
+# generated image, over the input's foreground, against the reference's histogram over its own foreground,
+# summed over the colour channels (the paper's eq (6)):
+#
+# $$
+# L_\text{hist} = \|h^R_\text{fake} - h^R_\text{ref}\|_2 + \|h^G_\text{fake} - h^G_\text{ref}\|_2
+#     + \|h^B_\text{fake} - h^B_\text{ref}\|_2
+# $$ (train-hist)
+
+# %%
+viz.show_source(losses.colour_loss)
+
+# %% [markdown]
+# The paper prints none of the weights, nor the optimiser or the schedule. Ours, and why, are in the
+# configuration module's docstring:
+
+# %%
+print(cfg.__doc__.split("\n\n", 1)[1])
+
+# %% [markdown]
+# ## 2. One training step
+#
+# A step updates $G$ and $F$ together on {eq}`train-total` (the discriminators frozen), then $D_X$ and $D_Y$
+# on {eq}`train-adv` with real images and fakes from a pool of past outputs. Which reference each
+# generator sees, and which histogram the cycle uses, is stated once in the training module's docstring
+# and implemented here; the step is a pure function of the models, optimisers, batch and config:
+
+# %%
+print(train.__doc__.split("\n\n", 1)[1])
+viz.show_source(train.train_step)
+
+# %% [markdown]
+# ## 3. The run
+#
+# The configuration of this run (every field is documented in `histgan.config.TrainConfig`; the run
+# folder receives it as `config.json`):
+
+# %%
+shown = ("variant", "steps", "batch_size", "image_size", "ngf", "n_blocks", "code_dim", "injection", "bins",
+         "bandwidth", "lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "lr", "decay_start", "seed")
+for key in shown:
+    print(f"{key:13s} {getattr(config, key)}")
+print(f"{'spectral norm':13s} {config.spectral_norm}; colour code in G: {config.condition_G}, in F: {config.condition_F}")
+
+# %% [markdown]
+# The data: the synthetic knee benchmark (see the data module) is generated first if the folder does not
+# exist yet.
+
+# %%
+if not (Path(data) / "trainA").is_dir():
+    size = histgan.synthetic.PRESETS[data_preset]
+    histgan.write_dataset(data, size=size.size, n_train=size.n_train, n_test=size.n_test, progress=False)
+train_set = train.make_dataset(config)
+print(f"{len(train_set)} unpaired training items (X and Y) resized to {config.image_size}²")
+assert len(train_set) >= config.batch_size
+
+# %% [markdown]
+# Training (the bar shows the step and a few losses; with `resume=True` an interrupted run continues
+# from its newest readable checkpoint):
+
+# %% tags=["nbval-ignore-output"]
+if resume == "auto":
+    resume = bool(histgan.inference.list_checkpoints(run_dir)) or (Path(run_dir) / "checkpoints" / "latest.pt").is_file()
+print(f"device: {runtime.select_device(device)}; run folder: {run_dir}; resume: {resume}")
+run = histgan.fit(config, resume=resume, progress=progress)
+
+# %% [markdown]
+# ## 4. Loss curves
+#
+# `losses.jsonl` holds one line per logged step with every term. The adversarial terms of a healthy
+# CycleGAN hover rather than fall; the cycle and identity L1 fall; $L_\text{hist}$ falls for the
+# conditioned models, and for the plain CycleGANs it is only *monitored* (no gradient) and shows how far
+# their colours stay from the reference's.
+
+# %%
+log = [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines() if line.strip()]
+terms = [k for k in log[0] if k not in ("step", "lr", "sec_per_step")]
+values = {k: np.array([r[k] for r in log], dtype=float) for k in terms}
+steps_logged = np.array([r["step"] for r in log])
+panels = {"adversarial, eq (8)–(9)": ("gan_G", "gan_F", "D_x", "D_y"),
+          "cycle and identity, eq (10)–(11)": ("cycle_x", "cycle_y", "idt_x", "idt_y"),
+          "colour, eq (6)": ("hist_y", "hist_x"), "total for G and F, eq (7)": ("loss_G",)}
+fig, axes = plt.subplots(1, 4, figsize=(15, 3))
+for ax, (title, keys) in zip(axes, panels.items()):
+    for k in keys:
+        if k in values:
+            ax.plot(steps_logged, values[k], label=k, lw=1)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7)
+fig.tight_layout()
+print(f"{len(log)} logged steps, last at step {int(steps_logged[-1])}; terms: {', '.join(terms)}")
+assert all(np.isfinite(v).all() for v in values.values()), "every logged loss is finite"
+assert int(steps_logged[-1]) == config.steps
+
+# %% [markdown]
+# ## 5. Samples during training
+#
+# Every `sample_every` steps the run writes a grid of fixed training inputs: rows of
+# *input | reference | $G$(input, $h$(reference))*. Early grids are grey noise; later ones take the
+# reference's colours (the conditioned models) or some average skin tone (the plain CycleGANs).
+
+# %%
+grids = sorted((run / "samples").glob("step_*.png"))
+shown_grids = [grids[i] for i in sorted({round(j) for j in np.linspace(0, len(grids) - 1, min(4, len(grids)))})]
+fig, axes = plt.subplots(1, len(shown_grids), figsize=(3.2 * len(shown_grids), 4), squeeze=False)
+for ax, path in zip(axes[0], shown_grids):
+    ax.imshow(plt.imread(path))
+    ax.set_title(f"step {int(path.stem.split('_')[1])}", fontsize=9)
+    ax.set_axis_off()
+fig.tight_layout()
+print(f"{len(grids)} sample grids")
+assert grids, "the run wrote sample grids"
+
+# %% [markdown]
+# ## 6. The checkpoint
+#
+# The last step always writes a checkpoint (`checkpoints/latest.pt` and a numbered copy; older numbered
+# ones are rotated out). The evaluation page loads it with `histgan.load_run`; here it translates the
+# first test inputs, each with another test image as the reference:
+
+# %%
+checkpoints = histgan.inference.list_checkpoints(run)
+model = histgan.load_run(run, device="cpu")
+x, x_mask, _ = histgan.load_domain(data, "testA", size=config.image_size)
+ref, ref_mask, _ = histgan.load_domain(data, "testB", size=config.image_size)
+n = min(3, len(x), len(ref))
+ref, ref_mask = ref[:n].roll(1, 0), ref_mask[:n].roll(1, 0)
+out = model(x[:n], x_mask[:n], ref, ref_mask)
+plt.figure(figsize=(5, 1.8 * n))
+plt.imshow(viz.image_grid([[x[i], ref[i], out[i]] for i in range(n)]))
+plt.axis("off")
+plt.title("input | reference | output", fontsize=9)
+print(f"checkpoints: {[p.name for p in checkpoints]} + latest.pt (step {model.step})")
+assert (run / "checkpoints" / "latest.pt").is_file() and model.step == config.steps
+assert out.shape == x[:n].shape and bool(torch.isfinite(out).all())
+
+# %% [markdown]
+# ## Summary
+#
+# - Training minimises {eq}`train-total`: adversarial terms {eq}`train-gan`–{eq}`train-adv` against PatchGAN
+#   discriminators, cycle {eq}`train-cycle` and identity {eq}`train-idt` L1 terms, and for the conditioned
+#   models the colour term {eq}`train-hist` on the differentiable histogram.
+# - The weights, optimiser and schedule the paper leaves open are configuration fields with stated
+#   defaults; each run saves its configuration, environment, loss log, sample grids and checkpoints.
+# - The checks above hold for any variant and preset: every logged loss is finite, the run reached its
+#   last step, and its checkpoint loads and translates. How good the translations are is the evaluation
+#   page's question.
