@@ -302,6 +302,8 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
         logs = train_step(models, optimisers, _to_device(next(batches), device), config, pools, amp_dtype, step + 1)
         done = step + 1
         bar.update(1)
+        checkpoint = done % config.checkpoint_every == 0 or done == config.steps
+        ranks = _gather_rank_states(pools, dist) if checkpoint and dist.enabled else None
         if not dist.is_main:
             continue
         if done % config.log_every == 0 or done == config.steps:
@@ -310,8 +312,8 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in ("loss_G", "D_y", "hist_y", "cycle_x")})
         if config.sample_every and (done % config.sample_every == 0 or done == config.steps):
             _save_samples(_unwrap(models["G"]), samples, config, run_dir / "samples" / f"step_{done:06d}.png")
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            _save(run_dir, done, config, models, optimisers, pools, dist)
+        if checkpoint:
+            _save(run_dir, done, config, models, optimisers, pools, dist, ranks)
     bar.close()
 
 
@@ -339,11 +341,13 @@ def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers,
         m.load_state_dict(state["models"][k])
     for k, opt in optimisers.items():
         opt.load_state_dict(state["optimisers"][k])
+    others = state.get("ranks") or []  # ranks 1.. of a DDP run: their own pools and RNG states
+    own = state if dist.is_main else others[dist.rank - 1] if len(others) == dist.world_size - 1 else None
     for k, pool in pools.items():
-        pool.load(state["pools"][k], device)
-    if dist.is_main:
-        set_rng_state(state["rng"])
-    else:  # only rank 0's generators are saved: other ranks re-seed from (seed, rank, step)
+        pool.load((own or state)["pools"][k], device)
+    if own is not None:
+        set_rng_state(own["rng"])
+    else:  # saved by another number of processes: re-seed from (seed, rank, step)
         seed_everything(config.seed + 7919 * dist.rank + state["step"], deterministic=device.type == "cpu")
     losses = run_dir / "losses.jsonl"
     log = [json.loads(line) for line in losses.read_text(encoding="utf-8").splitlines() if line.strip()] \
@@ -351,12 +355,26 @@ def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers,
     return int(state["step"]), [r for r in log if r.get("step", 0) <= state["step"]]
 
 
-def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, pools, dist: Distributed) -> None:
-    """Checkpoint ``step``: models, optimisers (their lr follows from the step), pools, RNG states."""
+def _gather_rank_states(pools: Mapping[str, ImagePool], dist: Distributed) -> list[dict[str, Any]]:
+    """Every rank's image pools and RNG states (a collective: all ranks call it). Each rank's pool holds
+    its own past fakes, so a resumed DDP run needs all of them to continue bit-identically."""
+    mine = {"pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state()}
+    everyone: list[Any] = [None] * dist.world_size
+    torch.distributed.all_gather_object(everyone, mine)
+    return everyone
+
+
+def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, pools, dist: Distributed,
+          ranks: list[dict[str, Any]] | None = None) -> None:
+    """Checkpoint ``step``: models, optimisers (their lr follows from the step), pools, RNG states.
+
+    ``ranks``: under DDP, every rank's pools and RNG states from :func:`_gather_rank_states`.
+    """
     state = {"format": 1, "step": step, "config": config.to_dict(), "world_size": dist.world_size,
              "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
              "optimisers": {k: opt.state_dict() for k, opt in optimisers.items()},
-             "pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state()}
+             "pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state(),
+             "ranks": (ranks or [])[1:]}
     write_run_checkpoint(run_dir, step, state, config.keep_checkpoints)
 
 
