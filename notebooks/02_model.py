@@ -15,8 +15,8 @@
 # %% [markdown]
 # # Building the model
 #
-# *Paper: seed 001, §3.1 "network" (Fig. 1–2); background: seed 002 (CNNs that output images:
-# encoder–decoders with a conditioning input).*
+# *Paper: seed 001, §3.1 (network structure) and §3.3 (the generator given colour information), Fig. 1–2;
+# background: seed 002 (CNNs that output images: encoder–decoders with a conditioning input).*
 #
 # The method is a CycleGAN {cite:p}`zhu2017cyclegan` — two generators $G: X \to Y$ and $F: Y \to X$,
 # two discriminators $D_X$ and $D_Y$ — with one change: a generator also takes the **colour histogram of a

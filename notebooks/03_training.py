@@ -15,15 +15,15 @@
 # %% [markdown]
 # # Training
 #
-# *Paper: seed 001, §3.3–3.4 (the losses, eqs (6)–(11)) and §4 (training).*
+# *Paper: seed 001, §3.2 (the colour loss, eq (6)) and §3.4 (the whole loss, eqs (7)–(11)).*
 #
 # This page trains one of the four models of the paper's Table 2 and shows how training went: the
 # losses it minimises (shown from the package), the configuration it used, loss curves, sample grids
 # written during training, and the checkpoint it leaves behind for the evaluation page.
 #
-# It is written to be run many times with different parameters: the book's main job executes it once
-# per variant (the page you are reading is the `histgan_bi` run; the other three runs feed the evaluation
-# page), and the batch-experiment page executes it for every point of a parameter grid. Its defaults are
+# It is written to be run many times with different parameters: the book's main job executes it for
+# `histgan_bi` (the page you are reading), the evaluation page executes it for the other three variants,
+# and the batch-experiment page for every point of a parameter grid (papermill each time). Its defaults are
 # tiny (the `quick` preset: seconds on a CPU); `device="auto"` trains on a GPU when there is one.
 
 # %% tags=["parameters"]
@@ -217,7 +217,8 @@ assert int(steps_logged[-1]) == config.steps
 #
 # Every `sample_every` steps the run writes a grid of fixed training inputs: rows of
 # *input | reference | $G$(input, $h$(reference))*. Early grids are grey noise; later ones take the
-# reference's colours (the conditioned models) or some average skin tone (the plain CycleGANs).
+# reference's colours (the conditioned models) or colours drawn from the training set, whatever the
+# reference (the plain CycleGANs).
 
 # %%
 grids = sorted((run / "samples").glob("step_*.png"))

@@ -15,8 +15,8 @@
 # %% [markdown]
 # # Evaluation
 #
-# *Paper: seed 001, §4 (eq (12), Table 1, Table 2, Fig. 3, Fig. 4) and its open problem (colour against
-# shape).*
+# *Paper: seed 001, §4 (evaluation: eq (12), Tables 1–2, Fig. 3–4) and §5 (its open problem: colour
+# against shape).*
 #
 # The paper measures one thing: how close the colour of a generated image is to the colour of its
 # reference, as a colour difference $\Delta E$ in CIE L\*a\*b\*, averaged over every test input paired
@@ -278,9 +278,10 @@ for s in statements:
 # How to read these lines. The protocol is the paper's, but the data are not: a synthetic benchmark of
 # rendered knees at low resolution, with ground truth the paper did not have, and models trained for
 # minutes on a CPU instead of hours on a GPU. So the comparison that carries over is the *ratio* between
-# the plain CycleGAN and the conditioned models, not the absolute $\Delta E$. A plain CycleGAN can only
-# paint the average skin tone of its training set, which is why its $\Delta E$ to a specific reference is
-# large, and why a model that reads the reference's histogram can beat it by a wide margin. The baselines
+# the plain CycleGAN and the conditioned models, not the absolute $\Delta E$. A plain CycleGAN never sees
+# the reference: its colours come from its training set (the paper: "generated at random from the learnt
+# colour distribution"), which is why its $\Delta E$ to a specific reference is large, and why a model that
+# reads the reference's histogram can beat it by a wide margin. The baselines
 # make a second point the paper does not: matching a mean colour is easy — a flat fill does it exactly — so
 # the case for a learned model rests on what the shape columns measure (shading, texture, a plausible
 # background), and on the trade-off of section 8.
