@@ -313,3 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (HistganError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         print(f"histgan: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # disk full, I/O error: the environment failed, not the arguments
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"histgan: error: {exc.strerror or exc}{where}; free space or fix the path, then rerun "
+              "(training resumes with --resume)", file=sys.stderr)
+        return 1
