@@ -114,7 +114,10 @@ class Generator(nn.Module):
       maps back to the middle width (the paper's "inject into the middle layer").
     * ``"film"`` — after each decoder normalisation, per-channel scale and shift from the code, so
       the decoder's instance norms cannot wash the colour out.
-    * ``"concat+film"`` — both (the default: a prototype measured mean ΔE 8.3 → 6.9 with FiLM added).
+    * ``"concat+film"`` — both, the default. Measured (``histgan_bi``, ``cpu`` preset, 1,000 steps,
+      synthetic 64² data, 16 × 16 test pairs, one seed): mean ΔE concat 7.2, film 4.9, both 4.2
+      (plain CycleGAN 29.1); luminance correlation with the input inside the mask 0.55 / 0.75 / 0.61.
+      Both gives the lowest colour error; FiLM alone keeps more shading (the paper's trade-off).
 
     Args:
         ngf: channels after the first conv; doubles with every downsampling.
