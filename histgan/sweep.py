@@ -117,8 +117,8 @@ def _as_json(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _plan(name: str, grid: Mapping[str, Sequence[Any]], base: dict[str, Any], nb_path: Path,
-          sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
-    """``(run_id, params)`` per point; checks names, duplicates and finished runs' parameters."""
+          sweep_dir: Path, data: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(run_id, params)`` per point; checks names, duplicates and finished runs' parameters and data."""
     if not name or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise ValueError(f"sweep name must be letters, digits, '.', '_' or '-', got {name!r}")
     defaults = notebook_parameters(nb_path)
@@ -132,8 +132,11 @@ def _plan(name: str, grid: Mapping[str, Sequence[Any]], base: dict[str, Any], nb
                          "remove duplicate values")
     for rid, params in plan:
         marker = sweep_dir / rid / MARKER
-        done = json.loads(marker.read_text(encoding="utf-8"))["parameters"] if marker.is_file() else params
-        diff = sorted(k for k in {*done, *params} if done.get(k) != params.get(k))
+        if not marker.is_file():
+            continue
+        done = json.loads(marker.read_text(encoding="utf-8"))
+        before, now = {**done["parameters"], "data": done.get("data")}, {**params, "data": str(data)}
+        diff = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
         if diff:
             raise HistganError(f"run {marker.parent} finished with other values of {diff} than now requested; "
                                "use another --name (or delete that run folder)")
@@ -179,8 +182,8 @@ def run_sweep(name: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping
     """
     nb_path, sweep_dir = Path(notebook).resolve(), Path(out).resolve() / name
     base = {**(base_params or {}), **({} if steps is None else {"steps": steps})}
-    plan = _plan(name, grid, base, nb_path, sweep_dir)
     data = Path(data).resolve() if data is not None else sweep_dir / "data"
+    plan = _plan(name, grid, base, nb_path, sweep_dir, data)
     runs = []
     for i, (rid, params) in enumerate(plan, 1):
         run_dir = sweep_dir / rid
@@ -192,10 +195,10 @@ def run_sweep(name: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping
         if finished:
             continue
         seconds = _execute(nb_path, params, run_dir, data)
-        if progress:
-            print(f"[{i}/{len(plan)}] {rid}: done in {seconds:.0f} s", flush=True)
         atomic_write_json(run_dir / MARKER, {"run_id": rid, "parameters": params, "notebook": str(nb_path),
                                              "data": str(data), "seconds": round(seconds, 1)})
+        if progress:
+            print(f"[{i}/{len(plan)}] {rid}: done in {seconds:.0f} s", flush=True)
     return runs
 
 

@@ -313,7 +313,7 @@ assert len({c["D_y"] for c in counts.values()}) == 1, "the discriminators are th
 # The symbols of the paper and the names in the package, as the package's own docstring states them
 # (the notation page of this book has the same table):
 
-# %%
+# %% tags=["nbval-ignore-output"]
 print(histgan.__doc__.split("Paper ↔ code")[1].strip("\n-"))
 
 # %% [markdown]

@@ -81,7 +81,7 @@ viz.show_source(metrics.delta_e)
 # The paper grades $\Delta E$ with its Table 1, a colour-tolerance table it attributes to the Japanese
 # Industrial Standard. The package holds the table and says where it comes from:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 print(metrics.JIS_SOURCE, "\n")
 print(f"{'grade':9s} {'ΔE range':>14s}   perceived")
 for g in metrics.JIS_TABLE:

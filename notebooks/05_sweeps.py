@@ -67,7 +67,7 @@ print(f"grid {grid} on top of {base}: {len(points)} runs")
 #
 # How it works, from the module's docstring, then the function:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 print(sweep.__doc__)
 
 # %%

@@ -80,7 +80,8 @@ def test_unfinished_run_resumes_finished_run_is_skipped(tmp_path, monkeypatch):
     (tmp_path / "s" / ids[1] / "checkpoints" / "step_000001.pt").write_bytes(b"")  # interrupted after a checkpoint
     params = {"variant": "histgan_bi", "lambda_hist": 10, "steps": 5}
     (tmp_path / "s" / ids[2]).mkdir()
-    (tmp_path / "s" / ids[2] / sweep.MARKER).write_text(json.dumps({"parameters": params}))
+    (tmp_path / "s" / ids[2] / sweep.MARKER).write_text(json.dumps({"parameters": params,
+                                                                    "data": str(tmp_path / "s" / "data")}))
     runs = sweep.run_sweep("s", grid, out=tmp_path, steps=5, progress=False)
     assert [r.name for r in runs] == ids
     assert calls == [(ids[0], "auto"), (ids[1], "auto")], "unfinished runs execute (resuming if they can)"
@@ -118,6 +119,8 @@ def test_sweep_runs_every_point_and_a_rerun_skips_them(tiny_sweep):
     assert [_mtimes(r) for r in runs] == before, "finished runs are not retrained nor re-executed"
     with pytest.raises(HistganError, match="steps"):
         sweep.run_sweep("tiny", GRID, out=out, steps=STEPS + 1, progress=False)
+    with pytest.raises(HistganError, match="data"):
+        sweep.run_sweep("tiny", GRID, out=out, steps=STEPS, data=out / "other", progress=False)
 
 
 @pytest.mark.slow
