@@ -61,17 +61,17 @@ class NotebookStage:
 #: The book's notebooks, in order: (notebook, parameters) stages of the main job.
 NOTEBOOKS: tuple[NotebookStage, ...] = (
     NotebookStage("01_histogram", main={"image_size": 256, "match_size": 128, "match_steps": 300},
-                  quick={"image_size": 96}, title="the differentiable colour histogram"),
-    NotebookStage("02_model", main={"preset": "cpu"}, title="building the model"),
+                  quick={"image_size": 64, "match_size": 32}, title="the differentiable colour histogram"),
+    NotebookStage("02_model", main={"preset": "{preset}"}, title="building the model"),
     # The training page is the histgan_bi run; 04_evaluation trains the three other variants (the same
     # notebook, via histgan.sweep) into the same folder, which names runs variant=<name>.
-    NotebookStage("03_training", main={"variant": "histgan_bi", "preset": "cpu", "data": "{data}",
+    NotebookStage("03_training", main={"variant": "histgan_bi", "preset": "{preset}", "data": "{data}",
                                        "run_dir": "{runs}/variants/variant=histgan_bi", "resume": "auto"},
                   needs=("data",), title="training histgan_bi (cpu preset)"),
-    NotebookStage("04_evaluation", main={"runs": "{runs}/variants", "data": "{data}", "train_preset": "cpu",
+    NotebookStage("04_evaluation", main={"runs": "{runs}/variants", "data": "{data}", "train_preset": "{preset}",
                                          "train_steps": None, "checkpoint_pairs": 4},
                   needs=("data", "03_training"), title="evaluation (trains the other three variants first)"),
-    NotebookStage("05_sweeps", main={"name": "lambda_hist", "lambda_hist": [0, 2, 10], "preset": "cpu", "steps": 300,
+    NotebookStage("05_sweeps", main={"name": "lambda_hist", "lambda_hist": [0, 2, 10], "preset": "{preset}", "steps": 300,
                                      "data": "{data}", "out": "{runs}/sweeps", "pairs": 8},
                   needs=("data",), title="a λ_hist sweep, notebook 03 via papermill"),
 )
