@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from histgan.errors import HistganError
-from histgan.io import atomic_path, atomic_write_json
+from histgan.io import atomic_write_json
+from histgan.notebooks import execute_notebook, refresh_notebooks, strip_notebook
 
 __all__ = ["NotebookStage", "NOTEBOOKS", "Job", "Stage", "make_job", "stages", "run", "execute_notebook",
            "strip_notebook", "refresh_notebooks", "main"]
@@ -142,81 +143,7 @@ def _key(stage: Stage, upstream: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
-# ---- notebooks --------------------------------------------------------------------------------------
-
-
-def strip_notebook(nb: Any) -> Any:
-    """Remove what changes on every execution (timestamps, durations, papermill's run record).
-
-    Args:
-        nb: an ``nbformat.NotebookNode``; modified in place.
-
-    Returns:
-        the same notebook.
-    """
-    nb.metadata.pop("papermill", None)
-    for cell in nb.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-    return nb
-
-
-def execute_notebook(source: Path, dest: Path, parameters: dict[str, Any] | None, cwd: Path,
-                     progress: bool = True) -> None:
-    """Convert ``source`` (py:percent) with jupytext, execute it with papermill, strip it, write ``dest``.
-
-    The notebook is executed into ``dest`` with the suffix ``.running.ipynb`` first, so a failed run
-    leaves the partly executed notebook there to read; ``dest`` itself is replaced only on success.
-
-    Args:
-        source: ``notebooks/NN_name.py`` (or an ``.ipynb``).
-        dest: the executed notebook to write.
-        parameters: values injected after the ``parameters`` cell; ``None`` or ``{}`` injects nothing.
-        cwd: working directory of the kernel.
-        progress: show papermill's cell progress bar and the notebook's own output (stdout/stderr).
-    """
-    import jupytext
-    import nbformat
-    import papermill
-
-    nb = jupytext.read(source)
-    running = dest.with_name(dest.stem + ".running.ipynb")
-    running.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        executed = papermill.execute_notebook(
-            nb, str(running), parameters=parameters or None, cwd=str(cwd), kernel_name="python3",
-            progress_bar=progress, stdout_file=sys.stdout if progress else None,
-            stderr_file=sys.stderr if progress else None)
-    except papermill.PapermillExecutionError as exc:
-        raise HistganError(f"notebook {source.name} failed in cell {exc.exec_count}: {exc.ename}: "
-                           f"{exc.evalue}; the partly executed notebook is {running}") from None
-    with atomic_path(dest) as tmp:
-        nbformat.write(strip_notebook(executed), str(tmp))
-    running.unlink(missing_ok=True)
-
-
-def refresh_notebooks(root: Path = ROOT, names: Sequence[str] = ()) -> list[Path]:
-    """Re-execute ``notebooks/*.ipynb`` in place with their own defaults (the nbval reference outputs).
-
-    Each ``.py`` is the source: ``jupytext --to ipynb --update`` carries its cells into the paired
-    ``.ipynb`` (keeping cell ids), which papermill then executes without injecting parameters.
-
-    Args:
-        root: the repository root.
-        names: notebook stems to refresh; empty means every ``notebooks/*.py``.
-
-    Returns:
-        the notebooks written.
-    """
-    sources = [root / "notebooks" / f"{n}.py" for n in names] or sorted((root / "notebooks").glob("*.py"))
-    for source in sources:
-        if not source.is_file():
-            raise HistganError(f"{source} does not exist; names are notebook stems such as 01_histogram")
-        print(f"refreshing {source.with_suffix('.ipynb')} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--update", str(source)],
-                       check=True)
-        execute_notebook(source.with_suffix(".ipynb"), source.with_suffix(".ipynb"), None, source.parent)
-    return [s.with_suffix(".ipynb") for s in sources]
+# ---- notebook stages --------------------------------------------------------------------------------
 
 
 def _format(value: Any, folders: dict[str, str]) -> Any:
