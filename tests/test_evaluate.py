@@ -1,0 +1,204 @@
+"""Tests for histgan.evaluate, histgan.figures and ``python -m histgan evaluate`` on a tiny synthetic set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from histgan import evaluate as E
+from histgan.baselines import flat_fill
+from histgan.cli import main
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    from histgan.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("synth"), size=32, n_train=2, n_test=3, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data(data_root) -> E.EvalData:
+    return E.load_eval_data(data_root)
+
+
+class _StandIn:
+    """A stand-in 'trained' model: the input, tinted halfway to the reference's mean colour."""
+
+    def __init__(self, variant: str, step: int = 0, strength: float = 0.5):
+        self.config, self.step, self.strength = SimpleNamespace(variant=variant), step, strength
+
+    def __call__(self, x, x_mask, ref, ref_mask):
+        return (1 - self.strength) * x + self.strength * flat_fill(x, x_mask, ref, ref_mask)
+
+
+def identity(x, x_mask, ref, ref_mask):
+    return x
+
+
+def test_evaluate_all_pairs_rows_and_summary(data):
+    res = E.evaluate(identity, data, pairs="all", batch_size=4, progress=False)
+    assert res.name == "identity" and len(res.pairs) == 9
+    assert [(r["input"], r["reference"]) for r in res.pairs[:4]] == [
+        (data.x_names[0], data.ref_names[0]), (data.x_names[0], data.ref_names[1]),
+        (data.x_names[0], data.ref_names[2]), (data.x_names[1], data.ref_names[0])]  # input-major
+    row = res.pairs[0]
+    assert set(row) == {"input", "reference", "delta_e", "delta_e2000", "grade", *E.SHAPE_METRICS}
+    # the identity keeps the input's shape exactly: SSIM of lightness vs the input is 1
+    assert all(r["ssim_input_lum"] == pytest.approx(1.0, abs=1e-6) for r in res.pairs)
+    s = res.summary
+    assert s["n_pairs"] == 9 and sum(s["grades"].values()) == 9
+    assert s["delta_e_mean"] == pytest.approx(np.mean([r["delta_e"] for r in res.pairs]))
+    assert s["delta_e_std"] == pytest.approx(np.std([r["delta_e"] for r in res.pairs], ddof=1))
+    assert s["grade_of_mean"] == "beyond D"  # a grey render is far from skin colour
+    assert res.samples.out.shape == (3, 3, 3, 32, 32)
+
+
+def test_evaluate_delta_e_matches_metrics_and_ground_truth(data, data_root):
+    from histgan import metrics as M
+    from histgan.synthetic import ground_truth
+
+    res = E.evaluate(flat_fill, data, pairs=2, progress=False, n_samples=0)
+    assert len(res.pairs) == 4 and res.samples is None
+    out = flat_fill(data.x[1:2], data.x_mask[1:2], data.ref[0:1], data.ref_mask[0:1])
+    gt = torch.from_numpy(ground_truth(data_root, data.x_names[1], data.ref_names[0])).permute(2, 0, 1)[None]
+    row = res.pairs[2]
+    assert row["delta_e"] == pytest.approx(M.delta_e(out, data.ref[:1], data.x_mask[1:2], data.ref_mask[:1])[0],
+                                           abs=1e-4)
+    assert row["delta_e"] < 1e-3  # flat fill meets the reference's mean colour
+    assert row["psnr_gt"] == pytest.approx(M.psnr((out + 1) / 2, gt, value_range=(0, 1))[0], rel=1e-5)
+    assert row["delta_e_gt"] == pytest.approx(M.delta_e((out + 1) / 2, gt, data.x_mask[1:2], data.x_mask[1:2],
+                                                        value_range=(0, 1))[0], abs=1e-3)
+
+
+def test_evaluate_without_ground_truth(data):
+    plain = E.EvalData(data.x, data.x_mask, data.x_names, data.ref, data.ref_mask, data.ref_names, root=None)
+    res = E.evaluate(identity, plain, pairs=2, progress=False)
+    assert "ssim_gt" not in res.pairs[0] and "iou" in res.pairs[0]
+    assert "ssim_gt_mean" not in res.summary
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"pairs": 0}, ValueError, "pairs"),
+    ({"pairs": "some"}, ValueError, "pairs"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"device": "nonsense"}, ValueError, "device"),
+])
+def test_evaluate_bad_arguments(data, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        E.evaluate(identity, data, progress=False, **kwargs)
+
+
+def test_evaluate_bad_models(data, tmp_path):
+    from histgan.errors import HistganError
+
+    with pytest.raises(HistganError, match="expected a tensor"):
+        E.evaluate(lambda x, *a: x[:, :1], data, progress=False)
+    with pytest.raises(ValueError, match="model output"):
+        E.evaluate(lambda x, *a: x * 3, data, progress=False)
+    with pytest.raises(FileNotFoundError):
+        E.evaluate(tmp_path / "no_run", data, progress=False)
+    with pytest.raises(FileNotFoundError):
+        E.load_eval_data(tmp_path / "no_data")
+
+
+def _parse_markdown(text: str) -> list[list[str]]:
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in rows]
+    assert all(set(c) <= {"-", ""} for c in cells[1]) and all(len(c) == len(cells[0]) for c in cells)
+    return [cells[0]] + cells[2:]
+
+
+def test_write_report_every_file_and_table(data, tmp_path):
+    results = {"histgan_bi": E.evaluate(_StandIn("histgan_bi"), data, pairs=2, progress=False, name="histgan_bi"),
+               "cyclegan": E.evaluate(_StandIn("cyclegan", strength=0.1), data, pairs=2, progress=False,
+                                      name="cyclegan")}
+    from histgan.baselines import BASELINES
+
+    results.update({n: E.evaluate(f, data, pairs=2, progress=False, name=n) for n, f in BASELINES.items()})
+    sweeps = {"histgan_bi": [E.evaluate(_StandIn("histgan_bi", step=s, strength=s / 10), data, pairs=2,
+                                        progress=False, n_samples=0) for s in (2, 4)]}
+    written = E.write_report(results, tmp_path, checkpoints=sweeps)
+    names = {"pairs.csv", "summary.json", "table2.md", "fig3.png", "colour_vs_shape.png",
+             *[f"fig4_{n}.png" for n in results], *[f"histograms_{n}.png" for n in results]}
+    assert names <= {p.name for p in tmp_path.iterdir()}
+    assert all(p.is_file() and p.stat().st_size > 0 for p in written.values())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+    table = _parse_markdown((tmp_path / "table2.md").read_text())
+    head, body = table[0], table[1:]
+    assert head[0] == "model" and head[-1] == "paper ΔE (Table 2)" and "SSIM vs GT (L*)" in head
+    assert len(body) == 6
+    assert "CycleGAN" in body[0][0] and "both directions" in body[1][0]  # paper order, then baselines
+    assert [r[-1] for r in body] == ["14.1", "4.6", "—", "—", "—", "—"]
+    mean, std = (float(v) for v in body[1][1].split("±"))
+    assert mean == pytest.approx(results["histgan_bi"].summary["delta_e_mean"], abs=0.005)
+    assert body[1][2] == results["histgan_bi"].summary["grade_of_mean"]
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert list(summary["models"]) == [r[0].split("`")[1] if "`" in r[0] else r[0] for r in body]
+    assert summary["paper_table2_delta_e"]["histgan_bi"] == 4.6 and len(summary["jis_table"]) == 6
+    lines = (tmp_path / "pairs.csv").read_text().splitlines()
+    assert lines[0].startswith("model,input,reference,delta_e") and len(lines) == 1 + 6 * 4
+
+
+def test_write_report_empty_is_error(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        E.write_report({}, tmp_path)
+
+
+def _fake_run(root: Path, variant: str, steps=(2, 4)) -> Path:
+    """A run directory with untrained weights in the format of histgan.train (no training needed)."""
+    from histgan.checkpoint import checkpoint_path, save_checkpoint
+    from histgan.config import make_config
+    from histgan.networks import build_models
+
+    run = root / variant
+    config = make_config("quick", variant=variant, run_dir=str(run))
+    torch.manual_seed(0)
+    models = build_models(config)
+    for step in steps:
+        state = {"format": 1, "step": step, "config": config.to_dict(),
+                 "models": {k: models[k].state_dict() for k in ("G", "F")}}
+        save_checkpoint(checkpoint_path(run, step), state)
+    save_checkpoint(run / "checkpoints" / "latest.pt", state)
+    return run
+
+
+def test_cli_runs_and_baselines(data_root, tmp_path, capsys):
+    runs = [_fake_run(tmp_path, "histgan_bi"), _fake_run(tmp_path, "cyclegan")]
+    out = tmp_path / "report"
+    code = main(["evaluate", "--runs", *map(str, runs), "--data", str(data_root), "--out", str(out),
+                 "--pairs", "2", "--checkpoint-pairs", "1", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    body = _parse_markdown((out / "table2.md").read_text())[1:]
+    assert len(body) == 2 + 4 and body[0][-1] == "14.1" and body[1][-1] == "4.6"
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["step"] for r in summary["checkpoints"]["histgan_bi"]] == [2, 4]
+    assert (out / "colour_vs_shape.png").is_file() and (out / "fig3.png").is_file()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--data", "{missing}", "--out", "{out}"], "does not exist"),
+    (["--data", "{data}", "--out", "{out}", "--pairs", "0"], "--pairs"),
+    (["--data", "{data}", "--out", "{out}", "--runs", "{missing}"], "does not exist"),
+    (["--data", "{data}", "--out", "{out}", "--no-baselines"], "nothing to evaluate"),
+    (["--data", "{data}", "--out", "{out}", "--device", "nonsense"], "device"),
+    (["--data", "{data}", "--out", "{out}", "--checkpoint-pairs", "-1"], "checkpoint-pairs"),
+    (["--out", "{out}"], "--data"),
+])
+def test_cli_bad_input_one_line_exit_2(data_root, tmp_path, capsys, args, match):
+    fill = {"missing": str(tmp_path / "missing"), "out": str(tmp_path / "o"), "data": str(data_root)}
+    argv = ["evaluate", *[a.format(**fill) for a in args]]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err and "Traceback" not in err
