@@ -40,7 +40,7 @@ DEFAULT_BINS = 32
 #: Pixel values may exceed [-1, 1] by this much (float round-off of a tanh, say) before it is an error.
 RANGE_TOLERANCE = 1e-3
 #: Elements of the ``pixels × edges`` work tensor processed at once (bounds peak memory).
-_CHUNK_ELEMENTS = 1 << 18
+_CHUNK_ELEMENTS = 1 << 19
 
 
 def default_bandwidth(bins: int) -> float:
