@@ -3,6 +3,7 @@
     python benchmarks/bench_histogram.py                  # the grid below (~20 min on 2 busy cores)
     python benchmarks/bench_histogram.py --quick          # 2 configurations, about a minute
     python benchmarks/bench_histogram.py --only 16x256x256 --max-gb 20   # the 15 GB reference, alone
+    python benchmarks/bench_histogram.py --flat           # soft_histogram alone at K = 32, 64, 256, interleaved
     python benchmarks/bench_histogram.py --plot           # plots from benchmarks/results/histogram.json
 
 Grid: batch {1, 16} × image {64², 256²} × K {32, 64, 256}, 3 channels, forward (``no_grad``) and
@@ -117,6 +118,23 @@ def time_config(batch: int, size: int, bins: int, names: list[str], reps: int) -
     return times
 
 
+def flatness(reps: int) -> list[dict]:
+    """``soft_histogram`` alone at K = 32, 64, 256, interleaved per batch and size (the flat-in-K target)."""
+    out = []
+    for batch in (1, 16):
+        for size in (64, 256):
+            times = {(k, mode): [] for k in (32, 64, 256) for mode in MODES}
+            inputs = {mode: make_input(batch, size, mode) for mode in MODES}
+            for _ in range(reps):
+                for (k, mode), runs in times.items():
+                    t = time.perf_counter()
+                    run_once(make_call("soft", k), inputs[mode], mode)
+                    runs.append(time.perf_counter() - t)
+            out += [{"batch": batch, "size": size, "bins": k, "mode": mode, "median_s": statistics.median(r)}
+                    for (k, mode), r in times.items()]
+    return out
+
+
 def _rss_kb(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -190,7 +208,7 @@ def merge(path: Path, new: list[dict]) -> dict:
     old = json.loads(path.read_text()) if path.exists() else {"records": []}
     keep = {_key(r): r for r in old["records"]}
     keep.update({_key(r): r for r in new if "skipped" not in r or _key(r) not in keep})
-    return {"machine": machine(), "records": sorted(keep.values(), key=_key)}
+    return {**old, "machine": machine(), "records": sorted(keep.values(), key=_key)}
 
 
 def _num(v: float | None, width: int) -> str:
@@ -219,7 +237,7 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def targets(records: list[dict]) -> str:
+def targets(records: list[dict], flat_records: list[dict] | None = None) -> str:
     """The issue's targets, checked on the records that exist."""
     by = {_key(r): r for r in records}
     med = lambda n, s, k, m, mode="fwd+bwd": by.get((n, s, k, m, mode), {}).get("median_s")  # noqa: E731
@@ -235,11 +253,11 @@ def targets(records: list[dict]) -> str:
     ratios = [r["median_s"] / s["median_s"] for r, s in pairs if s and "median_s" in r and "median_s" in s]
     if ratios:
         out.append(f"kornia/soft time over {len(ratios)} measurements: min {min(ratios):.1f}× (target > 1×)")
-    for n, s in sorted({(r["batch"], r["size"]) for r in records}):
+    flat = {(r["batch"], r["size"], r["bins"], r["mode"]): r["median_s"] for r in flat_records or []}
+    for n, s in sorted({(r["batch"], r["size"]) for r in flat_records or []}):
         for mode in MODES:
-            a, b = med(n, s, 256, "soft", mode), med(n, s, 32, "soft", mode)
-            if a and b:
-                out.append(f"soft K=256 / K=32, {n}×3×{s}², {mode}: {a / b:.2f}× (target ≤ 2×)")
+            a, b = flat[(n, s, 256, mode)], flat[(n, s, 32, mode)]
+            out.append(f"soft K=256 / K=32 (--flat, interleaved), {n}×3×{s}², {mode}: {a / b:.2f}× (target ≤ 2×)")
     return "\n".join(out)
 
 
@@ -262,8 +280,11 @@ def plot(records: list[dict], out_dir: Path) -> list[Path]:
                 xs = [r[axis] for r in rows]
                 ax_t.plot(xs, [r["median_s"] for r in rows], "o-", label=method)
                 ax_m.plot(xs, [max(r.get("peak_mb", 0.0), 1.0) for r in rows], "o-", label=method)
+        ticks = sorted({r[axis] for r in done if keep(r)})
         for ax, ylabel in ((ax_t, "seconds (median), fwd+bwd"), (ax_m, "peak memory (MB)")):
             ax.set(xscale="log", yscale="log", xlabel=label, ylabel=ylabel)
+            ax.set_xticks(ticks, [str(t) for t in ticks], minor=False)
+            ax.set_xticks([], minor=True)
             ax.grid(True, which="both", alpha=0.3)
         ax_t.legend()
         fig.tight_layout()
@@ -282,6 +303,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-gb", type=float, default=8.0, help="skip methods whose estimated peak exceeds this")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--plot", action="store_true", help="only redraw the plots from the saved results")
+    p.add_argument("--flat", action="store_true", help="only soft_histogram at K = 32, 64, 256, interleaved")
     p.add_argument("--out", type=Path, default=RESULTS / "histogram.json", help="results file (merged)")
     p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -300,16 +322,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         m, mode, n, s, k = args.child
         return child(m, mode, int(n), int(s), int(k))
-    if not args.plot:
+    if args.flat:
+        saved = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
+        atomic_write_json(args.out, {**saved, "flatness": flatness(max(args.reps, 9))})
+    elif not args.plot:
         print(f"machine: {machine()}\nmethods: {methods()}", flush=True)
         records = []
         for n, s, k in configs(args):
             records += bench_config(n, s, k, args)
             print(f"done {n}×3×{s}², K={k}", flush=True)
         atomic_write_json(args.out, merge(args.out, records))
-    results = json.loads(args.out.read_text())["records"]
+    saved = json.loads(args.out.read_text())
+    results = saved["records"]
     print(table(results))
-    print(targets(results))
+    print(targets(results, saved.get("flatness")))
     for path in plot(results, args.out.parent):
         print(f"wrote {path}")
 

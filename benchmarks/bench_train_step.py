@@ -186,7 +186,7 @@ def bench_colour(steps: int, work: Path) -> dict:
             return model(x, x_mask, ref, ref_mask).float()
 
     res = evaluate(bf16_inference, root, pairs="all", progress=False, name="fp32 weights, bf16 inference")
-    diff = [abs(a["delta_e"] - b["delta_e"]) for a, b in zip(results["fp32"].rows, res.rows)]
+    diff = [abs(a["delta_e"] - b["delta_e"]) for a, b in zip(results["fp32"].pairs, res.pairs)]
     out["bf16_inference_of_fp32"] = {"delta_e_mean": res.summary["delta_e_mean"],
                                      "mean_abs_change_per_pair": statistics.mean(diff), "max_abs_change": max(diff)}
     out["steps"] = steps
