@@ -14,7 +14,23 @@ from typing import Any, Sequence
 from histgan.errors import HistganError
 from histgan.io import atomic_path
 
-__all__ = ["strip_notebook", "execute_notebook", "refresh_notebooks"]
+__all__ = ["strip_notebook", "execute_notebook", "refresh_notebooks", "WIDGET_CELL_TIMEOUT"]
+
+#: Seconds nbclient waits for the reply of a cell that creates ipywidgets before it polls again.
+WIDGET_CELL_TIMEOUT = 120
+
+
+def _cell_timeout(cell: Any) -> int | None:
+    """nbclient's timeout for one cell: :data:`WIDGET_CELL_TIMEOUT` for widget cells, none otherwise.
+
+    nbclient waits for a cell's reply with one poll of the kernel's shell socket. After a cell that
+    opens widget comms, that wait sometimes never wakes although the kernel has replied and is idle
+    (measured here: 1 run in 13 of a small widget notebook; jupyter/nbclient#312). pyzmq's poller
+    checks the socket again when a timeout expires, so with a finite timeout such a cell costs at most
+    that long instead of hanging the job. Widget cells in the book run in seconds.
+    """
+    return WIDGET_CELL_TIMEOUT if "widgets." in cell.source else None
+
 
 
 
@@ -59,7 +75,7 @@ def execute_notebook(source: Path, dest: Path, parameters: dict[str, Any] | None
         executed = papermill.execute_notebook(
             nb, str(running), parameters=parameters or None, cwd=str(cwd), kernel_name="python3",
             progress_bar=progress, stdout_file=sys.stdout if progress else None,
-            stderr_file=sys.stderr if progress else None)
+            stderr_file=sys.stderr if progress else None, timeout_func=_cell_timeout)
     except papermill.PapermillExecutionError as exc:
         raise HistganError(f"notebook {source.name} failed in cell {exc.exec_count}: {exc.ename}: "
                            f"{exc.evalue}; the partly executed notebook is {running}") from None
