@@ -37,6 +37,7 @@ __all__ = ["fig3", "fig4", "histogram_overlay", "colour_vs_shape", "save_figure"
 FIG3_COLUMNS = {"histgan_bi": "both directions", "histgan_uni": "one direction",
                 "cyclegan_sn": "CycleGAN + SN", "cyclegan": "CycleGAN"}
 _CELL_INCHES = 1.4
+_TITLE_INCHES = 0.5
 
 
 def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -48,7 +49,10 @@ def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 120) -> Path
 
 
 def _grid(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(n_cols * _CELL_INCHES, n_rows * _CELL_INCHES), layout="constrained")
+    height = n_rows * _CELL_INCHES + _TITLE_INCHES
+    fig = Figure(figsize=(n_cols * _CELL_INCHES, height))  # fixed spacing: faster than a layout engine
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - _TITLE_INCHES / height, wspace=0.04,
+                        hspace=0.04)
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     for ax in axes.flat:
         ax.set_axis_off()
@@ -102,7 +106,7 @@ def fig4(result: EvalResult) -> Figure:
         _show(axes[i + 1, 0], s.x[i], "input" if i == 0 else None)
         for j in range(k_ref):
             _show(axes[i + 1, j + 1], s.out[i, j])
-    fig.suptitle(result.name, fontsize=9)
+    fig.suptitle(result.name, fontsize=9, y=1 - 0.1 / fig.get_figheight())
     return fig
 
 
