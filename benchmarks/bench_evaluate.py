@@ -1,0 +1,118 @@
+"""The all-pairs protocol's metric cost: 28 × 28 = 784 pairs at 256², once the outputs exist.
+
+    python benchmarks/bench_evaluate.py            # 784 pairs at 256², 3 repetitions (~1–2 min)
+    python benchmarks/bench_evaluate.py --quick    # 8 × 8 pairs at 64²
+
+The target (issue: evaluation) is ≤ 10 s for all 784 pairs on a 2-core CPU. The model here is the
+identity (``out = x``), so only the measuring is timed:
+
+* ``delta_e``  — eq (12) alone: L*a*b* of every output, masked means, ΔE (what Table 2 needs);
+* ``evaluate`` — :func:`histgan.evaluate.evaluate` without ground truth: ΔE, ΔE2000, grade,
+  SSIM of lightness vs. the input, foreground IoU, per-pair rows and the summary;
+* ``+gt``      — the per-batch metrics with a ground-truth tensor given as well (SSIM, PSNR, ΔE vs.
+  GT); rendering the targets is the data module's cost, not counted.
+
+Each is the median of ``--reps`` runs, with torch's default thread count and with one thread.
+Results go to ``benchmarks/results/evaluate.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+# Passive OpenMP waiting: on a shared, oversubscribed machine spinning workers made small parallel
+# regions many times slower (see bench_histogram.py). Set OMP_WAIT_POLICY yourself to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import torch  # noqa: E402
+
+from histgan import evaluate as E  # noqa: E402
+from histgan import metrics as M  # noqa: E402
+from histgan.io import atomic_write_json  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _images(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smooth random colour images in [-1, 1] with elliptical foreground masks."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 8, 8, generator=g) * 2 - 1
+    img = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    r = 0.4 + 0.3 * torch.rand(n, 1, 1, 1, generator=g)
+    mask = ((xx / r) ** 2 + (yy / 0.9) ** 2 < 1).float()
+    return img.clamp(-1, 1), mask
+
+
+def _identity(x, x_mask, ref, ref_mask):
+    return x
+
+
+def _delta_e_only(data: E.EvalData, batch: int) -> None:
+    fg = M.mean_lab(data.ref, data.ref_mask)
+    for i in range(len(data.x)):
+        for j in range(0, len(data.ref), batch):
+            n = min(batch, len(data.ref) - j)
+            out = data.x[i : i + 1].expand(n, -1, -1, -1)
+            M.delta_e_lab(M.mean_lab(out, data.x_mask[i : i + 1].expand(n, -1, -1, -1)), fg[j : j + n])
+
+
+def _with_gt(data: E.EvalData, batch: int) -> None:
+    fg, bg = M.reference_means(data.ref, data.ref_mask)
+    light = M.rgb_to_lab(data.x)[:, :1] / 100.0
+    gt = (data.ref[:batch] + 1) / 2
+    for i in range(len(data.x)):
+        for j in range(0, len(data.ref), batch):
+            n = min(batch, len(data.ref) - j)
+            ii = [i] * n
+            E._batch_metrics(data.x[ii], light[ii], data.x_mask[ii], fg[j : j + n], bg[j : j + n], gt[:n])
+
+
+def _median_time(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 × 8 pairs at 64² instead of 28 × 28 at 256²")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median; default 3)")
+    parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch (default 16)")
+    args = parser.parse_args()
+    n, size = (8, 64) if args.quick else (28, 256)
+    x, xm = _images(n, size, 0)
+    r, rm = _images(n, size, 1)
+    data = E.EvalData(x, xm, [f"x{i}" for i in range(n)], r, rm, [f"y{i}" for i in range(n)])
+    default_threads = torch.get_num_threads()
+    rows = []
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        cases = {
+            "delta_e": lambda: _delta_e_only(data, args.batch_size),
+            "evaluate": lambda: E.evaluate(_identity, data, batch_size=args.batch_size, progress=False, n_samples=0),
+            "+gt": lambda: _with_gt(data, args.batch_size),
+        }
+        for name, fn in cases.items():
+            s = _median_time(fn, args.reps)
+            rows.append({"case": name, "threads": threads, "pairs": n * n, "size": size, "seconds": round(s, 3)})
+            print(f"{name:9s} threads={threads}  {n * n} pairs at {size}²: {s:6.2f} s  "
+                  f"({1e3 * s / (n * n):.2f} ms/pair)", flush=True)
+    torch.set_num_threads(default_threads)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    atomic_write_json(RESULTS / f"evaluate{'_quick' if args.quick else ''}.json", {
+        "rows": rows, "torch": torch.__version__, "cpu_count": os.cpu_count(), "load_average": load,
+        "machine": platform.machine(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")})
+    print(f"load average during the run: {load}")
+
+
+if __name__ == "__main__":
+    main()
