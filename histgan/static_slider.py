@@ -112,14 +112,16 @@ _SCRIPT = r"""
   function draw() {
     var i = +sk.value, j = +sb.value, K = d.bins[i], B = d.bandwidths[j], L = 2 / K;
     var soft = d.soft[i][j], hard = d.hard[i], top = 0;
-    d.soft[i].forEach(function (f) { f.forEach(function (c) { c.forEach(function (p) { top = Math.max(top, p / L); }); }); });
-    hard.forEach(function (c) { c.forEach(function (p) { top = Math.max(top, p / L); }); });
+    function peak(c) { c.forEach(function (p) { top = Math.max(top, p / L); }); }  // y-axis: all B of this K
+    d.soft[i].forEach(function (f) { f.forEach(peak); }); hard.forEach(peak);
     root.querySelector(".hx-K-out").textContent = K;
     root.querySelector(".hx-B-out").textContent = B.toPrecision(3) + " (= " + (B / L).toPrecision(3) + " L)";
     var svg = root.querySelector("svg.hx-plot"); while (svg.firstChild) svg.removeChild(svg.firstChild);
     soft.forEach(function (ch, c) {
-      var g = el("g", {transform: "translate(30," + (c * (H + 22) + 18) + ")"}, svg), bw = W / K, y = function (p) { return H - H * p / L / top; };
-      hard[c].forEach(function (p, k) { el("rect", {x: k * bw, y: y(p), width: Math.max(bw - 1, 0.5), height: H - y(p), fill: "#ccc"}, g); });
+      var g = el("g", {transform: "translate(30," + (c * (H + 22) + 18) + ")"}, svg), bw = W / K;
+      function y(p) { return H - H * p / L / top; }  // density P(k) / L, scaled to the panel
+      hard[c].forEach(function (p, k) {
+        el("rect", {x: k * bw, y: y(p), width: Math.max(bw - 1, 0.5), height: H - y(p), fill: "#ccc"}, g); });
       var pts = ch.map(function (p, k) { return (k * bw) + "," + y(p) + " " + ((k + 1) * bw) + "," + y(p); }).join(" ");
       el("polyline", {points: pts, fill: "none", stroke: colours[c], "stroke-width": 2, "class": "hx-soft"}, g);
       el("line", {x1: 0, y1: H, x2: W, y2: H, stroke: "#444"}, g);
@@ -160,7 +162,8 @@ def explorer_html(frames: dict, image_uri: str | None = None, initial: tuple[int
     data = json.dumps(frames, separators=(",", ":")).replace("</", "<\\/")
     # Same frames, same id on every run (stable notebook diffs); the counter separates copies on a page.
     uid = f"hx-{hashlib.sha256(data.encode()).hexdigest()[:12]}-{next(_counter)}"
-    picture = f'<img src="{image_uri}" alt="the image whose histogram is shown" class="hx-image" width="96" style="image-rendering:pixelated">' if image_uri else ""
+    picture = (f'<img src="{image_uri}" alt="the image whose histogram is shown" class="hx-image" width="96" '
+               'style="image-rendering:pixelated">') if image_uri else ""
     height = 3 * (92 + 22) + 12
     return f"""<div class="histgan-explorer" id="{uid}" style="font-family:sans-serif;font-size:14px">
 <div style="display:flex;gap:16px;align-items:center;flex-wrap:wrap">{picture}

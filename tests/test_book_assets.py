@@ -222,7 +222,8 @@ def test_extension_requires_the_static_path(tmp_path):
 
 def test_duplicate_inline_scripts_are_dropped_once():
     js = lambda filename, **attributes: SimpleNamespace(filename=filename, attributes=attributes)  # noqa: E731
-    a, a2, b, f1, f2 = js(None, body="const X = 1"), js("", body="const X = 1"), js(None, body="y"), js("a.js"), js("a.js")
+    a, a2, b = js(None, body="const X = 1"), js("", body="const X = 1"), js(None, body="y")
+    f1, f2 = js("a.js"), js("a.js")
     context = {"script_files": [a, f1, b, a2, f2]}
     _drop_duplicate_inline_scripts(None, "page", "page.html", context, None)
     assert context["script_files"] == [a, f1, b, f2]  # files are Sphinx's business, inline copies ours

@@ -42,7 +42,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="chromium not found on PATH: apt-get install -y chromium "
                                                 "(.ci/run does) to run the browser tests"),
-    pytest.mark.skipif(sync_playwright is None, reason="playwright for Python is not installed (pip install -e '.[dev]')"),
+    pytest.mark.skipif(sync_playwright is None,
+                       reason="playwright for Python is not installed (pip install -e '.[dev]')"),
     pytest.mark.skipif(not NOTEBOOK.is_file(), reason=f"{NOTEBOOK.relative_to(ROOT)} does not exist"),
 ]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -180,7 +181,8 @@ def test_every_page_loads_offline(book_url, tmp_path):
 
 
 def _soft_curve(page) -> list[str]:
-    return page.eval_on_selector_all(".histgan-explorer polyline.hx-soft", "els => els.map(e => e.getAttribute('points'))")
+    return page.eval_on_selector_all(".histgan-explorer polyline.hx-soft",
+                                     "els => els.map(e => e.getAttribute('points'))")
 
 
 def test_histogram_page_math_widgets_and_kernel_free_slider(book_url, tmp_path):
@@ -192,7 +194,8 @@ def test_histogram_page_math_widgets_and_kernel_free_slider(book_url, tmp_path):
         page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
         page.evaluate("MathJax.startup.promise")
         raw = page.evaluate("""() => { const b = document.querySelector('article') || document.body;
-            const c = b.cloneNode(true); c.querySelectorAll('pre, code, script, mjx-container').forEach(e => e.remove());
+            const c = b.cloneNode(true);
+            c.querySelectorAll('pre, code, script, mjx-container').forEach(e => e.remove());
             return c.innerText; }""")
         assert page.locator("mjx-container").count() > 0, "MathJax typeset nothing"
         assert "\\(" not in raw and "\\[" not in raw and "$$" not in raw, "raw TeX left on the page"
