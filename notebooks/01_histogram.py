@@ -388,7 +388,7 @@ widgets.VBox([widgets.HBox([bins_slider, bandwidth_slider]), histogram_plot])
 # %% tags=["nbval-ignore-output"]
 from histgan.static_slider import histogram_explorer
 
-histogram_explorer(photo)  # soft histograms for K in {4, ..., 64} x B in {2/256, ..., 2/8}, drawn by the browser
+histogram_explorer(photo)  # frames for K = 4 ... 64 and B = 2/256 ... 2/8
 
 # %% [markdown]
 # ## 10. Histogram matching by gradient descent
