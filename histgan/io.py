@@ -20,6 +20,13 @@ import numpy as np
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_png"]
 
 
+def _default_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds.
@@ -37,6 +44,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _default_file_mode())  # mkstemp makes 0600; give what open() would
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
