@@ -1,6 +1,6 @@
 """The main job, ``make book`` = ``python -m histgan.book``: data → executed notebooks → HTML book.
 
-Stages run in order, each announced by a progress line (``[2/4] notebook 01_histogram ...``):
+Stages run in order, each announced by a progress line (``[2/7] notebook 01_histogram ...``):
 
 1. ``data`` — the synthetic knee benchmark (:func:`histgan.synthetic.write_dataset`, ``cpu`` preset)
    into ``data/synthetic/``.
