@@ -7,12 +7,14 @@
 
 ``variants``: one :func:`histgan.train.train_step` (G/F then D_x/D_y, Adam, image pool) of each
 variant at the ``cpu`` preset's network and size, and the same network at 256², interleaved in one
-process (median of ``--reps``); ratios to plain ``cyclegan`` and to ``cyclegan_sn`` (the colour
-constraint alone: histogram encoders, code injection and eq 6, on top of spectral norm).
+process (median of ``--reps``), with the fast path (the default) and with ``fast=False`` (one
+network call per loss term, spectral norm recomputed on every call); ratios to plain ``cyclegan``
+in the same mode and to ``cyclegan_sn`` (the colour constraint alone: histogram encoders, code
+injection and eq 6, on top of spectral norm), and each fast step against its ``fast=False`` twin.
 
 ``options``: images/s of the ``cpu`` preset's ``histgan_bi`` step under each option, interleaved
-(each option owns its models, all from the same seed), as a ratio to the fp32 eager step with the
-default threads. The batch is synthetic (random images, disc masks): timing does not depend on it.
+(each option owns its models, all from the same seed), as a ratio to the first row: the fp32 eager
+step with the default threads and one call per term (``fast=False``). The batch is synthetic (random images, disc masks): timing does not depend on it.
 
 ``colour``: trains ``histgan_bi`` on the synthetic ``cpu`` data set twice from the same seed, fp32
 and bf16 autocast (the histogram and the losses stay float32 in both), evaluates ΔE on the test
@@ -56,8 +58,10 @@ def synthetic_batch(batch: int, size: int, seed: int = 0) -> dict[str, torch.Ten
 class Trainer:
     """Models, optimisers, pools and a batch for one configuration; ``step()`` runs one ``train_step``."""
 
-    def __init__(self, config, amp: bool = False, threads: int | None = None, compile: bool = False) -> None:
+    def __init__(self, config, amp: bool = False, threads: int | None = None, compile: bool = False,
+                 fast: bool = True) -> None:
         torch.manual_seed(config.seed)
+        self.fast = fast
         self.config, self.threads = config, threads or torch.get_num_threads()
         self.models = build_models(config)
         self.optimisers = make_optimisers(self.models, config)
@@ -74,7 +78,8 @@ class Trainer:
         torch.set_num_threads(self.threads)
         try:
             t, c = time.perf_counter(), time.process_time()
-            train_step(self.models, self.optimisers, self.batch, self.config, self.pools, self.amp_dtype)
+            train_step(self.models, self.optimisers, self.batch, self.config, self.pools, self.amp_dtype,
+                       fast=self.fast)
             return time.perf_counter() - t, time.process_time() - c
         finally:
             torch.set_num_threads(before)
@@ -112,14 +117,24 @@ def _summary(times: dict[str, list[tuple[float, float]]], base: str, images: dic
 
 
 def bench_variants(size: int, reps: int) -> list[dict]:
-    """One step of each variant at the cpu preset's network and ``size``; ratios to ``cyclegan``."""
-    trainers = {v: Trainer(make_config("cpu", variant=v, image_size=size)) for v in VARIANTS}
+    """One step of each variant at the cpu preset's network and ``size``, with ``train_step``'s fast
+    path and with one call per term (``fast=False``); ratios to ``cyclegan`` in the same mode."""
+    trainers = {f"{v}{'' if fast else ' (fast=False)'}": Trainer(make_config("cpu", variant=v, image_size=size), fast=fast)
+                for fast in (True, False) for v in VARIANTS}
     times = interleaved(trainers, reps)
-    rows = _summary(times, "cyclegan", {v: 1 for v in times})
-    sn = next(r for r in rows if r["name"] == "cyclegan_sn")
-    for r in rows:
-        r.update(size=size, ratio_to_cyclegan_sn=r["median_s"] / sn["median_s"],
-                 cpu_ratio_to_cyclegan_sn=r["median_cpu_s"] / sn["median_cpu_s"])
+    rows = []
+    for suffix in ("", " (fast=False)"):
+        mode = {name: t for name, t in times.items() if name.endswith(suffix) and (suffix or "fast=False" not in name)}
+        part = _summary(mode, f"cyclegan{suffix}", {v: 1 for v in mode})
+        sn = next(r for r in part if r["name"] == f"cyclegan_sn{suffix}")
+        for r in part:
+            r.update(size=size, fast=not suffix, ratio_to_cyclegan_sn=r["median_s"] / sn["median_s"],
+                     cpu_ratio_to_cyclegan_sn=r["median_cpu_s"] / sn["median_cpu_s"])
+        rows += part
+    ref = {r["name"]: r for r in rows}
+    for r in rows:  # each variant's fast step against its own one-call-per-term step
+        slow = ref.get(f"{r['name']} (fast=False)")
+        r["speedup_over_fast_false"] = slow["median_s"] / r["median_s"] if slow else None
     return rows
 
 
@@ -127,7 +142,8 @@ def option_trainers(quick: bool) -> dict[str, Trainer]:
     """The cpu preset's ``histgan_bi`` under each option (name -> trainer)."""
     cfg = make_config("cpu", variant="histgan_bi")
     n = torch.get_num_threads()
-    opts = {f"fp32 eager, {n} threads": Trainer(cfg),
+    opts = {f"fp32 eager, {n} threads, fast=False": Trainer(cfg, fast=False),
+            f"fp32 eager, {n} threads": Trainer(cfg),
             "bf16 autocast": Trainer(cfg, amp=True),
             "fp32, 1 thread": Trainer(cfg, threads=1),
             # oneDNN's bf16 convolution backward is 4-6x slower with 2 threads than with 1 (measured)
@@ -220,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             _print_rows(f"one train_step, cpu preset network at {size}² (median s; ratios)",
                         [r for r in rows if r["size"] == size],
                         ["median_s", "time_ratio", "ratio_to_cyclegan_sn", "median_cpu_s", "cpu_ratio",
-                         "cpu_ratio_to_cyclegan_sn"])
+                         "cpu_ratio_to_cyclegan_sn", "speedup_over_fast_false"])
         results["variants"] = rows
     if "options" in args.sections:
         rows = bench_options(reps, args.quick)

@@ -23,6 +23,11 @@ from histgan.histogram import histogram_loss, soft_histogram
 __all__ = ["GANLoss", "cycle_loss", "identity_loss", "masked_histogram", "colour_loss", "total_loss"]
 
 
+def _full(t: Tensor) -> Tensor:
+    """Half precision (autocast outputs) to float32; float32 and float64 stay as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class GANLoss:
     """Adversarial loss on discriminator logits, one small abstraction for G and D (eq 9).
 
@@ -41,7 +46,7 @@ class GANLoss:
 
     def __call__(self, logits: Tensor, target_is_real: bool) -> Tensor:
         """Mean loss of patch logits ``(N, 1, H', W')`` against an all-real or all-fake target."""
-        logits = logits.float()
+        logits = _full(logits)
         target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
         if self.kind == "bce":
             return nnf.binary_cross_entropy_with_logits(logits, target)
@@ -50,21 +55,23 @@ class GANLoss:
 
 def cycle_loss(reconstructed: Tensor, original: Tensor) -> Tensor:
     """One term of eq (10): ``E ‖F(G(x)) − x‖₁`` as a mean over pixels, ``(N, 3, H, W)`` → scalar."""
-    return nnf.l1_loss(reconstructed.float(), original.float())
+    return nnf.l1_loss(_full(reconstructed), _full(original))
 
 
 def identity_loss(same: Tensor, original: Tensor) -> Tensor:
     """One term of eq (11): ``E ‖G(y) − y‖₁`` as a mean over pixels, ``(N, 3, H, W)`` → scalar."""
-    return nnf.l1_loss(same.float(), original.float())
+    return nnf.l1_loss(_full(same), _full(original))
 
 
 def masked_histogram(images: Tensor, mask: Tensor | None, bins: int, bandwidth: float | None) -> Tensor:
-    """Soft histogram of eq (3)–(5) in float32 (outside autocast), ``(N, 3, H, W)`` → ``(N, 3, K)``.
+    """Soft histogram of eq (3)–(5) outside autocast, ``(N, 3, H, W)`` → ``(N, 3, K)``.
+
+    Half-precision images are taken to float32 (float64 stays float64).
 
     Generator outputs are clamped to [-1, 1] first: a bf16 tanh can round a hair past ±1.
     """
     with torch.autocast(device_type=images.device.type, enabled=False):
-        return soft_histogram(images.float().clamp(-1.0, 1.0), bins, bandwidth, mask=mask)
+        return soft_histogram(_full(images).clamp(-1.0, 1.0), bins, bandwidth, mask=mask)
 
 
 def colour_loss(fake: Tensor, fake_mask: Tensor | None, h_ref: Tensor, bins: int, bandwidth: float | None,

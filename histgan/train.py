@@ -22,6 +22,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from histgan.checkpoint import RunLock, list_checkpoints, load_latest_good, write_run_checkpoint
 from histgan.config import TrainConfig
@@ -114,8 +115,20 @@ def _check_losses(terms: Mapping[str, Tensor], step: int | None) -> None:
 
 def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.optim.Optimizer],
                batch: Mapping[str, Any], config: TrainConfig, pools: Mapping[str, ImagePool] | None = None,
-               amp_dtype: torch.dtype | None = None, step: int | None = None) -> dict[str, float]:
+               amp_dtype: torch.dtype | None = None, step: int | None = None, fast: bool = True) -> dict[str, float]:
     """One optimisation step of G/F (eq 7) then of D_x/D_y (eq 9); returns every loss as a float.
+
+    ``fast=True`` (the default) computes the same losses with fewer network calls: each generator
+    runs twice per step, not three times (translation and identity share one call on the
+    concatenated batch, then the cycle), each discriminator once per update (real and pooled fakes
+    concatenated), and a spectral-normalised weight ``W / σ(W)`` is computed once per update phase
+    and reused (``torch.nn.utils.parametrize.cached``), not on every call. Concatenating is exact
+    because instance norm (and no norm) treats every sample on its own; with ``norm="batch"`` the
+    calls stay separate. The one difference from ``fast=False`` (one call per term, the textbook
+    form) is how often spectral norm's power iteration runs: once per network per phase, as in
+    Miyato et al. (one iteration per update), instead of once per call. With converged power
+    iterations the two give the same losses and gradients (``tests/test_train.py``); see
+    BENCHMARKS.md for the speed.
 
     Args:
         models: ``{"G", "F", "D_x", "D_y"}`` (plain or DDP-wrapped), on one device.
@@ -125,6 +138,7 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
         pools: image pools ``{"x", "y"}`` of past fakes for D (``None``: no pool).
         amp_dtype: autocast dtype (``torch.bfloat16``) or ``None`` for float32.
         step: step number, only for error messages.
+        fast: fewer, batched network calls and spectral norm once per phase (above).
 
     Returns:
         ``gan_G, gan_F, cycle_x, cycle_y, idt_x, idt_y, hist_y, [hist_x], loss_G, D_x, D_y``.
@@ -141,8 +155,12 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
     with torch.no_grad():  # the references' histograms h_ref (data: no gradient)
         h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth) if c.condition_G else None
         h_x = masked_histogram(x, x_mask, c.bins, c.bandwidth) if c.condition_F else None
-    terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, c, autocast, step)
-    d = _discriminator_step(models, optimisers["D"], batch, fake_x, fake_y, pools, c, autocast, step)
+    batched = fast and c.norm != "batch"  # per-sample norms: a concatenated call = separate calls
+    sn_cache = parametrize.cached if fast else contextlib.nullcontext
+    terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, c, autocast, sn_cache,
+                                            batched, step)
+    d = _discriminator_step(models, optimisers["D"], batch, fake_x, fake_y, pools, c, autocast, sn_cache,
+                            batched, step)
     logs = {k: float(v.detach()) for k, v in {**terms, **d}.items()}
     if not c.condition_G:  # monitor only: how far G's colours are from y's (no gradient)
         with torch.no_grad():
@@ -151,8 +169,15 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
     return logs
 
 
+def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``net(a, h), net(b, h)`` as one call on the concatenated batch (per-sample norms only)."""
+    out = net(torch.cat([a, b]), *(() if h is None else (h.repeat(2, 1, 1),)))
+    return out[:a.shape[0]], out[a.shape[0]:]
+
+
 def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | None, h_y: Tensor | None,
-                    c: TrainConfig, autocast, step: int | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+                    c: TrainConfig, autocast, sn_cache, batched: bool,
+                    step: int | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """Eq (7) for G and F with D_x, D_y frozen; one optimiser step. Returns terms and detached fakes."""
     G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
     x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
@@ -160,13 +185,19 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
     for p in [*D_x.parameters(), *D_y.parameters()]:
         p.requires_grad_(False)
     opt.zero_grad(set_to_none=True)
-    with autocast:
-        fake_y, fake_x = G(x, h_y), F(y, h_x)
+    idt = c.lambda_idt > 0
+    with autocast, sn_cache():
+        if batched and idt:  # G(x) and G(y) (identity) need only the data: one call, then the cycle
+            fake_y, idt_y = _pair(G, x, y, h_y)
+            fake_x, idt_x = _pair(F, y, x, h_x)
+        else:  # the textbook form: one call per term
+            fake_y, fake_x = G(x, h_y), F(y, h_x)
+            idt_y, idt_x = (G(y, h_y), F(x, h_x)) if idt else (None, None)
         terms = {"gan_G": gan(_unwrap(D_y)(fake_y), True), "gan_F": gan(_unwrap(D_x)(fake_x), True),
                  "cycle_x": cycle_loss(F(fake_y, h_x), x), "cycle_y": cycle_loss(G(fake_x, h_y), y)}
-        if c.lambda_idt > 0:
-            terms["idt_x"] = identity_loss(F(x, h_x), x)
-            terms["idt_y"] = identity_loss(G(y, h_y), y)
+        if idt:
+            terms["idt_x"] = identity_loss(idt_x, x)
+            terms["idt_y"] = identity_loss(idt_y, y)
     if c.condition_G:  # eq (6): fake over the input's mask vs reference over its own
         terms["hist_y"] = colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind)
     if c.condition_F:
@@ -181,16 +212,20 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
 
 
 def _discriminator_step(models, opt: torch.optim.Optimizer, batch, fake_x: Tensor, fake_y: Tensor,
-                        pools: Mapping[str, ImagePool] | None, c: TrainConfig, autocast,
-                        step: int | None) -> dict[str, Tensor]:
+                        pools: Mapping[str, ImagePool] | None, c: TrainConfig, autocast, sn_cache,
+                        batched: bool, step: int | None) -> dict[str, Tensor]:
     """Eq (9) for D_x and D_y on real images and pooled past fakes; one optimiser step."""
     gan, D_x, D_y = GANLoss(c.gan_loss), models["D_x"], models["D_y"]
     opt.zero_grad(set_to_none=True)
     old_y = pools["y"].query(fake_y) if pools else fake_y
     old_x = pools["x"].query(fake_x) if pools else fake_x
-    with autocast:
-        d = {"D_y": 0.5 * (gan(D_y(batch["y"]), True) + gan(D_y(old_y), False)),
-             "D_x": 0.5 * (gan(D_x(batch["x"]), True) + gan(D_x(old_x), False))}
+    with autocast, sn_cache():
+        if batched:
+            (real_y, past_y), (real_x, past_x) = _pair(D_y, batch["y"], old_y), _pair(D_x, batch["x"], old_x)
+        else:
+            real_y, past_y, real_x, past_x = D_y(batch["y"]), D_y(old_y), D_x(batch["x"]), D_x(old_x)
+        d = {"D_y": 0.5 * (gan(real_y, True) + gan(past_y, False)),
+             "D_x": 0.5 * (gan(real_x, True) + gan(past_x, False))}
     _check_losses(d, step)
     (d["D_x"] + d["D_y"]).backward()
     opt.step()

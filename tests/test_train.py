@@ -102,6 +102,74 @@ def test_train_step_every_variant_finite(variant):
         assert not torch.equal(before, models["G"].out[1].weight)
 
 
+def _twin_steps(c, steps=2, eval_mode=True):
+    """The same models and batch stepped with ``fast=True`` and ``fast=False``: (logs, models) each."""
+    out = {}
+    for fast in (True, False):
+        torch.manual_seed(0)
+        models = build_models(c)
+        for m in models.values():
+            m.train(not eval_mode)
+        opts = train.make_optimisers(models, c)
+        pools = {"x": train.ImagePool(2), "y": train.ImagePool(2)}
+        torch.manual_seed(1)  # the pools draw from the global RNG
+        logs = [train.train_step(models, opts, _batch(), c, pools, fast=fast) for _ in range(steps)]
+        out[fast] = logs, models
+    return out
+
+
+@pytest.mark.parametrize("variant, norm", [("histgan_bi", "instance"), ("histgan_uni", "none"),
+                                           ("cyclegan", "instance"), ("histgan_bi", "batch")])
+def test_fast_step_equals_one_call_per_term(variant, norm):
+    """Batched calls and cached spectral norm change nothing but the power-iteration count: with the
+    power iteration frozen (eval mode keeps u, v), two steps give the same losses and weights."""
+    c = make_config("quick", variant=variant, norm=norm)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # float64: what is left is the rounding of a reordered sum
+    try:
+        twins = _twin_steps(c)
+    finally:
+        torch.set_default_dtype(default)
+    (fast_logs, fast_models), (ref_logs, ref_models) = twins[True], twins[False]
+    for a, b in zip(fast_logs, ref_logs):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12), k
+    # the last step's gradients (G and F: eq 7; D_x and D_y: eq 9) to 1e-8 of the network's largest.
+    # Not the weights: a bias before an instance norm has a gradient of pure rounding noise, which
+    # Adam scales up to a step of size lr either way.
+    for name in fast_models:
+        scale = max(float(p.grad.abs().max()) for p in ref_models[name].parameters())
+        for (k, a), b in zip(fast_models[name].named_parameters(), ref_models[name].parameters()):
+            assert a.grad is not None and b.grad is not None, f"{name}.{k}"
+            assert torch.allclose(a.grad, b.grad, rtol=1e-6, atol=1e-8 * scale), f"{name}.{k}"
+
+
+def test_fast_step_runs_one_power_iteration_per_phase():
+    """Miyato et al.'s schedule: in training mode a generator's u moves by exactly one power
+    iteration per step (three calls share one cached W/σ); a discriminator's by two (G and D phase)."""
+    c = make_config("quick", variant="histgan_bi")
+    torch.manual_seed(0)
+    models = build_models(c)
+    opts = train.make_optimisers(models, c)
+
+    def sn(module):
+        return module.parametrizations.weight
+
+    def one_iteration(w, u):
+        w = w.flatten(1)
+        v = torch.nn.functional.normalize(w.t() @ u, dim=0, eps=1e-12)
+        return torch.nn.functional.normalize(w @ v, dim=0, eps=1e-12)
+
+    conv_g, conv_d = models["G"].out[1], models["D_y"].net[0]
+    w_g, u_g = sn(conv_g).original.detach().clone(), sn(conv_g)[0]._u.clone()
+    w_d, u_d = sn(conv_d).original.detach().clone(), sn(conv_d)[0]._u.clone()
+    train.train_step(models, opts, _batch(), c, fast=True)
+    assert torch.allclose(sn(conv_g)[0]._u, one_iteration(w_g, u_g), atol=1e-6)
+    assert torch.allclose(sn(conv_d)[0]._u, one_iteration(w_d, one_iteration(w_d, u_d)), atol=1e-6)
+    assert not torch.allclose(one_iteration(w_g, u_g), one_iteration(w_g, one_iteration(w_g, u_g)), atol=1e-6)
+
+
 def test_train_step_bf16_autocast_on_cpu():
     c = make_config("quick", variant="histgan_bi", amp=True)
     torch.manual_seed(0)
