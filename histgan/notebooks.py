@@ -47,6 +47,8 @@ def strip_notebook(nb: Any) -> Any:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.metadata.get("tags") == []:  # papermill adds empty tag lists: noise in the diff
+            cell.metadata.pop("tags")
     return nb
 
 

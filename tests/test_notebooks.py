@@ -81,9 +81,13 @@ def test_strip_notebook_removes_run_records():
     cell.metadata.update({"papermill": {"duration": 0.1}, "execution": {"iopub.status.busy": "2026"},
                           "tags": ["parameters"]})
     nb.cells.append(cell)
+    untagged = nbformat.v4.new_code_cell("2")
+    untagged.metadata["tags"] = []
+    nb.cells.append(untagged)
     out = book.strip_notebook(nb)
     assert "papermill" not in out.metadata
     assert dict(out.cells[0].metadata) == {"tags": ["parameters"]}
+    assert dict(out.cells[1].metadata) == {}
 
 
 @pytest.mark.slow
