@@ -25,9 +25,10 @@ import statistics
 import time
 from pathlib import Path
 
-# Passive OpenMP waiting: on a shared, oversubscribed machine spinning workers made small parallel
-# regions many times slower (see bench_histogram.py). Set OMP_WAIT_POLICY yourself to override.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# OpenMP's wait policy is left as the environment sets it, as in a real run. On a shared,
+# oversubscribed machine run with OMP_WAIT_POLICY=passive (spinning workers that are descheduled make
+# every small parallel region wait); on a quiet machine passive waiting itself made a training step
+# 2.3x slower (BENCHMARKS.md), so it is not the default.
 
 import torch  # noqa: E402
 

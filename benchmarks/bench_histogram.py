@@ -35,10 +35,10 @@ import sys
 import time
 from pathlib import Path
 
-# On a shared, oversubscribed machine OpenMP's default spin-waiting makes every parallel region wait
-# for a descheduled worker: soft_histogram (hundreds of small regions) ran 5× slower with 2 threads
-# than with 1. Passive waiting removes that (set OMP_WAIT_POLICY yourself to override).
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# OpenMP's wait policy is left as the environment sets it, as in a real run. On a shared,
+# oversubscribed machine run with OMP_WAIT_POLICY=passive (spinning workers that are descheduled make
+# every small parallel region wait); on a quiet machine passive waiting itself made a training step
+# 2.3x slower (BENCHMARKS.md), so it is not the default.
 
 import torch  # noqa: E402
 
@@ -47,6 +47,7 @@ from histgan.io import atomic_path, atomic_write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = ("fwd", "fwd+bwd")
+MIN_REP_S = 0.05  # a repetition times a loop of calls at least this long
 SLOW_S = 10.0  # a method slower than this per run gets at most 3 repetitions
 
 
@@ -107,15 +108,32 @@ def time_config(batch: int, size: int, bins: int, names: list[str], reps: int) -
         for mode in MODES:
             run_once(calls[m], make_input(1, 16, mode), mode)
     times: dict[str, list[float]] = {f"{m} {mode}": [] for m in names for mode in MODES}
+    # calls per repetition: a repetition lasts at least ~50 ms, so millisecond calls are timed over a
+    # loop (one call of 1 ms is at the mercy of the scheduler) and slow ones once
+    run = {key: (lambda m=key.split(" ")[0], mode=key.split(" ")[1]: run_once(calls[m], inputs[mode], mode))
+           for key in times}
+    loops = {key: calls_per_repetition(fn) for key, fn in run.items()}
     for _ in range(reps):
         for key, runs in times.items():
-            m, mode = key.split(" ")
             if len(runs) >= 3 and min(runs) > SLOW_S:
                 continue
-            t = time.perf_counter()
-            run_once(calls[m], inputs[mode], mode)
-            runs.append(time.perf_counter() - t)
+            runs.append(timed(run[key], loops[key]))
     return times
+
+
+def calls_per_repetition(fn) -> int:
+    """How many calls of ``fn`` make a repetition of at least ``MIN_REP_S`` (1 for slow calls, ≤ 200)."""
+    t = time.perf_counter()
+    fn()
+    return max(1, min(200, int(MIN_REP_S / max(time.perf_counter() - t, 1e-6))))
+
+
+def timed(fn, loops: int) -> float:
+    """Seconds per call of ``fn``, averaged over ``loops`` back-to-back calls."""
+    t = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - t) / loops
 
 
 def flatness(reps: int) -> list[dict]:
@@ -125,11 +143,12 @@ def flatness(reps: int) -> list[dict]:
         for size in (64, 256):
             times = {(k, mode): [] for k in (32, 64, 256) for mode in MODES}
             inputs = {mode: make_input(batch, size, mode) for mode in MODES}
+            run = {(k, mode): (lambda k=k, mode=mode: run_once(make_call("soft", k), inputs[mode], mode))
+                   for k, mode in times}
+            loops = {key: calls_per_repetition(fn) for key, fn in run.items()}
             for _ in range(reps):
-                for (k, mode), runs in times.items():
-                    t = time.perf_counter()
-                    run_once(make_call("soft", k), inputs[mode], mode)
-                    runs.append(time.perf_counter() - t)
+                for key, runs in times.items():
+                    runs.append(timed(run[key], loops[key]))
             out += [{"batch": batch, "size": size, "bins": k, "mode": mode, "median_s": statistics.median(r)}
                     for (k, mode), r in times.items()]
     return out
@@ -175,7 +194,7 @@ def machine() -> dict[str, object]:
     kornia = kornia_histogram()
     return {"cpu": cpu, "cores": torch.get_num_threads(), "memory_gb": round(mem_gb, 1),
             "torch": torch.__version__, "kornia": None if kornia is None else sys.modules["kornia"].__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
 def bench_config(batch: int, size: int, bins: int, args: argparse.Namespace) -> list[dict]:

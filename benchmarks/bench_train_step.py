@@ -34,7 +34,10 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see bench_histogram.py: shared, oversubscribed CPUs
+# OpenMP's wait policy is left as the environment sets it, as in a real run. On a shared,
+# oversubscribed machine run with OMP_WAIT_POLICY=passive (spinning workers that are descheduled make
+# every small parallel region wait); on a quiet machine passive waiting itself made a training step
+# 2.3x slower (BENCHMARKS.md), so it is not the default.
 
 import torch  # noqa: E402
 
@@ -138,7 +141,7 @@ def bench_variants(size: int, reps: int) -> list[dict]:
     return rows
 
 
-def option_trainers(quick: bool) -> dict[str, Trainer]:
+def option_trainers(quick: bool, compile: bool = True) -> dict[str, Trainer]:
     """The cpu preset's ``histgan_bi`` under each option (name -> trainer)."""
     cfg = make_config("cpu", variant="histgan_bi")
     n = torch.get_num_threads()
@@ -152,13 +155,14 @@ def option_trainers(quick: bool) -> dict[str, Trainer]:
             "bf16, 1 thread, batch 4": Trainer(cfg.replace(batch_size=4), amp=True, threads=1)}
     if not quick:
         opts["fp32, 1 thread, batch 4"] = Trainer(cfg.replace(batch_size=4), threads=1)
+    if not quick and compile:
         opts["torch.compile fp32"] = Trainer(cfg, compile=True)
         opts["torch.compile bf16, 1 thread"] = Trainer(cfg, amp=True, threads=1, compile=True)
     return opts
 
 
-def bench_options(reps: int, quick: bool) -> list[dict]:
-    trainers = option_trainers(quick)
+def bench_options(reps: int, quick: bool, compile: bool = True) -> list[dict]:
+    trainers = option_trainers(quick, compile)
     base = next(iter(trainers))
     images = {name: tr.config.batch_size for name, tr in trainers.items()}
     times = interleaved(trainers, reps)
@@ -221,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sections", nargs="+", choices=["variants", "options", "colour"])
     p.add_argument("--quick", action="store_true", help="64² only, fewer options, 3 repetitions")
+    p.add_argument("--no-compile", action="store_true", help="options: leave out torch.compile (minutes of compiling)")
     p.add_argument("--reps", type=int, default=7, help="measured steps per configuration (median reported)")
     p.add_argument("--steps", type=int, default=300, help="training steps per run for 'colour'")
     p.add_argument("--work", type=Path, default=Path("/tmp/histgan_bench"), help="data and runs for 'colour'")
@@ -239,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
                          "cpu_ratio_to_cyclegan_sn", "speedup_over_fast_false"])
         results["variants"] = rows
     if "options" in args.sections:
-        rows = bench_options(reps, args.quick)
+        rows = bench_options(reps, args.quick, not args.no_compile)
         _print_rows("cpu preset histgan_bi step (images/s; ratio to the first row)", rows,
                     ["median_s", "images_per_s", "throughput_ratio", "median_cpu_s", "cpu_throughput_ratio",
                      "warmup_s"])
