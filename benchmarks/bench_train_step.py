@@ -3,6 +3,7 @@
     python benchmarks/bench_train_step.py variants            # 4 variants at 64² and 256² (~5 min)
     python benchmarks/bench_train_step.py options             # cpu preset: bf16, threads, compile, batch
     python benchmarks/bench_train_step.py colour --steps 300  # bf16 vs fp32 colour results (trains twice)
+    python benchmarks/bench_train_step.py batch --steps 1000  # batch 1 vs 4 for equal wall time (trains twice)
     python benchmarks/bench_train_step.py variants options --quick
 
 ``variants``: one :func:`histgan.train.train_step` (G/F then D_x/D_y, Adam, image pool) of each
@@ -19,6 +20,10 @@ step with the default threads and one call per term (``fast=False``). The batch 
 ``colour``: trains ``histgan_bi`` on the synthetic ``cpu`` data set twice from the same seed, fp32
 and bf16 autocast (the histogram and the losses stay float32 in both), evaluates ΔE on the test
 pairs, and also runs the fp32 model's inference under bf16 autocast.
+
+``batch``: the ``cpu`` preset's ``histgan_bi`` at batch 1 and 4 for the same wall-clock budget
+(``--steps`` at batch 1; batch 4 gets as many steps as fit in the same time, timed side by side
+first), each evaluated (mean ΔE over the test pairs): is more images per second worth fewer updates?
 
 Results go to ``benchmarks/results/train_step.json`` (merged by section).
 """
@@ -124,6 +129,9 @@ def bench_variants(size: int, reps: int) -> list[dict]:
     path and with one call per term (``fast=False``); ratios to ``cyclegan`` in the same mode."""
     trainers = {f"{v}{'' if fast else ' (fast=False)'}": Trainer(make_config("cpu", variant=v, image_size=size), fast=fast)
                 for fast in (True, False) for v in VARIANTS}
+    # where histgan_bi's extra time goes: the same step without the injection convolution (FiLM only)
+    trainers["histgan_bi, FiLM only"] = Trainer(make_config("cpu", variant="histgan_bi", image_size=size,
+                                                            injection="film"))
     times = interleaved(trainers, reps)
     rows = []
     for suffix in ("", " (fast=False)"):
@@ -172,13 +180,14 @@ def bench_options(reps: int, quick: bool, compile: bool = True) -> list[dict]:
     return rows
 
 
-def _train_and_evaluate(name: str, amp: bool, steps: int, root: Path, work: Path) -> tuple[dict, object]:
+def _train_and_evaluate(name: str, amp: bool, steps: int, root: Path, work: Path,
+                        batch_size: int = 1) -> tuple[dict, object]:
     from histgan.evaluate import evaluate
     from histgan.train import fit
 
     run = work / f"run_{name}"
     cfg = make_config("cpu", variant="histgan_bi", steps=steps, amp=amp, data=str(root), run_dir=str(run),
-                      sample_every=0, checkpoint_every=steps)
+                      sample_every=0, checkpoint_every=steps, batch_size=batch_size)
     t = time.perf_counter()
     fit(cfg, resume=(run / "checkpoints" / "latest.pt").exists(), progress=False)
     train_s = time.perf_counter() - t
@@ -213,6 +222,24 @@ def bench_colour(steps: int, work: Path) -> dict:
     return out
 
 
+def bench_batch(steps: int, work: Path, sizes: tuple[int, ...] = (1, 4)) -> dict:
+    """The cpu preset's ``histgan_bi`` at each batch size for the same wall-clock budget: the
+    seconds per step are timed side by side first, then batch ``b`` trains
+    ``steps · t(1) / t(b)`` steps (``steps`` at batch 1) and is evaluated on the test pairs."""
+    from histgan.synthetic import write_dataset
+
+    cfg = make_config("cpu", variant="histgan_bi")
+    trainers = {b: Trainer(cfg.replace(batch_size=b)) for b in sizes}
+    per_step = {b: statistics.median(w for w, _ in runs) for b, runs in interleaved(trainers, 5).items()}
+    root = write_dataset(work / "data", progress=False)
+    out = {"steps_at_batch_1": steps, "sec_per_step": per_step}
+    for b in sizes:
+        n = max(1, round(steps * per_step[sizes[0]] / per_step[b]))
+        out[f"batch {b}"], _ = _train_and_evaluate(f"batch{b}", False, n, root, work, batch_size=b)
+        out[f"batch {b}"].update(batch_size=b, steps=n, images_seen=n * b)
+    return out
+
+
 def _print_rows(title: str, rows: list[dict], cols: list[str]) -> None:
     print(f"\n{title}")
     print(f"{'':<26}" + "".join(f"{c[:20]:>21}" for c in cols))
@@ -223,11 +250,12 @@ def _print_rows(title: str, rows: list[dict], cols: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sections", nargs="+", choices=["variants", "options", "colour"])
+    p.add_argument("sections", nargs="+", choices=["variants", "options", "colour", "batch"])
     p.add_argument("--quick", action="store_true", help="64² only, fewer options, 3 repetitions")
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 256], help="image sizes for 'variants'")
     p.add_argument("--no-compile", action="store_true", help="options: leave out torch.compile (minutes of compiling)")
     p.add_argument("--reps", type=int, default=7, help="measured steps per configuration (median reported)")
-    p.add_argument("--steps", type=int, default=300, help="training steps per run for 'colour'")
+    p.add_argument("--steps", type=int, default=300, help="training steps per run for 'colour'; at batch 1 for 'batch'")
     p.add_argument("--work", type=Path, default=Path("/tmp/histgan_bench"), help="data and runs for 'colour'")
     p.add_argument("--out", type=Path, default=RESULTS, help="results file (merged by section)")
     args = p.parse_args(argv)
@@ -236,19 +264,23 @@ def main(argv: list[str] | None = None) -> None:
     results["machine"] = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "date": time.strftime("%Y-%m-%d %H:%M")}
     if "variants" in args.sections:
-        rows = [r for size in ((64,) if args.quick else (64, 256)) for r in bench_variants(size, reps)]
+        rows = [r for size in ((64,) if args.quick else args.sizes) for r in bench_variants(size, reps)]
         for size in sorted({r["size"] for r in rows}):
             _print_rows(f"one train_step, cpu preset network at {size}² (median s; ratios)",
                         [r for r in rows if r["size"] == size],
                         ["median_s", "time_ratio", "ratio_to_cyclegan_sn", "median_cpu_s", "cpu_ratio",
                          "cpu_ratio_to_cyclegan_sn", "speedup_over_fast_false"])
-        results["variants"] = rows
+        sizes = {r["size"] for r in rows}  # sizes not measured this time keep their earlier rows
+        results["variants"] = [r for r in results.get("variants", []) if r.get("size") not in sizes] + rows
     if "options" in args.sections:
         rows = bench_options(reps, args.quick, not args.no_compile)
         _print_rows("cpu preset histgan_bi step (images/s; ratio to the first row)", rows,
                     ["median_s", "images_per_s", "throughput_ratio", "median_cpu_s", "cpu_throughput_ratio",
                      "warmup_s"])
         results["options"] = rows
+    if "batch" in args.sections:
+        results["batch"] = bench_batch(args.steps, args.work)
+        print(json.dumps(results["batch"], indent=2))
     if "colour" in args.sections:
         results["colour"] = bench_colour(args.steps, args.work)
         print(json.dumps(results["colour"], indent=2))
