@@ -191,8 +191,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(steps=12, batch_size=2, image_size=32, ngf=8, ndf=8, n_blocks=1, d_layers=2, code_dim=8,
                   bins=16, pool_size=4, log_every=1, sample_every=6, checkpoint_every=4, keep_checkpoints=2),
     # The main job on a 2-core CPU. Measured wall time per step (2 threads, quiet machine, the fast
-    # train_step): histgan_bi 0.42 s, cyclegan 0.36 s, so ~6–7 min per variant (BENCHMARKS.md §2–3;
-    # batch 4 gives 1.9x the images/s but 4x fewer updates per image, §3a).
+    # train_step, two runs): histgan_bi 0.30–0.42 s, cyclegan 0.25–0.36 s, so 5–7 min per variant
+    # (BENCHMARKS.md §2, §6). Batch 4 gives ~1.9x the images/s but, for the same time, a 35 % higher
+    # ΔE (§3a), so the preset keeps batch 1.
     "cpu": dict(steps=1000, batch_size=1, image_size=64, ngf=32, ndf=32, n_blocks=4, d_layers=2, code_dim=32,
                 bins=32, pool_size=50, log_every=10, sample_every=250, checkpoint_every=250, keep_checkpoints=3),
     # The paper's setting on a GPU: 256², 9 residual blocks, ngf/ndf 64, 70×70 PatchGAN.
