@@ -24,8 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KneeShape", "SkinAppearance", "Geometry", "geometry", "render_x", "render_y",
-           "srgb_to_linear", "linear_to_srgb", "X_ALBEDO", "X_BACKGROUND"]
+from histgan.procedural import value_noise
+
+__all__ = ["KneeShape", "SkinAppearance", "Geometry", "KneeFrame", "geometry", "knee_frame", "light_direction",
+           "render_x", "render_y", "srgb_to_linear", "linear_to_srgb", "pixel_grid", "quantise", "tonemap",
+           "meter", "X_ALBEDO", "X_BACKGROUND"]
 
 #: Grey level of the simulator's material under full light (domain X).
 X_ALBEDO = 0.90
@@ -77,12 +80,29 @@ class SkinAppearance:
 @dataclass(frozen=True)
 class Geometry:
     """Per-pixel rendering of a shape: ``coverage`` in [0, 1], ``mask`` bool, Lambert ``diffuse``
-    ``max(0, n·l)`` in [0, 1], and the relative depth ``depth = z / r`` in [0, 1]; all ``(H, W)``."""
+    ``max(0, n·l)`` in [0, 1], the relative depth ``depth = z / r`` in [0, 1] and the ``height`` ``z``
+    above the image plane (image-half units), all ``(H, W)``; the unit ``normal`` ``(H, W, 3)``."""
 
     coverage: np.ndarray
     mask: np.ndarray
     diffuse: np.ndarray
     depth: np.ndarray
+    height: np.ndarray
+    normal: np.ndarray
+
+
+@dataclass(frozen=True)
+class KneeFrame:
+    """Where a shape's parts are, in image-half units: the knee joint, unit directions of thigh and
+    shin and of the convex side of the bend (``front``), the condyle radius and the patella disc."""
+
+    knee: np.ndarray  # (2,) knee-joint position (x rightwards, y downwards)
+    up: np.ndarray  # (2,) unit direction from the knee along the thigh
+    down: np.ndarray  # (2,) unit direction from the knee along the shin
+    front: np.ndarray  # (2,) unit direction of the convex side of the bend (where the patella is)
+    knee_radius: float  # condyle radius (scaled)
+    patella_centre: np.ndarray  # (2,) centre of the patella disc
+    patella_radius: float  # patella radius (scaled)
 
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -97,7 +117,7 @@ def linear_to_srgb(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
 
 
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates in [-1, 1], ``x`` rightwards ``(1, W)``, ``y`` downwards ``(H, 1)``."""
     t = (np.arange(size, dtype=np.float64) + 0.5) / size * 2.0 - 1.0
     return t[None, :], t[:, None]
@@ -125,9 +145,8 @@ def _smin(p, q, k):
     return (s, *(qi + w * (pi - qi) for pi, qi in zip(p[1:], q[1:])))
 
 
-def _signed_distance(shape: KneeShape, size: int):
-    """Blended signed distance of the leg (negative inside) with blended axis offset and radius."""
-    px, py = _grid(size)
+def knee_frame(shape: KneeShape) -> KneeFrame:
+    """Positions and directions of the parts of ``shape`` (see :class:`KneeFrame`)."""
     sc, rot = shape.scale, np.radians(shape.rotation)
     half = np.radians(shape.bend) / 2.0
     knee = np.array([shape.shift_x, shape.shift_y])
@@ -137,11 +156,20 @@ def _signed_distance(shape: KneeShape, size: int):
     nf = np.linalg.norm(front)
     front = front / nf if nf > 1e-6 else np.array([np.cos(rot), np.sin(rot)]) * np.sign(shape.bend or 1.0)
     rk = shape.knee_radius * sc
-    thigh = _capsule(px, py, knee, knee + 3.0 * up, 0.80 * rk, shape.thigh_radius * sc)
-    shin = _capsule(px, py, knee, knee + 3.0 * down, 0.72 * rk, shape.shin_radius * sc)
-    condyle = _disc(px, py, knee - 0.10 * rk * front, rk)
     rp = shape.patella * rk
-    patella = _disc(px, py, knee + (rk - 0.75 * rp) * front, rp)
+    return KneeFrame(knee=knee, up=up, down=down, front=front, knee_radius=rk,
+                     patella_centre=knee + (rk - 0.75 * rp) * front, patella_radius=rp)
+
+
+def _signed_distance(shape: KneeShape, size: int):
+    """Blended signed distance of the leg (negative inside) with blended axis offset and radius."""
+    px, py = pixel_grid(size)
+    f = knee_frame(shape)
+    knee, up, down, front, rk, rp = f.knee, f.up, f.down, f.front, f.knee_radius, f.patella_radius
+    thigh = _capsule(px, py, knee, knee + 3.0 * up, 0.80 * rk, shape.thigh_radius * shape.scale)
+    shin = _capsule(px, py, knee, knee + 3.0 * down, 0.72 * rk, shape.shin_radius * shape.scale)
+    condyle = _disc(px, py, knee - 0.10 * rk * front, rk)
+    patella = _disc(px, py, f.patella_centre, rp)
     leg = _smin(thigh, shin, 0.50 * rk)
     leg = _smin(leg, condyle, 0.45 * rk)
     return _smin(leg, patella, 0.60 * rp)
@@ -157,10 +185,16 @@ def geometry(shape: KneeShape, size: int) -> Geometry:
     z = np.sqrt(np.maximum(r * r - d * d, 0.0))
     vn = np.maximum(np.hypot(vx, vy), 1e-9)
     nx, ny, nz = d * vx / vn / r, d * vy / vn / r, z / r
-    az, el = np.radians(shape.light_azimuth), np.radians(shape.light_elevation)
-    lx, ly, lz = np.cos(el) * np.cos(az), -np.cos(el) * np.sin(az), np.sin(el)
+    lx, ly, lz = light_direction(shape)
     diffuse = np.clip(nx * lx + ny * ly + nz * lz, 0.0, 1.0)
-    return Geometry(coverage=coverage, mask=s < 0.0, diffuse=diffuse, depth=nz)
+    return Geometry(coverage=coverage, mask=s < 0.0, diffuse=diffuse, depth=nz,
+                    height=np.where(s < 0.0, z, 0.0), normal=np.stack([nx, ny, nz], axis=-1))
+
+
+def light_direction(shape: KneeShape) -> np.ndarray:
+    """Unit vector ``l`` ``(3,)`` towards the light: x rightwards, y downwards, z towards the viewer."""
+    az, el = np.radians(shape.light_azimuth), np.radians(shape.light_elevation)
+    return np.array([np.cos(el) * np.cos(az), -np.cos(el) * np.sin(az), np.sin(el)])
 
 
 def render_x(shape: KneeShape, size: int, geo: Geometry | None = None) -> np.ndarray:
@@ -172,32 +206,17 @@ def render_x(shape: KneeShape, size: int, geo: Geometry | None = None) -> np.nda
     geo = geometry(shape, size) if geo is None else geo
     fg = X_ALBEDO * (AMBIENT + (1.0 - AMBIENT) * geo.diffuse)
     grey = geo.coverage * fg + (1.0 - geo.coverage) * X_BACKGROUND
-    return np.repeat(_quantise(grey)[:, :, None], 3, axis=2)
+    return np.repeat(quantise(grey)[:, :, None], 3, axis=2)
 
 
-def _quantise(c: np.ndarray) -> np.ndarray:
+def quantise(c: np.ndarray) -> np.ndarray:
+    """Display values in [0, 1] (clipped) to uint8 by rounding ``⌊255 c + 1/2⌋``."""
     return np.floor(np.clip(c, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def value_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Smooth value noise ``(size, size)`` with zero mean and unit standard deviation (bicubic-free:
-    a ``(cells+1)²`` lattice of uniform values, smoothstep-interpolated)."""
-    lattice = rng.standard_normal((cells + 1, cells + 1))
-    t = (np.arange(size) + 0.5) / size * cells
-    i = np.minimum(t.astype(np.int64), cells - 1)
-    f = t - i
-    f = f * f * (3.0 - 2.0 * f)
-    fy, fx = f[:, None], f[None, :]
-    iy, ix = i[:, None], i[None, :]
-    top = lattice[iy, ix] * (1 - fx) + lattice[iy, ix + 1] * fx
-    bot = lattice[iy + 1, ix] * (1 - fx) + lattice[iy + 1, ix + 1] * fx
-    n = top * (1 - fy) + bot * fy
-    return (n - n.mean()) / (n.std() + 1e-12)
 
 
 def _background(app: SkinAppearance, size: int, rng: np.random.Generator) -> np.ndarray:
     """Linear-light background ``(H, W, 3)``: gradient, floor/wall edge, faint texture."""
-    px, py = _grid(size)
+    px, py = pixel_grid(size)
     ga = np.radians(app.bg_angle)
     t = np.clip(0.5 + 0.5 * (px * np.cos(ga) + py * np.sin(ga)), 0.0, 1.0)[..., None]
     top, bottom = srgb_to_linear(np.array(app.bg_top)), srgb_to_linear(np.array(app.bg_bottom))
@@ -210,7 +229,7 @@ def _background(app: SkinAppearance, size: int, rng: np.random.Generator) -> np.
     return bg * (1.0 + app.bg_texture * grain[..., None])
 
 
-def _tonemap(c: np.ndarray, knee: float = 0.8) -> np.ndarray:
+def tonemap(c: np.ndarray, knee: float = 0.8) -> np.ndarray:
     """Identity below ``knee``; above, a smooth shoulder that approaches 1 (no hard clipping)."""
     w = 1.0 - knee
     return np.where(c <= knee, c, knee + w * (1.0 - np.exp(-(c - knee) / w)))
@@ -222,7 +241,7 @@ def render_y(shape: KneeShape, app: SkinAppearance, size: int, geo: Geometry | N
     Skin radiance (linear) is ``albedo · shade · (1 + texture · noise) · (1 + subsurface (1 - diffuse) t)``
     with ``shade = a_Y + (1 - a_Y) max(0, n·l)`` (``a_Y`` > ``a``: sub-surface light fills shadows) and
     the red shadow tint ``t = (0.12, -0.03, -0.06)``. The camera then meters on the subject
-    (:func:`_meter`), so with ``exposure = 0`` and neutral white balance the foreground mean colour
+    (:func:`meter`), so with ``exposure = 0`` and neutral white balance the foreground mean colour
     is close to ``app.albedo``; exposure and white balance act on the whole frame.
     """
     geo = geometry(shape, size) if geo is None else geo
@@ -231,14 +250,14 @@ def render_y(shape: KneeShape, app: SkinAppearance, size: int, geo: Geometry | N
     pores = 0.5 * value_noise(rng, size, 21) + value_noise(rng, size, 6)  # same texture at every size
     tint = np.array([0.12, -0.03, -0.06]) * app.subsurface
     fg = (shade * (1.0 + app.texture * pores))[..., None] * (1.0 + (1.0 - geo.diffuse)[..., None] * tint)
-    fg = _meter(fg, geo.mask, np.array(app.albedo))
+    fg = meter(fg, geo.mask, np.array(app.albedo))
     bg = _background(app, size, rng)
     w = geo.coverage[..., None]
     img = (w * fg + (1.0 - w) * bg) * (2.0 ** app.exposure) * np.array(app.white_balance)
-    return _quantise(linear_to_srgb(_tonemap(img)))
+    return quantise(linear_to_srgb(tonemap(img)))
 
 
-def _meter(fg: np.ndarray, mask: np.ndarray, albedo: np.ndarray, steps: int = 4) -> np.ndarray:
+def meter(fg: np.ndarray, mask: np.ndarray, albedo: np.ndarray, steps: int = 4) -> np.ndarray:
     """Scale linear radiance ``fg`` ``(H, W, 3)`` so its displayed mean over ``mask`` matches ``albedo``.
 
     First per channel in linear light, then per channel in display space by a few fixed-point
@@ -252,6 +271,6 @@ def _meter(fg: np.ndarray, mask: np.ndarray, albedo: np.ndarray, steps: int = 4)
     fg = fg * (srgb_to_linear(albedo) / fg[mask].mean(axis=0))
     sel, gain = fg[mask], np.ones(3)
     for _ in range(steps):
-        mean = linear_to_srgb(_tonemap(sel * gain)).mean(axis=0)
+        mean = linear_to_srgb(tonemap(sel * gain)).mean(axis=0)
         gain = np.clip(gain * (albedo / np.maximum(mean, 1e-6)) ** 2.2, 1.0, 1.6)
     return fg * gain
