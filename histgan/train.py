@@ -33,7 +33,7 @@ from histgan.networks import build_models
 from histgan.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
                              seed_everything, set_rng_state)
 
-__all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "fit", "make_dataset"]
+__all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "fit", "train_run", "make_dataset"]
 
 #: Config fields that may change when a run is resumed (everything else must match).
 RESUMABLE_CHANGES = {"steps", "device", "amp", "num_workers", "data", "run_dir", "log_every", "sample_every",
@@ -303,6 +303,27 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Pat
         if dist.enabled and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return run_dir
+
+
+def train_run(run_dir: str, preset: str = "quick", resume: bool | str = "auto", progress: bool = False,
+              **overrides: Any) -> Path:
+    """Train one run from plain (JSON) parameters: the function form of a parallel job.
+
+    ``train_run("runs/a", "cpu", variant="cyclegan")`` is ``fit(make_config("cpu", run_dir="runs/a",
+    variant="cyclegan"))``; ``resume="auto"`` resumes when the folder holds a checkpoint, so a killed
+    job continues when :func:`histgan.parallel.run_parallel` runs it again.
+
+    Args:
+        run_dir: the run folder. preset: a :data:`histgan.config.PRESETS` name.
+        resume: ``True``, ``False`` or ``"auto"``. progress: show the bar.
+        **overrides: :class:`TrainConfig` fields (``variant``, ``data``, ``steps``, ...).
+    """
+    from histgan.config import make_config
+
+    config = make_config(preset, run_dir=str(run_dir), **overrides)
+    if resume == "auto":
+        resume = bool(list_checkpoints(run_dir)) or (Path(run_dir) / "checkpoints" / "latest.pt").is_file()
+    return fit(config, resume=bool(resume), progress=progress)
 
 
 def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, device: torch.device,
