@@ -26,11 +26,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"histgan: error: {message} (see '{self.prog} --help')\n")
 
 
+# ---- flags shared by the subcommands that train --------------------------------------------------
+PRESET_CHOICES = ("quick", "cpu", "paper")
+
+
+def _add_training_flags(p: argparse.ArgumentParser, *, data_help: str, out_help: str, data_required: bool,
+                        out_default: str | None, preset_default: str | None) -> None:
+    """``--preset --steps --data --out --device``: one spelling and meaning in every subcommand that trains."""
+    p.add_argument("--preset", choices=PRESET_CHOICES, default=preset_default,
+                   help="starting configuration: quick (tests), cpu (~5 min per run on 2 cores), paper (GPU, 256²)"
+                   + (f" (default {preset_default})" if preset_default else " (default: the notebook's, quick)"))
+    p.add_argument("--steps", type=int, metavar="N", help="training steps (overrides the preset)")
+    p.add_argument("--data", required=data_required, metavar="DIR", help=data_help)
+    p.add_argument("--out", required=out_default is None, default=out_default, metavar="DIR", help=out_help)
+    p.add_argument("--device", default="auto", help="auto (cuda → mps → cpu; default), cpu, cuda, cuda:N or mps")
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _jobs_arg(text: str) -> int | None:
+    return None if text == "auto" else _positive_int(text)
+
+
+def _shard_arg(text: str) -> tuple[int, int]:
+    from histgan.parallel import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
+
+
 # ---- data ---------------------------------------------------------------------------------------
 def _add_data(sub: argparse._SubParsersAction) -> None:
     """Register ``data ...`` subcommands (issue: data)."""
     p = sub.add_parser("data", help="make or inspect datasets",
-                       description="Make or inspect datasets.")
+                       description="Make or inspect datasets.",
+                       epilog="Example: python -m histgan data synth --out data/synthetic --preset cpu")
     data_sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", parser_class=_Parser)
     data_sub.required = True
     s = data_sub.add_parser(
@@ -38,7 +74,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         description="Write the synthetic knee benchmark in the CycleGAN layout (trainA/ trainB/ testA/ "
         "testB/, PNG) with *_mask/ folders (255 = foreground) and meta.json (parameters of every "
         "image; ground truth for every test pair). Resumable: rerun the same command after an "
-        "interruption to complete the set.")
+        "interruption to complete the set.",
+        epilog="Example: python -m histgan data synth --out data/synthetic --preset cpu")
     s.add_argument("--out", required=True, metavar="DIR", help="destination folder (created if missing)")
     s.add_argument("--preset", choices=("cpu", "quick", "paper"), default="cpu",
                    help="sizes to start from: cpu = 64px, 400/400 train, 16/16 test (default); "
@@ -81,15 +118,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train one of the four models (resumable, DDP under torchrun)",
                        description="Train a model on an unpaired CycleGAN-layout folder. The run folder gets "
                        "config.json, environment.json, losses.jsonl, samples/ and checkpoints/. Under "
-                       "'torchrun --nproc_per_node=N -m histgan train ...' it trains with DDP.")
+                       "'torchrun --nproc_per_node=N -m histgan train ...' it trains with DDP.",
+                       epilog="Example: python -m histgan train --variant histgan_bi --data data/synthetic "
+                       "--out runs/mine --preset cpu --steps 1000")
     t.add_argument("--variant", required=True, choices=("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi"),
                    help="model: plain CycleGAN, + spectral norm, colour code for G only, for G and F")
-    t.add_argument("--data", required=True, metavar="DIR", help="dataset root (trainA/ trainB/ [*_mask/])")
-    t.add_argument("--out", required=True, metavar="RUN", help="run folder (created if missing)")
-    t.add_argument("--preset", choices=("quick", "cpu", "paper"), default="cpu",
-                   help="starting configuration: quick (tests), cpu (default; ~5 min), paper (GPU, 256²)")
-    t.add_argument("--steps", type=int, metavar="N", help="training steps (overrides the preset)")
-    t.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, cuda, cuda:N or mps")
+    _add_training_flags(t, data_help="dataset root (trainA/ trainB/ [*_mask/])", data_required=True,
+                        out_help="run folder (created if missing)", out_default=None, preset_default="cpu")
+    t.add_argument("--num-workers", type=int, metavar="N",
+                   help="DataLoader worker processes (default: 0 on CPU, 4 on CUDA)")
     t.add_argument("--resume", action="store_true", help="continue from the run's newest readable checkpoint")
     t.add_argument("--batch-size", type=int, metavar="N", help="images per step (per process)")
     t.add_argument("--image-size", type=int, metavar="PX", help="image side the data are resized to")
@@ -103,7 +140,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
     r = sub.add_parser("translate", help="translate an image X → Y with a reference's colours",
                        description="Translate one image with a trained run's generator G. The colours come "
-                       "from a reference image (optionally masked), a histogram .npy of shape (3, K), or a colour.")
+                       "from a reference image (optionally masked), a histogram .npy of shape (3, K), or a colour.",
+                       epilog="Example: python -m histgan translate --checkpoint runs/mine --input x.png "
+                       "--reference y.png --out out.png --device cuda")
     r.add_argument("--checkpoint", required=True, metavar="RUN", help="run folder (latest checkpoint) or a .pt file")
     r.add_argument("--input", required=True, metavar="PNG", help="input image (domain X)")
     ref = r.add_mutually_exclusive_group(required=True)
@@ -122,7 +161,8 @@ def _train(args: argparse.Namespace) -> int:
     from histgan.config import make_config
     from histgan.train import fit
 
-    names = ("steps", "batch_size", "image_size", "lambda_hist", "bins", "bandwidth", "injection", "seed")
+    names = ("steps", "batch_size", "image_size", "lambda_hist", "bins", "bandwidth", "injection", "seed",
+             "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]
@@ -177,7 +217,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "evaluate", help="ΔE, JIS grades and shape metrics over all test pairs; report and figures",
         description="Run trained models and the four non-learned baselines on every test input × test "
         "reference (the paper's all-pairs protocol) and write pairs.csv, summary.json, table2.md (the "
-        "paper's Table 2 layout) and figures (fig3.png, fig4_*.png, histograms_*.png, colour_vs_shape.png).")
+        "paper's Table 2 layout) and figures (fig3.png, fig4_*.png, histograms_*.png, colour_vs_shape.png).",
+        epilog="Example: python -m histgan evaluate --runs runs/mine --data data/synthetic --out runs/mine/eval "
+        "--device cuda")
     p.add_argument("--runs", nargs="*", default=[], metavar="RUN",
                    help="run directories to evaluate (their latest checkpoint); none = baselines only")
     p.add_argument("--data", required=True, metavar="DIR",
@@ -226,7 +268,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         "of a parameter grid into OUT/NAME/<run-id>/ (the run, the executed notebook, a completion marker), "
         "then evaluate each finished run on a few test pairs into OUT/NAME/sweep.csv, sweep.json and "
         "sweep.png. Rerunning skips finished runs and resumes interrupted ones.",
-        epilog="example: python -m histgan sweep --name lh --grid lambda_hist=0,2,10 --grid bins=16,32 --steps 300")
+        epilog="Example: python -m histgan sweep --name lh --grid lambda_hist=0,2,10 --grid bins=16,32 --preset cpu "
+        "--steps 300 --jobs 2 (array jobs: add --shard I/N on machine I of N, then run once more without it)")
     s.add_argument("--name", required=True, help="sweep folder name under --out")
     s.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="a grid axis: a notebook parameter and its values (repeat for more axes), "
@@ -235,9 +278,18 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="variants to train (a grid axis; default: the notebook's, histgan_bi)")
     s.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a notebook parameter shared by every run, e.g. preset=cpu (repeatable)")
-    s.add_argument("--steps", type=int, metavar="N", help="training steps per run (default: the preset's)")
-    s.add_argument("--data", metavar="DIR", help="dataset root (default: OUT/NAME/data, generated by the first run)")
-    s.add_argument("--out", default="runs", metavar="DIR", help="folder holding sweeps (default runs)")
+    _add_training_flags(s, data_help="dataset root (default: OUT/NAME/data, generated by the first run)",
+                        data_required=False, out_help="folder holding sweeps (default runs)", out_default="runs",
+                        preset_default=None)
+    s.add_argument("--jobs", type=_jobs_arg, default=None, metavar="N|auto",
+                   help="runs at once, each its own process with cores/N threads or its own GPU (default auto: "
+                   "one per GPU, else one per core)")
+    s.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="CPU threads per run (default cores // jobs); CPU results are bit-identical across "
+                   "--jobs at equal --threads")
+    s.add_argument("--shard", type=_shard_arg, default=(0, 1), metavar="I/N",
+                   help="run only points I, I+N, I+2N, ... (0-based) into the shared folder, for array jobs; "
+                   "collecting needs every shard finished (skip it with --no-collect)")
     s.add_argument("--notebook", metavar="PATH", help="training notebook (default notebooks/03_training.py)")
     s.add_argument("--pairs", type=int, default=4, metavar="N",
                    help="evaluate each run on the first N test inputs × N references (default 4)")
@@ -274,9 +326,17 @@ def _sweep(args: argparse.Namespace) -> int:
     if not grid:
         raise ValueError("give at least one --grid KEY=V1,V2,... or --variant")
     base = {k: _parse_value(v) for k, v in (_parse_assignment(p, "--param") for p in args.param)}
+    for flag in ("preset", "device"):
+        value = getattr(args, flag)
+        if value is None or (flag == "device" and value == "auto"):  # the notebook's own default
+            continue
+        if flag in base and base[flag] != value:
+            raise ValueError(f"--{flag} {value} and --param {flag}={base[flag]} disagree; give one of them")
+        base[flag] = value
     notebook = args.notebook or sweep.DEFAULT_NOTEBOOK
     runs = sweep.run_sweep(args.name, grid, base, notebook=notebook, out=args.out, data=args.data,
-                           steps=args.steps, progress=not args.no_progress)
+                           steps=args.steps, progress=not args.no_progress, jobs=args.jobs, threads=args.threads,
+                           shard=args.shard)
     print(f"histgan: {len(runs)} run(s) in {Path(args.out) / args.name}")
     if not args.no_collect:
         from histgan.figures import save_figure

@@ -221,7 +221,7 @@ def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int |
         raise HistganError(f"job names must be unique, got {names}")
     gpus = _visible_gpus() if gpus is None else list(gpus)
     cpus = (os.cpu_count() or 1) if cpus is None else cpus
-    workers = default_workers(len(jobs), cpus, len(gpus)) if workers is None else workers
+    workers = default_workers(sum(not j.done for j in jobs), cpus, len(gpus)) if workers is None else workers
     for flag, value in (("workers", workers), ("threads", threads)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise HistganError(f"{flag} must be an integer >= 1, got {value!r}")

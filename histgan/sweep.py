@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 
 from histgan.errors import HistganError
 from histgan.io import atomic_write_json, atomic_write_text
-from histgan.parallel import MARKER, Job, run_parallel, shard as take_shard
+from histgan.parallel import MARKER, Job, default_workers, run_parallel, shard as take_shard
 
 __all__ = ["DEFAULT_NOTEBOOK", "MARKER", "notebook_parameters", "expand_grid", "run_id", "run_sweep", "run_parallel",
            "collect", "plot_sweep"]
@@ -187,8 +187,13 @@ def run_sweep(name: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping
     nb_path, sweep_dir = Path(notebook).resolve(), Path(out).resolve() / name
     base = {**(base_params or {}), **({} if steps is None else {"steps": steps})}
     data = Path(data).resolve() if data is not None else sweep_dir / "data"
-    plan = take_shard(_plan(name, grid, base, nb_path, sweep_dir, data), *shard)
-    return run_parallel(_jobs(plan, nb_path, sweep_dir, data), workers=jobs, threads=threads, progress=progress)
+    todo = _jobs(take_shard(_plan(name, grid, base, nb_path, sweep_dir, data), *shard), nb_path, sweep_dir, data)
+    pending = [j for j in todo if not j.done]
+    workers = default_workers(len(pending)) if jobs is None else jobs
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
+    if not data.exists() and workers > 1 and len(pending) > 1:  # the first run generates the data alone
+        run_parallel(pending[:1], workers=1, threads=threads, progress=progress)
+    return run_parallel(todo, workers=workers, threads=threads, progress=progress)
 
 
 def _evaluate_run(run_dir: Path, data: str | os.PathLike | None, pairs: int, device: str) -> dict[str, Any]:
