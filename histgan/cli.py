@@ -149,7 +149,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     ref.add_argument("--reference", metavar="PNG", help="reference image whose colours to take")
     ref.add_argument("--histogram", metavar="NPY", help="a (3, K) histogram saved with numpy.save")
     ref.add_argument("--color", metavar="HEX", help='a colour swatch, e.g. "#a07e56"')
-    r.add_argument("--reference-mask", metavar="PNG", help="mask of the reference (non-zero = foreground)")
+    r.add_argument("--reference-mask", type=_reference_mask_arg, metavar="auto|none|PNG",
+                   help="which pixels of --reference give its colours: auto (default: its alpha channel, else "
+                   "DIR_mask/NAME next to it, else the masker's prediction), none (the whole image), or a mask "
+                   "file (non-zero = foreground)")
+    r.add_argument("--masker", metavar="DIR", help="masker for --reference-mask auto (default: RUN/masker/ of "
+                   "--checkpoint; train one with 'python -m histgan masker')")
     r.add_argument("--size", type=int, metavar="PX", help="resize the input (and reference) to PX × PX "
                    "(default: the model's image size)")
     r.add_argument("--out", required=True, metavar="PNG", help="output image")
@@ -178,23 +183,23 @@ def _translate(args: argparse.Namespace) -> int:
 
     from histgan.data import load_image, load_mask
     from histgan.inference import load_run, reference_histogram
+    from histgan.reference_mask import REFERENCE_MASK_MODES, load_reference, resolve_reference_mask
     from histgan.viz import save_image_grid
 
     model = load_run(args.checkpoint, device=args.device)
     size = args.size or model.config.image_size
     x = load_image(args.input, size=size).unsqueeze(0)
     if args.reference is not None:
-        ref = load_image(args.reference, size=size).unsqueeze(0)
-        mask = None
-        if args.reference_mask:
-            native = load_image(args.reference).shape[-2:], load_mask(args.reference_mask).shape[-2:]
-            if native[0] != native[1]:
-                raise HistganError(f"reference mask {args.reference_mask} is {native[1][1]}x{native[1][0]} but the "
-                                   f"reference {args.reference} is {native[0][1]}x{native[0][0]}; they must match")
-            mask = load_mask(args.reference_mask, size=size).unsqueeze(0)
+        ref, alpha, native = load_reference(args.reference, size)
+        mode = args.reference_mask or "auto"
+        if mode not in REFERENCE_MASK_MODES and tuple(load_mask(mode).shape[-2:]) != native:
+            mh, mw = load_mask(mode).shape[-2:]
+            raise HistganError(f"reference mask {mode} is {mw}x{mh} but the reference {args.reference} is "
+                               f"{native[1]}x{native[0]}; they must match")
+        mask = resolve_reference_mask(mode, ref, alpha, args.reference, args.masker, model.run_dir)
         h = model.histogram(ref, mask)
-    elif args.reference_mask:
-        raise ValueError("--reference-mask needs --reference")
+    elif args.reference_mask or args.masker:
+        raise ValueError("--reference-mask and --masker need --reference")
     elif args.histogram is not None:
         if not Path(args.histogram).is_file():
             raise FileNotFoundError(f"histogram file {args.histogram} does not exist")
@@ -235,6 +240,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    "figure (default 4; 0 skips it)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="pairs per model call (default 16)")
     p.add_argument("--size", type=int, metavar="PX", help="resize the test images to PX × PX (default: as stored)")
+    p.add_argument("--reference-mask", type=_reference_mask_arg, default="auto", metavar="auto|none|DIR",
+                   help="masks of the references when testB_mask/ is missing: auto (default: alpha, else the "
+                   "masker's prediction, saved in OUT/reference_masks/), none (whole images), or a folder of masks")
+    p.add_argument("--masker", metavar="DIR", help="masker for --reference-mask auto (default: the first RUN/masker/)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=_evaluate)
 
@@ -252,7 +261,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.checkpoint_pairs < 0:
         raise ValueError(f"--checkpoint-pairs must be >= 0, got {args.checkpoint_pairs}")
-    written = evaluate_runs(args.runs, args.data, args.out, pairs=args.pairs, baselines=not args.no_baselines,
+    from histgan.reference_mask import masked_reference_root
+
+    run_dir = next((r for r in args.runs if (Path(r) / "masker").is_dir()), None)
+    data = masked_reference_root(args.data, args.out, args.reference_mask, args.masker, run_dir)
+    written = evaluate_runs(args.runs, data, args.out, pairs=args.pairs, baselines=not args.no_baselines,
                             checkpoint_pairs=args.checkpoint_pairs, batch_size=args.batch_size,
                             device=args.device, size=args.size, progress=not args.no_progress)
     print(f"wrote {len(written)} files to {args.out}; table: {written['table']}")
@@ -349,6 +362,46 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- masker (reference foregrounds) --------------------------------------------------------------
+def _reference_mask_arg(text: str) -> str:
+    if text in ("auto", "none") or Path(text).exists():
+        return text
+    raise argparse.ArgumentTypeError(f"must be auto, none or an existing mask file/folder, got {text!r}")
+
+
+def _add_masker(sub: argparse._SubParsersAction) -> None:
+    """Register ``masker`` (issue: references without masks)."""
+    m = sub.add_parser(
+        "masker", help="train the skin segmenter that masks references without a mask (resumable)",
+        description="Train a small U-Net on DATA/trainB + trainB_mask (with new backgrounds, geometry and "
+        "colour jitter) that predicts the skin of a reference photograph, for --reference-mask auto. OUT gets "
+        "config.json, environment.json, metrics.json (IoU on testB when it has masks) and checkpoints/. "
+        "Put it in RUN/masker to be found by 'translate --checkpoint RUN'.",
+        epilog="example: python -m histgan masker --data data/synthetic --out runs/mine/masker --steps 600")
+    m.add_argument("--data", required=True, metavar="DIR", help="dataset root with trainB/ and trainB_mask/")
+    m.add_argument("--out", required=True, metavar="DIR", help="masker folder (created if missing), e.g. RUN/masker")
+    m.add_argument("--steps", type=int, default=600, metavar="N", help="training steps (default 600)")
+    m.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per step (default 16)")
+    m.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    m.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, cuda, ...")
+    m.add_argument("--resume", action="store_true", help="continue from the folder's newest readable checkpoint")
+    m.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    m.set_defaults(func=_masker)
+
+
+def _masker(args: argparse.Namespace) -> int:
+    import json
+
+    from histgan.segment import fit_masker
+
+    out = fit_masker(args.data, args.out, steps=args.steps, seed=args.seed, device=args.device, resume=args.resume,
+                     progress=not args.no_progress, batch_size=args.batch_size)
+    iou = json.loads((out / "metrics.json").read_text(encoding="utf-8")).get("iou_testB")
+    print(f"histgan: trained the masker for {args.steps} steps → {out}"
+          + ("" if iou is None else f"; IoU on testB {iou:.3f}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="histgan",
@@ -356,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_data, _add_train, _add_evaluate, _add_sweep):
+    for add in (_add_data, _add_train, _add_evaluate, _add_sweep, _add_masker):
         add(sub)
     return parser
 

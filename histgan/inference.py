@@ -1,8 +1,10 @@
 """Using a trained run: :func:`load_run` → :class:`Translator`, and :func:`translate` on one image.
 
-A reference can be an image (with an optional mask), an explicit histogram ``(3, K)`` (a ``.npy``
-file or array, as HistoGAN takes a target histogram), or a colour swatch (``"#a07e56"``), whose
-histogram is the soft histogram of a one-pixel image of that colour.
+A reference can be an image, an explicit histogram ``(3, K)`` (a ``.npy`` file or array, as HistoGAN
+takes a target histogram), or a colour swatch (``"#a07e56"``), whose histogram is the soft histogram
+of a one-pixel image of that colour. An image's histogram is taken over its foreground, chosen by
+``reference_mask`` (:mod:`histgan.reference_mask`: ``"auto"`` = alpha, else mask file, else the
+masker of :mod:`histgan.segment`; ``"none"`` = the whole image; or a mask).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.losses import masked_histogram
 from histgan.networks import build_models
+from histgan.reference_mask import resolve_reference_mask
 from histgan.runtime import select_device
 from histgan.viz import to_uint8
 
@@ -34,11 +37,14 @@ class Translator:
 
     Attributes:
         G: generator X → Y (eval mode). F: generator Y → X. config: the run's
-        :class:`~histgan.config.TrainConfig`. step: the checkpoint's training step.
+        :class:`~histgan.config.TrainConfig`. step: the checkpoint's training step. run_dir: the
+        run folder it was loaded from (where ``RUN/masker/`` is looked for), or None.
     """
 
-    def __init__(self, G: nn.Module, F: nn.Module, config: TrainConfig, step: int, device: torch.device) -> None:
+    def __init__(self, G: nn.Module, F: nn.Module, config: TrainConfig, step: int, device: torch.device,
+                 run_dir: Path | None = None) -> None:
         self.G, self.F, self.config, self.step, self.device = G.eval(), F.eval(), config, step, device
+        self.run_dir = run_dir
 
     def histogram(self, ref: Tensor, ref_mask: Tensor | None = None) -> Tensor:
         """Soft histogram ``(N, 3, K)`` of references ``(N, 3, H, W)`` over their masks (eq 3–5)."""
@@ -99,6 +105,7 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "
     run_dir = Path(run_dir)
     if run_dir.is_file():
         path = run_dir
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     elif not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
     else:
@@ -112,7 +119,7 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "
     for name in ("G", "F"):
         models[name].load_state_dict(state["models"][name])
         models[name].to(device)
-    return Translator(models["G"], models["F"], config, int(state.get("step", 0)), device)
+    return Translator(models["G"], models["F"], config, int(state.get("step", 0)), device, run_dir)
 
 
 def colour_histogram(colour: str, bins: int, bandwidth: float | None = None) -> Tensor:
@@ -142,23 +149,24 @@ def _as_tensor(image: Any, what: str) -> tuple[Tensor, bool]:
     raise ValueError(f"{what} must be a PIL image or a tensor, got {type(image).__name__}")
 
 
-def _as_mask(mask: Any) -> Tensor | None:
-    if mask is None:
+def _alpha(image: Any) -> Tensor | None:
+    """A PIL image's alpha channel as a mask ``(1, 1, H, W)`` (alpha >= 128 is foreground), or None."""
+    if not hasattr(image, "convert"):
         return None
-    if isinstance(mask, Tensor):
-        m = mask.float()
-    else:
-        m = torch.from_numpy(np.asarray(mask.convert("L"), dtype=np.float32) / 255.0)
-    while m.dim() < 4:
-        m = m.unsqueeze(0)
-    return (m > 0.5).float()
+    from histgan.data import _to_float
+
+    alpha = _to_float(image)[1]
+    return None if alpha is None else torch.from_numpy((alpha >= 0.5).astype(np.float32))[None, None]
 
 
-def reference_histogram(reference: Any, model: Translator, reference_mask: Any = None) -> Tensor:
+def reference_histogram(reference: Any, model: Translator, reference_mask: Any = "auto",
+                        masker: Any = None) -> Tensor:
     """A reference in any accepted form → histogram ``(1, 3, K)`` for ``model``.
 
-    Accepts a PIL image or tensor (with an optional mask), a hex colour string, or a histogram
-    (NumPy array or tensor of shape ``(3, K)`` with ``K = model.config.bins``).
+    Accepts a PIL image or tensor, a hex colour string, or a histogram (NumPy array or tensor of
+    shape ``(3, K)`` with ``K = model.config.bins``). An image's histogram is taken over the mask
+    that ``reference_mask`` chooses (:func:`histgan.reference_mask.resolve_reference_mask`; ``"auto"``
+    uses a PIL image's alpha, else ``masker`` or ``model.run_dir/masker/``); the other forms ignore it.
     """
     K = model.config.bins
     if isinstance(reference, str):
@@ -172,24 +180,30 @@ def reference_histogram(reference: Any, model: Translator, reference_mask: Any =
             raise ValueError("a reference histogram must hold finite, non-negative bin masses")
         return h.unsqueeze(0)
     ref, _ = _as_tensor(reference, "reference")
-    return model.histogram(ref, _as_mask(reference_mask))
+    mask = resolve_reference_mask(reference_mask, ref, alpha=_alpha(reference), masker=masker, run_dir=model.run_dir)
+    return model.histogram(ref, mask)
 
 
-def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, reference_mask: Any = None) -> Any:
+def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, reference_mask: Any = "auto",
+              masker: Any = None) -> Any:
     """Translate one image (or a batch) X → Y with a reference's colours.
 
     Args:
         x: a PIL image, a ``(3, H, W)`` or ``(N, 3, H, W)`` tensor in [-1, 1].
         reference: a PIL image or tensor, a histogram ``(3, K)`` (array or tensor), or a hex colour.
         model: a :class:`Translator` or a run directory / checkpoint path for :func:`load_run`.
-        reference_mask: optional mask of the reference image (PIL ``L`` image or ``(H, W)`` tensor).
+        reference_mask: which pixels of a reference image give its colours: ``"auto"`` (alpha, else
+            the masker's prediction; an error if there is no masker), ``"none"`` (the whole image),
+            or a mask (PIL ``L`` image, ``(H, W)`` tensor, or a mask file path).
+        masker: for ``"auto"``: a :class:`~histgan.segment.Masker` or its folder (default: the run's
+            ``RUN/masker/``).
 
     Returns:
         the same kind as ``x``: a PIL image, or a tensor of ``x``'s shape in [-1, 1].
     """
     model = model if isinstance(model, Translator) else load_run(model)
     batch, was_pil = _as_tensor(x, "x")
-    out = model(batch, h_ref=reference_histogram(reference, model, reference_mask))
+    out = model(batch, h_ref=reference_histogram(reference, model, reference_mask, masker))
     if was_pil:
         from PIL import Image
 

@@ -237,7 +237,8 @@ def test_translate_bad_reference_mask_size(run, data, tmp_path, capsys):
 def test_translate_accepts_mode(mode, run, data, tmp_path, capsys):
     x = _as_mode(data / "testA" / "x0000.png", tmp_path / "in.png", mode)
     ref = _as_mode(data / "testB" / "y0000.png", tmp_path / "ref.png", mode)
-    code, err = _cli(_translate_argv(run, data, tmp_path / "o.png", input=x, reference=ref), capsys)
+    code, err = _cli(_translate_argv(run, data, tmp_path / "o.png", "--reference-mask", "none", input=x,
+                                     reference=ref), capsys)  # no mask file, no masker: the whole reference
     assert code == 0, err
     out = Image.open(tmp_path / "o.png")
     assert out.size == (32, 32) and out.mode == "RGB"
