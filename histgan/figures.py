@@ -9,7 +9,7 @@
 * :func:`colour_vs_shape` — the paper's open problem made visible: mean ΔE (colour) against a shape
   metric for every checkpoint of each run; a run that moves left while sinking trades shape for colour.
 
-Each function takes :class:`histgan.evaluate.EvalResult` objects and returns a
+Each function takes :class:`histgan.results.EvalResult` objects and returns a
 :class:`matplotlib.figure.Figure`; :func:`save_figure` writes one as PNG.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -26,10 +26,8 @@ from matplotlib.figure import Figure
 
 from histgan.histogram import hard_histogram
 from histgan.io import atomic_path
+from histgan.results import EvalResult
 from histgan.viz import to_display
-
-if TYPE_CHECKING:
-    from histgan.evaluate import EvalResult
 
 __all__ = ["fig3", "fig4", "histogram_overlay", "colour_vs_shape", "save_figure", "write_figures"]
 
@@ -136,13 +134,14 @@ def histogram_overlay(result: EvalResult, pairs: int = 3, bins: int = 32) -> Fig
 
 
 def _shape_key(runs: Sequence[EvalResult]) -> str:
-    return "ssim_gt" if all("ssim_gt_mean" in r.summary for r in runs) else "ssim_input_lum"
+    return "ssim_gt_fg" if all("ssim_gt_fg_mean" in r.summary for r in runs) else "ssim_input_lum"
 
 
 def colour_vs_shape(checkpoints: dict[str, list[EvalResult]], shape_key: str | None = None) -> Figure:
     """Mean ΔE (x) against a shape metric (y) per checkpoint; one line per run, points labelled by step.
 
-    ``shape_key`` defaults to ``"ssim_gt"`` when every result has ground truth, else ``"ssim_input_lum"``.
+    ``shape_key`` defaults to ``"ssim_gt_fg"`` (SSIM against the truth over the foreground) when every
+    result has ground truth, else ``"ssim_input_lum"``.
     """
     runs = [r for rs in checkpoints.values() for r in rs]
     if not runs:

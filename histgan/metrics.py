@@ -48,7 +48,8 @@ with warnings.catch_warnings():  # colour-science warns that SciPy is absent; we
 __all__ = [
     "JisGrade", "JIS_TABLE", "JIS_SOURCE", "rgb_to_lab", "lab_to_rgb", "to_unit", "masked_mean",
     "mean_lab", "delta_e", "delta_e_lab", "jis_grade", "ssim", "ssim_unit", "psnr",
-    "segment_foreground", "iou", "reference_means", "foreground_iou",
+    "segment_foreground", "iou", "reference_means", "foreground_iou", "filter_same", "lowpass_sigma",
+    "gaussian_lowpass", "composite", "foreground_ssim",
 ]
 
 ImageLike = Tensor | np.ndarray
@@ -299,6 +300,60 @@ def _blur_valid(x: Tensor, g: Tensor) -> Tensor:
             out.add_(x.narrow(dim, i, size), alpha=float(g[i]))
         x = out
     return x
+
+
+def filter_same(x: Tensor, taps: Tensor) -> Tensor:
+    """Separable filter with the 1-D ``taps`` (odd length) along both axes, mirrored borders, same size.
+
+    ``(N, C, H, W)`` → ``(N, C, H, W)``: each axis is padded by reflection, then filtered "valid".
+    """
+    r = taps.numel() // 2
+    if taps.numel() % 2 == 0 or r >= min(x.shape[-2:]):
+        raise ValueError(f"taps must have odd length below twice the image side {tuple(x.shape[-2:])}, got {taps.numel()}")
+    return _blur_valid(nnf.pad(x, (r, r, r, r), mode="reflect"), taps.to(x.dtype))
+
+
+#: σ of the low-pass before the texture-blind SSIM, in pixels at 64² (scaled with the image side).
+LOWPASS_SIGMA_64 = 1.5
+
+
+def lowpass_sigma(size: int) -> float:
+    """The low-pass σ for images of side ``size``: :data:`LOWPASS_SIGMA_64` × ``size`` / 64."""
+    return LOWPASS_SIGMA_64 * size / 64.0
+
+
+def gaussian_lowpass(x: Tensor, sigma: float) -> Tensor:
+    """Gaussian blur of standard deviation ``sigma`` px (taps to ±3σ), mirrored borders: same shape."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma!r}")
+    radius = min(max(1, math.ceil(3.0 * sigma)), min(x.shape[-2:]) - 1)
+    return filter_same(x, _gaussian_window(2 * radius + 1, sigma, x))
+
+
+def composite(foreground: Tensor, background: Tensor, mask: Tensor) -> Tensor:
+    """``foreground`` where ``mask`` is non-zero, ``background`` elsewhere: ``(N, C, H, W)`` → same.
+
+    Used to paste an output's foreground onto its ground truth's background, so that a comparison
+    with the truth sees no background the masked colour code never encodes.
+    """
+    if foreground.shape != background.shape or mask.shape[-2:] != foreground.shape[-2:]:
+        raise ValueError(f"foreground {tuple(foreground.shape)}, background {tuple(background.shape)} and mask "
+                         f"{tuple(mask.shape)} must share (N, ·, H, W)")
+    return torch.where(mask != 0, foreground, background)
+
+
+def foreground_ssim(out_light: Tensor, gt_light: Tensor, mask: Tensor, sigma: float | None = None) -> np.ndarray:
+    """SSIM of lightness against the truth over the foreground, backgrounds made equal: → ``(N,)``.
+
+    The output's lightness ``(N, 1, H, W)`` (in [0, 1]) is composited onto the truth's background
+    (:func:`composite`, outside ``mask``), optionally both are low-passed (:func:`gaussian_lowpass`,
+    ``sigma`` px; a different draw of fine skin texture then costs little), and the SSIM map
+    (:func:`ssim_unit`) is averaged over ``mask``. Pixels outside the mask cannot change the result.
+    """
+    a, b = composite(out_light, gt_light, mask), gt_light
+    if sigma is not None:
+        a, b = gaussian_lowpass(a, sigma), gaussian_lowpass(b, sigma)
+    return ssim_unit(a, b, mask)
 
 
 def ssim_unit(a: Tensor, b: Tensor, mask: Tensor | None = None, window: int = 11, sigma: float = 1.5) -> np.ndarray:
