@@ -74,7 +74,7 @@ class TrainConfig:
     seed: int = 0  # seeds Python, NumPy and torch (and the data order)
     device: str = "auto"  # "auto" (cuda → mps → cpu) | "cpu" | "cuda" | "cuda:1" | "mps"
     amp: bool | str = "auto"  # bf16 autocast: "auto" = on CUDA only; True / False to force
-    num_workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    num_workers: int | None = None  # DataLoader worker processes; None = 0 on CPU, 4 on CUDA (histgan.loader)
     # ---- logging and checkpoints ---------------------------------------------------------------
     log_every: int = 10  # steps between lines in losses.jsonl (and tqdm updates)
     sample_every: int = 250  # steps between sample grids in samples/ (0 = never)
@@ -161,7 +161,8 @@ def _validate(c: TrainConfig) -> None:
         _positive_int(name, getattr(c, name))
     for name in ("n_blocks", "pool_size", "num_workers", "log_every", "sample_every", "checkpoint_every",
                  "keep_checkpoints", "seed"):
-        _positive_int(name, getattr(c, name), minimum=0)
+        if not (name == "num_workers" and c.num_workers is None):
+            _positive_int(name, getattr(c, name), minimum=0)
     if c.log_every == 0:
         raise ValueError("log_every must be an integer >= 1, got 0")
     if c.bandwidth is not None and not (isinstance(c.bandwidth, (int, float)) and math.isfinite(c.bandwidth)

@@ -20,7 +20,10 @@ Three implementations of the same numbers:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -33,14 +36,18 @@ __all__ = [
     "soft_histogram_reference",
     "hard_histogram",
     "histogram_loss",
+    "trusted_inputs",
 ]
 
 #: Bins per channel used across the package unless a caller chooses otherwise.
 DEFAULT_BINS = 32
 #: Pixel values may exceed [-1, 1] by this much (float round-off of a tanh, say) before it is an error.
 RANGE_TOLERANCE = 1e-3
-#: Elements of the ``pixels × edges`` work tensor processed at once (bounds peak memory).
+#: Elements of the ``pixels × edges`` work tensor processed at once on CPU (bounds peak memory; on
+#: CUDA the whole batch is one block: a GPU wants one large kernel, not a Python loop of small ones).
 _CHUNK_ELEMENTS = 1 << 19
+#: Inside :func:`trusted_inputs`: skip the checks that read values back (a device synchronisation).
+_TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("histgan_histogram_trusted", default=False)
 
 
 def default_bandwidth(bins: int) -> float:
@@ -89,6 +96,23 @@ def _resolve_bandwidth(bandwidth: float | None, bins: int) -> float:
     return float(bandwidth)
 
 
+@contextlib.contextmanager
+def trusted_inputs() -> Iterator[None]:
+    """Within this block, :func:`soft_histogram` and :func:`hard_histogram` check their inputs' shapes
+    and types only, not their values (range, NaN/Inf, mask weights, empty masks).
+
+    Checking values reads them back to the host: on a GPU each check waits for all queued work. A
+    caller that validated its data once (the training loop: images and masks from the loader,
+    generator outputs from a tanh, clamped) uses this to keep its step free of synchronisation; a NaN
+    then yields a NaN histogram (never an out-of-range index), which the caller's loss check reports.
+    """
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
 def _check_images(images: Tensor) -> None:
     if not isinstance(images, Tensor):
         raise ValueError(f"images must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
@@ -98,6 +122,8 @@ def _check_images(images: Tensor) -> None:
         raise ValueError(f"images must be a floating-point tensor in [-1, 1], got dtype {images.dtype}")
     if images.numel() == 0:
         raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
+    if _TRUSTED.get():
+        return
     with torch.no_grad():
         lo, hi = float(images.min()), float(images.max())
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -117,6 +143,8 @@ def _check_mask(mask: Tensor | None, images: Tensor) -> Tensor | None:
         shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
         raise ValueError(f"mask must have shape (N, 1, H, W) = {(n, 1, h, w)} to match images, got {shape}")
     mask = mask.detach().to(dtype=images.dtype, device=images.device)
+    if _TRUSTED.get():
+        return mask
     if float(mask.min()) < 0 or float(mask.max()) > 1:
         raise ValueError("mask must hold weights in [0, 1] (1 = foreground)")
     empty = (mask.flatten(1).sum(1) <= 0).nonzero().flatten().tolist()
@@ -187,13 +215,18 @@ def _n_edges(bins: int, B: float, dtype: torch.dtype) -> int:
 def _window(z: Tensor, bins: int, B: float, E: int) -> tuple[Tensor, Tensor]:
     """Window start ``j0`` (long, shape of ``z``) and ``u = (z − e_{j0}) / B`` (flattened, ``(n, 1)``)."""
     L = 2.0 / bins
-    j0 = torch.floor((z - window_half_width(z.dtype) * B + 1.0) / L).clamp_(0, bins + 1 - E)
+    # nan_to_num: a NaN pixel (unchecked input) gets a valid window and a NaN value, not a wild index
+    j0 = torch.floor((z - window_half_width(z.dtype) * B + 1.0) / L).nan_to_num_(0.0).clamp_(0, bins + 1 - E)
     u = (z - (j0 * L - 1.0)) / B
     return j0.long(), u.reshape(-1, 1)
 
 
-def _blocks(rows: int, pixels: int, E: int):
-    """Blocks ``(row slice, pixel slice)`` of about ``_CHUNK_ELEMENTS`` work elements: whole rows or part of one."""
+def _blocks(rows: int, pixels: int, E: int, device: torch.device):
+    """Blocks ``(row slice, pixel slice)`` of about ``_CHUNK_ELEMENTS`` work elements: whole rows or part
+    of one; on CUDA one block of everything."""
+    if device.type == "cuda":
+        yield slice(0, rows), slice(0, pixels)
+        return
     per_block = max(1, _CHUNK_ELEMENTS // E)
     if pixels <= per_block:
         step = per_block // pixels
@@ -217,9 +250,9 @@ def _accumulate_rows(target: Tensor, index: Tensor, rows: Tensor) -> None:
 
     ``index_add_`` (a sorted, vectorised path for rows of >= 16 values) always opens a parallel
     region: on a busy 2-core machine that costs milliseconds per call, so small blocks use the
-    serial ``index_put_``.
+    serial ``index_put_``. On CUDA always ``index_add_`` (atomic adds; ``index_put_`` sorts first).
     """
-    if rows.numel() < _CHUNK_ELEMENTS // 4:
+    if rows.numel() < _CHUNK_ELEMENTS // 4 and target.device.type != "cuda":
         target.index_put_((index,), rows, accumulate=True)
     else:
         target.index_add_(0, index, rows)
@@ -249,7 +282,7 @@ class _SoftHistogram(torch.autograd.Function):
         table = torch.zeros(R, J, E, dtype=acc, device=z.device)  # Σ w σ per (row, j0, edge of the window)
         below = torch.zeros(R, J, dtype=acc, device=z.device)  # Σ w per (row, j0)
         ones = torch.ones(max(1, _CHUNK_ELEMENTS // E), dtype=acc, device=z.device)
-        for rs, ps in _blocks(R, P, E):
+        for rs, ps in _blocks(R, P, E, z.device):
             zb, wb = z[rs, ps], _block_weights(weights, rs, ps, channels)
             j0, u = _window(zb, bins, B, E)
             s = (u - offsets).sigmoid_()  # σ((z − e_{j0+m}) / B), (n, E)
@@ -280,7 +313,7 @@ class _SoftHistogram(torch.autograd.Function):
         # dLoss/dS(e_j) = g_j − g_{j−1}, laid out per window: (R, J, E)
         g_windows = (g[:, 1:] - g[:, :-1]).unfold(1, E, 1).contiguous()
         grad_z = torch.empty_like(z)
-        for rs, ps in _blocks(R, P, E):
+        for rs, ps in _blocks(R, P, E, z.device):
             zb, wb = z[rs, ps], _block_weights(weights, rs, ps, ctx.channels)
             j0, u = _window(zb, bins, B, E)
             s = (u - offsets).sigmoid_()

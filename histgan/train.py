@@ -18,7 +18,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -27,13 +27,16 @@ from torch.nn.utils import parametrize
 from histgan.checkpoint import RunLock, list_checkpoints, load_latest_good, write_run_checkpoint
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
+from histgan.histogram import trusted_inputs
 from histgan.io import atomic_write_json, atomic_write_text
+from histgan.loader import default_num_workers, to_device, training_batches
 from histgan.losses import GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, total_loss
 from histgan.networks import build_models
 from histgan.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
                              seed_everything, set_rng_state)
 
-__all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "fit", "train_run", "make_dataset"]
+__all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "train_step_lazy", "fit", "train_run",
+           "make_dataset"]
 
 #: Config fields that may change when a run is resumed (everything else must match).
 RESUMABLE_CHANGES = {"steps", "device", "amp", "num_workers", "data", "run_dir", "log_every", "sample_every",
@@ -44,7 +47,8 @@ class ImagePool:
     """A buffer of past fakes for the discriminator (Shrivastava et al. 2017; CycleGAN's pool).
 
     Until full, each fake is stored and shown; then with probability ½ a fake replaces a random
-    stored one and the stored one is shown instead. Uses the torch global RNG. State = one tensor.
+    stored one and the stored one is shown instead. Uses the torch global RNG (CPU scalars: reading
+    them back does not wait for a GPU). State = one tensor.
     """
 
     def __init__(self, size: int) -> None:
@@ -147,9 +151,32 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
         HistganError: a NaN/Inf in the batch or in a loss (naming it and ``step``); no weight is
             updated in that case.
     """
-    x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
     _check_batch(batch, step)
-    c = config
+    return {k: float(v) for k, v in _step(models, optimisers, batch, config, pools, amp_dtype, fast, True, step).items()}
+
+
+def train_step_lazy(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.optim.Optimizer],
+                    batch: Mapping[str, Any], config: TrainConfig, pools: Mapping[str, ImagePool] | None = None,
+                    amp_dtype: torch.dtype | None = None, fast: bool = True) -> dict[str, Tensor]:
+    """:func:`train_step` without a host–device synchronisation: the form :func:`fit` runs.
+
+    Nothing is read back from the device: no check of the batch, of the histogram's inputs
+    (:func:`histgan.histogram.trusted_inputs`) or of the losses before backward, and the losses come
+    back as detached 0-dim tensors, not floats. The caller checks them later, many steps at once
+    (:func:`fit` stacks them with the batch's finiteness and reads them on log and checkpoint steps
+    only), so a NaN is noticed up to ``log_every − 1`` steps late and the weights of those steps are
+    updated with it; :func:`fit` writes no checkpoint before that check.
+
+    Args and keys of the result: as for :func:`train_step`.
+    """
+    with trusted_inputs():
+        return _step(models, optimisers, batch, config, pools, amp_dtype, fast, False, None)
+
+
+def _step(models, optimisers, batch, c: TrainConfig, pools, amp_dtype, fast: bool, check: bool,
+          step: int | None) -> dict[str, Tensor]:
+    """One step; with ``check``, every loss is tested for NaN/Inf before its backward (a sync)."""
+    x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
     autocast = (torch.autocast(x.device.type, dtype=amp_dtype) if amp_dtype is not None
                 else contextlib.nullcontext())
     with torch.no_grad():  # the references' histograms h_ref (data: no gradient)
@@ -158,15 +185,15 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
     batched = fast and c.norm != "batch"  # per-sample norms: a concatenated call = separate calls
     sn_cache = parametrize.cached if fast else contextlib.nullcontext
     terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, c, autocast, sn_cache,
-                                            batched, step)
+                                            batched, check, step)
     d = _discriminator_step(models, optimisers["D"], batch, fake_x, fake_y, pools, c, autocast, sn_cache,
-                            batched, step)
-    logs = {k: float(v.detach()) for k, v in {**terms, **d}.items()}
+                            batched, check, step)
+    losses = {k: v.detach() for k, v in {**terms, **d}.items()}
     if not c.condition_G:  # monitor only: how far G's colours are from y's (no gradient)
         with torch.no_grad():
             h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth)
-            logs["hist_y"] = float(colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind))
-    return logs
+            losses["hist_y"] = colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind)
+    return losses
 
 
 def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -177,7 +204,7 @@ def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None) -> tupl
 
 def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | None, h_y: Tensor | None,
                     c: TrainConfig, autocast, sn_cache, batched: bool,
-                    step: int | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+                    check: bool, step: int | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """Eq (7) for G and F with D_x, D_y frozen; one optimiser step. Returns terms and detached fakes."""
     G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
     x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
@@ -203,7 +230,8 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
     if c.condition_F:
         terms["hist_x"] = colour_loss(fake_x, y_mask, h_x, c.bins, c.bandwidth, c.hist_kind)
     terms["loss_G"] = total_loss(terms, c.lambda_gan, c.lambda_cycle, c.lambda_idt, c.lambda_hist)
-    _check_losses(terms, step)
+    if check:
+        _check_losses(terms, step)
     terms["loss_G"].backward()
     opt.step()
     for p in [*D_x.parameters(), *D_y.parameters()]:
@@ -213,7 +241,7 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
 
 def _discriminator_step(models, opt: torch.optim.Optimizer, batch, fake_x: Tensor, fake_y: Tensor,
                         pools: Mapping[str, ImagePool] | None, c: TrainConfig, autocast, sn_cache,
-                        batched: bool, step: int | None) -> dict[str, Tensor]:
+                        batched: bool, check: bool, step: int | None) -> dict[str, Tensor]:
     """Eq (9) for D_x and D_y on real images and pooled past fakes; one optimiser step."""
     gan, D_x, D_y = GANLoss(c.gan_loss), models["D_x"], models["D_y"]
     opt.zero_grad(set_to_none=True)
@@ -226,7 +254,8 @@ def _discriminator_step(models, opt: torch.optim.Optimizer, batch, fake_x: Tenso
             real_y, past_y, real_x, past_x = D_y(batch["y"]), D_y(old_y), D_x(batch["x"]), D_x(old_x)
         d = {"D_y": 0.5 * (gan(real_y, True) + gan(past_y, False)),
              "D_x": 0.5 * (gan(real_x, True) + gan(past_x, False))}
-    _check_losses(d, step)
+    if check:
+        _check_losses(d, step)
     (d["D_x"] + d["D_y"]).backward()
     opt.step()
     return d
@@ -242,35 +271,6 @@ def make_dataset(config: TrainConfig):
                                 "'python -m histgan data synthetic --out DIR' or pass --data")
     return UnpairedImageFolder(config.data, phase="train", size=config.image_size, masks="auto",
                                flip=config.flip, seed=config.seed)
-
-
-def _batches(dataset, config: TrainConfig, dist: Distributed, start: int) -> Iterator[dict[str, Any]]:
-    """Batches from step ``start`` on: epoch ``e`` is a permutation seeded by ``(seed, e)``, split by rank.
-
-    The position is a function of the step alone, which is what makes resuming exact.
-    """
-    per_epoch = len(dataset) // (config.batch_size * dist.world_size)
-    if per_epoch == 0:
-        raise HistganError(f"the training set {config.data} has {len(dataset)} items, fewer than batch_size "
-                           f"{config.batch_size} × {dist.world_size} process(es); lower --batch-size")
-    epoch, offset = divmod(start, per_epoch)
-    while True:
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
-        mine = order[: per_epoch * config.batch_size * dist.world_size][dist.rank:: dist.world_size].tolist()
-        chunks = [mine[i * config.batch_size:(i + 1) * config.batch_size] for i in range(offset, per_epoch)]
-        loader = torch.utils.data.DataLoader(  # own generator: no draw from the global RNG
-            dataset, batch_sampler=chunks, num_workers=config.num_workers,
-            generator=torch.Generator().manual_seed(config.seed + epoch))
-        yield from loader
-        epoch, offset = epoch + 1, 0
-
-
-def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    return {k: v.to(device, non_blocking=True).contiguous(memory_format=fmt) if isinstance(v, Tensor) else v
-            for k, v in batch.items()}
 
 
 # ---- the loop ------------------------------------------------------------------------------------
@@ -349,20 +349,29 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
     amp_dtype = autocast_dtype(config.amp, device)
     bar = tqdm(total=config.steps, initial=start, disable=not (progress and dist.is_main), desc=config.variant,
                dynamic_ncols=True)
-    batches, t0 = _batches(dataset, config, dist, start), time.perf_counter()
+    workers = default_num_workers(device) if config.num_workers is None else config.num_workers
+    batches = training_batches(dataset, config.batch_size, config.seed, start, dist.rank, dist.world_size,
+                               workers, pin_memory=device.type == "cuda")
+    pending: list[tuple[int, Tensor, list[str], tuple[Any, Any]]] = []  # (step, row, loss names, image names)
+    t0 = time.perf_counter()
     for step in range(start, config.steps):
         lr = config.lr * lr_factor(step, config)
         for opt in optimisers.values():
             for group in opt.param_groups:
                 group["lr"] = lr
-        logs = train_step(models, optimisers, _to_device(next(batches), device), config, pools, amp_dtype, step + 1)
+        batch = to_device(next(batches), device)
         done = step + 1
+        pending.append((done, *_lazy_step(models, optimisers, batch, config, pools, amp_dtype)))
         bar.update(1)
         checkpoint = done % config.checkpoint_every == 0 or done == config.steps
+        logging = done % config.log_every == 0 or done == config.steps
+        if logging or checkpoint:  # the only reads from the device: every pending step at once
+            logs = _read_pending(pending, dist)
+            pending.clear()
         ranks = _gather_rank_states(pools, dist) if checkpoint and dist.enabled else None
         if not dist.is_main:
             continue
-        if done % config.log_every == 0 or done == config.steps:
+        if logging:
             log.append({"step": done, "lr": lr, **logs, "sec_per_step": (time.perf_counter() - t0) / (done - start)})
             atomic_write_text(run_dir / "losses.jsonl", "".join(json.dumps(r) + "\n" for r in log))
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in ("loss_G", "D_y", "hist_y", "cycle_x")})
@@ -371,6 +380,47 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
         if checkpoint:
             _save(run_dir, done, config, models, optimisers, pools, dist, ranks)
     bar.close()
+    if dist.enabled:  # no rank leaves (and tears the group down) before rank 0 has written the last checkpoint
+        torch.distributed.barrier()
+
+
+def _lazy_step(models, optimisers, batch: Mapping[str, Any], config: TrainConfig, pools,
+               amp_dtype: torch.dtype | None) -> tuple[Tensor, list[str], tuple[Any, Any]]:
+    """One :func:`train_step_lazy`; returns its losses and the batch's finiteness stacked into one
+    device vector ``[losses..., x finite, y finite]`` (read later by :func:`_read_pending`), the
+    losses' names and the batch's image names. Nothing is read from the device here."""
+    losses = train_step_lazy(models, optimisers, batch, config, pools, amp_dtype)
+    values = torch.stack(list(losses.values()))
+    finite = torch.stack([torch.isfinite(batch["x"]).all(), torch.isfinite(batch["y"]).all()]).to(values.dtype)
+    return torch.cat([values, finite]), list(losses), (batch.get("x_name"), batch.get("y_name"))
+
+
+def _read_pending(pending: list[tuple[int, Tensor, list[str], tuple[Any, Any]]],
+                  dist: Distributed) -> dict[str, float]:
+    """Read the pending steps' losses in one transfer; raise at the first NaN/Inf (batch, then loss).
+
+    Under DDP the ranks first agree (``all_reduce`` of a flag), so every rank raises together and
+    none waits forever in the next collective. Returns the last step's losses as floats.
+    """
+    rows = torch.stack([row for _, row, _, _ in pending]).tolist()
+    problem = None
+    for (step, _, keys, names), row in zip(pending, rows):
+        for key, ok, name in (("x", row[-2], names[0]), ("y", row[-1], names[1])):
+            if not ok and problem is None:
+                problem = (f"batch '{key}' holds NaN/Inf at step {step} (images {name or '?'}); training stopped, "
+                           "the last checkpoint is intact")
+        bad = next((k for k, v in zip(keys, row) if not math.isfinite(v)), None)
+        if bad is not None and problem is None:
+            problem = (f"loss '{bad}' is {row[keys.index(bad)]} at step {step}; training stopped, the last good "
+                       "checkpoint is intact (lower lr, check the data, or resume)")
+    if dist.enabled:
+        flag = torch.tensor([float(problem is not None)], device=pending[-1][1].device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and problem is None:
+            problem = f"another process found a NaN/Inf by step {pending[-1][0]}; training stopped on every rank"
+    if problem is not None:
+        raise HistganError(problem)
+    return dict(zip(pending[-1][2], rows[-1][:-2]))
 
 
 def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers, pools, device: torch.device,
@@ -412,12 +462,12 @@ def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers,
 
 
 def _gather_rank_states(pools: Mapping[str, ImagePool], dist: Distributed) -> list[dict[str, Any]]:
-    """Every rank's image pools and RNG states (a collective: all ranks call it). Each rank's pool holds
+    """Every rank's image pools and RNG states, on rank 0 (a collective: all ranks call it). Each rank's pool holds
     its own past fakes, so a resumed DDP run needs all of them to continue bit-identically."""
     mine = {"pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state()}
-    everyone: list[Any] = [None] * dist.world_size
-    torch.distributed.all_gather_object(everyone, mine)
-    return everyone
+    everyone: list[Any] | None = [None] * dist.world_size if dist.is_main else None
+    torch.distributed.gather_object(mine, everyone, dst=0)  # only rank 0 writes checkpoints
+    return everyone or []
 
 
 def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, pools, dist: Distributed,
