@@ -24,14 +24,15 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
     Args:
         seed: the seed.
-        deterministic: call ``torch.use_deterministic_algorithms(True, warn_only=True)`` (CPU runs are
-            then bit-reproducible; on GPU we prefer ``cudnn.benchmark`` speed, see :func:`select_device`).
+        deterministic: ``torch.use_deterministic_algorithms(deterministic, warn_only=True)``: CPU runs
+            are then bit-reproducible; ``False`` turns the process-wide switch off again, so a CUDA run
+            after a CPU run in the same process gets its fast kernels (``cudnn.benchmark``, see
+            :func:`select_device`) instead of deterministic ones.
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -65,10 +66,13 @@ def select_device(name: str = "auto") -> torch.device:
 def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``amp`` on ``device``: bf16, or ``None`` for full float32.
 
-    ``"auto"`` turns bf16 on for CUDA only; ``True`` forces it (CPU autocast supports bf16 too).
+    ``"auto"`` turns bf16 on where the hardware computes it natively: CUDA GPUs of compute
+    capability 8.0 or newer (Ampere, Hopper, ...); older GPUs emulate bf16 slowly, and CPUs and MPS
+    train in float32. ``True`` forces bf16 anywhere (CPU autocast supports it too).
     """
     if amp == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+        native = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+        return torch.bfloat16 if native else None
     return torch.bfloat16 if amp else None
 
 

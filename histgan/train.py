@@ -196,6 +196,18 @@ def _step(models, optimisers, batch, c: TrainConfig, pools, amp_dtype, fast: boo
     return losses
 
 
+@contextlib.contextmanager
+def _sn_weights_in_float32(sn_cache, *nets: nn.Module):
+    """Inside ``parametrize.cached``: compute every spectral-normalised ``W / σ(W)`` (and its power
+    iteration) now, before autocast is entered, so that they are float32 and not bf16 products."""
+    if sn_cache is parametrize.cached:
+        for net in nets:
+            for module in _unwrap(net).modules():
+                if parametrize.is_parametrized(module, "weight"):
+                    module.weight  # noqa: B018  (fills the cache)
+    yield
+
+
 def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``net(a, h), net(b, h)`` as one call on the concatenated batch (per-sample norms only)."""
     out = net(torch.cat([a, b]), *(() if h is None else (h.repeat(2, 1, 1),)))
@@ -213,7 +225,7 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
         p.requires_grad_(False)
     opt.zero_grad(set_to_none=True)
     idt = c.lambda_idt > 0
-    with autocast, sn_cache():
+    with sn_cache(), _sn_weights_in_float32(sn_cache, G, F, D_x, D_y), autocast:
         if batched and idt:  # G(x) and G(y) (identity) need only the data: one call, then the cycle
             fake_y, idt_y = _pair(G, x, y, h_y)
             fake_x, idt_x = _pair(F, y, x, h_x)
@@ -247,7 +259,7 @@ def _discriminator_step(models, opt: torch.optim.Optimizer, batch, fake_x: Tenso
     opt.zero_grad(set_to_none=True)
     old_y = pools["y"].query(fake_y) if pools else fake_y
     old_x = pools["x"].query(fake_x) if pools else fake_x
-    with autocast, sn_cache():
+    with sn_cache(), _sn_weights_in_float32(sn_cache, D_x, D_y), autocast:
         if batched:
             (real_y, past_y), (real_x, past_x) = _pair(D_y, batch["y"], old_y), _pair(D_x, batch["x"], old_x)
         else:

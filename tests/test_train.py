@@ -354,7 +354,7 @@ def test_runtime_device_amp_seed_and_rng_state():
 
     cpu = torch.device("cpu")
     assert autocast_dtype("auto", cpu) is None and autocast_dtype(True, cpu) == torch.bfloat16
-    assert autocast_dtype("auto", torch.device("cuda")) == torch.bfloat16 and autocast_dtype(False, cpu) is None
+    assert autocast_dtype(False, cpu) is None
     if not torch.cuda.is_available():
         assert select_device("auto").type in ("cpu", "mps")
         with pytest.raises(HistganError, match="no CUDA GPU"):
@@ -368,3 +368,46 @@ def test_runtime_device_amp_seed_and_rng_state():
     assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == first
     set_rng_state(state)
     assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == first
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), None), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_auto_bf16_only_where_native(capability, expected, monkeypatch):
+    from histgan.runtime import autocast_dtype
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert autocast_dtype("auto", torch.device("cuda")) == expected
+    assert autocast_dtype(True, torch.device("cuda")) == torch.bfloat16, "forced"
+
+
+def test_cpu_determinism_is_undone_for_a_later_gpu_run():
+    from histgan.runtime import seed_everything
+
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        seed_everything(0, deterministic=False)  # what fit does for a CUDA run
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=True)
+
+
+def test_spectral_norm_runs_outside_bf16_autocast(monkeypatch):
+    """W / σ(W) and its power iteration are computed before autocast is entered (on CUDA, autocast
+    would run their matrix-vector products in bf16): every call of the spectral-norm
+    parametrisation during a bf16 step sees autocast off."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    seen = []
+    real = _SpectralNorm.forward
+
+    def spy(self, weight):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(self, weight)
+
+    monkeypatch.setattr(_SpectralNorm, "forward", spy)
+    c = make_config("quick", variant="histgan_bi", amp=True)
+    torch.manual_seed(0)
+    models = build_models(c)
+    train.train_step(models, train.make_optimisers(models, c), _batch(), c, amp_dtype=torch.bfloat16)
+    assert seen and not any(seen)
