@@ -6,6 +6,8 @@ compares against (``python -m histgan.book --refresh-notebooks``).
 
 from __future__ import annotations
 
+import contextlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any, Sequence
 
 from histgan.errors import HistganError
 from histgan.io import atomic_path
+from histgan.progress import forward_progress
 
 __all__ = ["strip_notebook", "execute_notebook", "refresh_notebooks", "WIDGET_CELL_TIMEOUT"]
 
@@ -30,8 +33,6 @@ def _cell_timeout(cell: Any) -> int | None:
     that long instead of hanging the job. Widget cells in the book run in seconds.
     """
     return WIDGET_CELL_TIMEOUT if "widgets." in cell.source else None
-
-
 
 
 def strip_notebook(nb: Any) -> Any:
@@ -52,6 +53,23 @@ def strip_notebook(nb: Any) -> Any:
     return nb
 
 
+def _quiet_kernels() -> Any:
+    """Configuration for the kernels papermill starts: local IPC sockets instead of TCP.
+
+    Over TCP every ipykernel ≥ 7 warns on its standard error, which is the job's terminal, that its
+    traffic is unencrypted; IPC sockets are files only this user can reach, so there is nothing to warn
+    about (and nothing listens on a port).
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    return config
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def execute_notebook(source: Path, dest: Path, parameters: dict[str, Any] | None, cwd: Path,
                      progress: bool = True) -> None:
     """Convert ``source`` (py:percent) with jupytext, execute it with papermill, strip it, write ``dest``.
@@ -64,7 +82,12 @@ def execute_notebook(source: Path, dest: Path, parameters: dict[str, Any] | None
         dest: the executed notebook to write.
         parameters: values injected after the ``parameters`` cell; ``None`` or ``{}`` injects nothing.
         cwd: working directory of the kernel.
-        progress: show papermill's cell progress bar and the notebook's own output (stdout/stderr).
+        progress: show papermill's cell progress bar and, while a cell runs, the package's own progress
+            bars (training, evaluation, data; :func:`histgan.progress.forward_progress`) on standard
+            error. What the notebook prints stays in the notebook.
+
+    Raises:
+        HistganError: when a cell fails; the cell's full traceback is printed to standard error first.
     """
     import jupytext
     import nbformat
@@ -73,12 +96,15 @@ def execute_notebook(source: Path, dest: Path, parameters: dict[str, Any] | None
     nb = jupytext.read(source)
     running = dest.with_name(dest.stem + ".running.ipynb")
     running.parent.mkdir(parents=True, exist_ok=True)
+    forward = forward_progress() if progress else contextlib.nullcontext()
     try:
-        executed = papermill.execute_notebook(
-            nb, str(running), parameters=parameters or None, cwd=str(cwd), kernel_name="python3",
-            progress_bar=progress, stdout_file=sys.stdout if progress else None,
-            stderr_file=sys.stderr if progress else None, timeout_func=_cell_timeout)
+        with forward:
+            executed = papermill.execute_notebook(
+                nb, str(running), parameters=parameters or None, cwd=str(cwd), kernel_name="python3",
+                progress_bar=progress, timeout_func=_cell_timeout, config=_quiet_kernels())
     except papermill.PapermillExecutionError as exc:
+        trace = _ANSI.sub("", "\n".join(exc.traceback or []))
+        print(f"--- traceback of {source.name}, cell {exc.exec_count} ---\n{trace}", file=sys.stderr, flush=True)
         raise HistganError(f"notebook {source.name} failed in cell {exc.exec_count}: {exc.ename}: "
                            f"{exc.evalue}; the partly executed notebook is {running}") from None
     with atomic_path(dest) as tmp:

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # The differentiable colour histogram
 #
-# *Paper: seed 001, §3.2 "colour-distribution constraint", eqs (1)–(5); the construction is Deephist's
+# *Paper: {cite:t}`kobayashi-wada-colour-constraint`, §3.2 "colour-distribution constraint", eqs (1)–(5); the construction is Deephist's
 # {cite:p}`avi-aharon2020deephist`.*
 #
 # The method asks a generator for an image whose colour histogram matches a reference's. A counting
@@ -59,21 +59,21 @@ print(f"histgan {histgan.__version__}; photograph {tuple(photo.shape)}; K = {bin
 # pixel:
 #
 # $$
-# f_I(g) = \frac{1}{N B} \sum_{x \in \Omega} K\!\left(\frac{I(x) - g}{B}\right)
-# $$ (hist-kde)
+# f_I(g) = \frac{1}{N B} \sum_{x \in \Omega} K\!\left(\frac{I(x) - g}{B}\right) \tag{1}
+# $$
 #
 # The paper's kernel is the derivative of the logistic sigmoid $\sigma(z) = 1 / (1 + e^{-z})$:
 #
 # $$
-# K(z) = \frac{d}{dz}\sigma(z) = \sigma(z)\,\sigma(-z)
-# $$ (hist-kernel)
+# K(z) = \frac{d}{dz}\sigma(z) = \sigma(z)\,\sigma(-z) \tag{2}
+# $$
 #
 # Why this kernel and not a Gaussian? Both are smooth, symmetric bumps of unit area. The difference is
-# the *antiderivative*: the integral of {eq}`hist-kernel` is $\sigma$ itself, a closed form that costs one
+# the *antiderivative*: the integral of eq (2) is $\sigma$ itself, a closed form that costs one
 # exponential, while a Gaussian's is the error function. Section 3 shows that integrating over bins is
 # all the histogram needs, so this choice makes every bin a difference of two sigmoids. The price: the
 # logistic kernel has heavier tails, $e^{-|z|}$ instead of $e^{-z^2/2}$. Below, autograd confirms
-# {eq}`hist-kernel` and the kernel is compared with the Gaussian of the same variance ($\pi^2/3$).
+# eq (2) and the kernel is compared with the Gaussian of the same variance ($\pi^2/3$).
 
 # %%
 z = torch.linspace(-12, 12, 2401, dtype=torch.float64, requires_grad=True)
@@ -117,21 +117,21 @@ viz.show_source(histogram.default_bandwidth)
 # The mass of bin $k$ is the integral of the density over the bin:
 #
 # $$
-# P_I(k) = \int_{\mu_k - L/2}^{\mu_k + L/2} f_I(g)\, dg = \frac{1}{N} \sum_{x \in \Omega} \Pi_k\big(I(x)\big)
-# $$ (hist-bin)
+# P_I(k) = \int_{\mu_k - L/2}^{\mu_k + L/2} f_I(g)\, dg = \frac{1}{N} \sum_{x \in \Omega} \Pi_k\big(I(x)\big) \tag{3}
+# $$
 #
 # Step by step, for one pixel with value $z = I(x)$: substitute $u = (z - g)/B$, so $dg = -B\,du$, and the
-# $1/B$ of {eq}`hist-kde` cancels. The antiderivative of $K$ is $\sigma$ by {eq}`hist-kernel`, hence
+# $1/B$ of eq (1) cancels. The antiderivative of $K$ is $\sigma$ by eq (2), hence
 # $\frac{1}{B}\int_a^b K\big(\tfrac{z-g}{B}\big)\,dg = \sigma\big(\tfrac{z-a}{B}\big) - \sigma\big(\tfrac{z-b}{B}\big)$.
 # With $a = \mu_k - L/2$ and $b = \mu_k + L/2$:
 #
 # $$
-# \Pi_k(z) = \sigma\!\left(\frac{z - \mu_k + L/2}{B}\right) - \sigma\!\left(\frac{z - \mu_k - L/2}{B}\right)
-# $$ (hist-pi)
+# \Pi_k(z) = \sigma\!\left(\frac{z - \mu_k + L/2}{B}\right) - \sigma\!\left(\frac{z - \mu_k - L/2}{B}\right) \tag{4}
+# $$
 #
 # (The paper writes $I(x)$ inside $\Pi_k(z)$; it means the argument $z$.) $\Pi_k(z)$ is a *soft
 # membership*: near 1 when $z$ is well inside bin $k$, near 0 far from it, and it slides smoothly across
-# an edge. The package evaluates {eq}`hist-pi` for one-pixel images, so the curves below are the
+# an edge. The package evaluates eq (4) for one-pixel images, so the curves below are the
 # package's own numbers:
 
 # %%
@@ -159,7 +159,7 @@ fig.tight_layout()
 # ### Why (4) is a difference of a soft CDF
 #
 # Write $S_j = \frac1N \sum_x \sigma\big((I(x) - e_j)/B\big)$: a *soft count* of the pixels above edge
-# $e_j$ (the sigmoid is a smoothed step "$I(x) > e_j$"). Both terms of {eq}`hist-pi` are such steps at
+# $e_j$ (the sigmoid is a smoothed step "$I(x) > e_j$"). Both terms of eq (4) are such steps at
 # the two edges of bin $k$, so
 #
 # $$
@@ -200,11 +200,11 @@ assert float(from_cdf) < 1e-12
 # %% [markdown]
 # ## 4. One histogram per channel
 #
-# The colour histogram of an image is {eq}`hist-bin` for each of the channels R, G and B:
+# The colour histogram of an image is eq (3) for each of the channels R, G and B:
 #
 # $$
-# h = \{P_I(k)\}_{k=0}^{K-1} \quad \text{per channel, so } h \in \mathbb{R}^{3 \times K}
-# $$ (hist-h)
+# h = \{P_I(k)\}_{k=0}^{K-1} \quad \text{per channel, so } h \in \mathbb{R}^{3 \times K} \tag{5}
+# $$
 #
 # `soft_histogram` takes a batch `(N, C, H, W)` and returns `(N, C, K)`; the notation page maps
 # $h_\text{fake}$ and $h_\text{ref}$ to the code.
@@ -220,7 +220,7 @@ fig = viz.plot_soft_vs_hard(photo, bins, B, titles=["photograph"])
 # %% [markdown]
 # ## 5. As $B \to 0$ the soft histogram becomes the counting histogram
 #
-# For $B \to 0$ each sigmoid in {eq}`hist-pi` becomes a hard step, $\Pi_k$ becomes the indicator of bin
+# For $B \to 0$ each sigmoid in eq (4) becomes a hard step, $\Pi_k$ becomes the indicator of bin
 # $k$, and $P_I(k)$ the fraction of pixels in bin $k$ — the counting histogram, `hard_histogram`. The
 # only exceptions are pixels sitting *exactly* on an edge, which the limit splits half-and-half between
 # the two neighbouring bins (at $\pm1$, half of it falls beyond the range): each such pixel leaves an
@@ -268,8 +268,8 @@ assert abs(lost[0] - 0.5) < 1e-6 and abs(lost[-1] - 0.5) < 1e-6 and lost[2] < 1e
 # %% [markdown]
 # ## 7. The masked form: the background does not count
 #
-# The generators see the histogram of the reference *with background pixels excluded* (seed 001 §3.3). With
-# foreground weights $m(x) \in [0, 1]$, the mean of {eq}`hist-bin` becomes a weighted mean:
+# The generators see the histogram of the reference *with background pixels excluded* (the paper's §3.3). With
+# foreground weights $m(x) \in [0, 1]$, the mean of eq (3) becomes a weighted mean:
 #
 # $$
 # P_I(k) = \frac{\sum_{x} m(x)\, \Pi_k\big(I(x)\big)}{\sum_x m(x)}
@@ -320,7 +320,7 @@ fig = viz.plot_soft_vs_hard(torch.cat([knee, knee]), bins, B, masks=torch.cat([t
 # 3. **Recompute, don't store** — the forward saves only the pixel values and weights; the backward
 #    recomputes the window's sigmoids chunk by chunk and applies
 #    $\frac{\partial}{\partial z}\sigma\big(\frac{z-e}{B}\big) = \frac1B\,\sigma(1-\sigma)$, i.e.
-#    $\frac1B K\big(\frac{z-e}{B}\big)$ — the kernel of {eq}`hist-kernel` again.
+#    $\frac1B K\big(\frac{z-e}{B}\big)$ — the kernel of eq (2) again.
 
 # %%
 viz.show_source(histogram.window_half_width)
@@ -459,12 +459,12 @@ fig.tight_layout()
 # %% [markdown]
 # ## Summary
 #
-# - {eq}`hist-kde`–{eq}`hist-kernel`: a kernel density estimate with the sigmoid-derivative kernel; its
+# - eqs (1)–(2): a kernel density estimate with the sigmoid-derivative kernel; its
 #   antiderivative is the sigmoid, which makes every bin integral closed-form.
-# - {eq}`hist-bin`–{eq}`hist-pi`: a bin's mass is a difference of a soft CDF at its two edges, so $K$
+# - eqs (3)–(4): a bin's mass is a difference of a soft CDF at its two edges, so $K$
 #   bins cost $K + 1$ sigmoids per pixel, and the masses sum to slightly less than 1: pixels near $\pm1$
 #   lose up to half their mass beyond the outer edges.
-# - {eq}`hist-h`: one histogram per channel, `(N, 3, K)`; the masked form is the histogram of the
+# - eq (5): one histogram per channel, `(N, 3, K)`; the masked form is the histogram of the
 #   foreground alone.
 # - As $B \to 0$ the soft histogram becomes the counting histogram; at the default $B = L$ it is a
 #   smoothed version whose gradient reaches pixels a bin or two away.

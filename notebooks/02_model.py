@@ -15,8 +15,8 @@
 # %% [markdown]
 # # Building the model
 #
-# *Paper: seed 001, §3.1 (network structure) and §3.3 (the generator given colour information), Fig. 1–2;
-# background: seed 002 (CNNs that output images: encoder–decoders with a conditioning input).*
+# *Paper: {cite:t}`kobayashi-wada-colour-constraint`, §3.1 (network structure) and §3.3 (the generator given colour information), Fig. 1–2;
+# background: the survey of {cite:t}`yanai2017survey` (CNNs that output images: encoder–decoders with a conditioning input).*
 #
 # The method is a CycleGAN {cite:p}`zhu2017cyclegan` — two generators $G: X \to Y$ and $F: Y \to X$,
 # two discriminators $D_X$ and $D_Y$ — with one change: a generator also takes the **colour histogram of a
@@ -98,11 +98,12 @@ assert out.shape == x.shape and float(out.abs().max()) < 1, "tanh output in (-1,
 #
 # The reference's colour histogram $h_\text{ref} \in \mathbb{R}^{3 \times K}$ (eq (5) of the histogram
 # page, over the reference's foreground) goes through fully-connected layers — the "FC" of the paper's
-# Fig. 2 — and becomes a colour code of length $D$:
+# Fig. 2 — and becomes a colour code of length $D$ (equations numbered M1–M4 are this book's; plain numbers
+# are the paper's):
 #
 # $$
-# c = E(h_\text{ref}) \in \mathbb{R}^{D}
-# $$ (model-code)
+# c = E(h_\text{ref}) \in \mathbb{R}^{D} \tag{M1}
+# $$
 
 # %%
 viz.show_source(networks.HistogramEncoder)
@@ -116,17 +117,17 @@ viz.show_source(networks.HistogramEncoder)
 # channels, and a 3×3 convolution maps back to the middle width:
 #
 # $$
-# f' = \mathrm{ReLU}\Big(\mathrm{norm}\big(\mathrm{conv}_{3\times3}\,[\,f\,;\ \mathrm{tile}_{h \times w}(c)\,]\big)\Big)
-# $$ (model-concat)
+# f' = \mathrm{ReLU}\Big(\mathrm{norm}\big(\mathrm{conv}_{3\times3}\,[\,f\,;\ \mathrm{tile}_{h \times w}(c)\,]\big)\Big) \tag{M2}
+# $$
 #
 # *FiLM* (Perez et al. 2018) — after each decoder normalisation, a per-channel scale and shift
 # computed from the code:
 #
 # $$
-# f' = \big(1 + \gamma(c)\big) \odot f + \beta(c), \qquad [\gamma(c);\ \beta(c)] = W c + b
-# $$ (model-film)
+# f' = \big(1 + \gamma(c)\big) \odot f + \beta(c), \qquad [\gamma(c);\ \beta(c)] = W c + b \tag{M3}
+# $$
 #
-# FiLM is the conditional cousin of the "style" half of fast arbitrary style transfer in seed 002: there
+# FiLM is the conditional cousin of the "style" half of fast arbitrary style transfer in the survey of Yanai and Shimoda: there
 # a style encoder sets the channel mean and variance of normalised feature maps; here the colour code
 # does.
 
@@ -135,7 +136,7 @@ viz.show_source(networks._FiLM)
 
 # %% [markdown]
 # Two checks of what these equations imply for a freshly initialised generator. FiLM's projection starts
-# at zero, so $\gamma = \beta = 0$ and {eq}`model-film` is the identity: a FiLM-only generator ignores the
+# at zero, so $\gamma = \beta = 0$ and eq (M3) is the identity: a FiLM-only generator ignores the
 # reference until training moves the projection. Concatenation acts from the first step: two different
 # references give two different outputs.
 
@@ -199,8 +200,8 @@ assert patch_logits.shape[:2] == (batch, 1) and patch_logits.shape[-1] > 1, "one
 # kernel reshaped to a matrix of `out_channels` rows) is used divided by its largest singular value,
 #
 # $$
-# \bar W = \frac{W}{\sigma(W)}, \qquad \sigma(W) = \max_{\|v\|_2 = 1} \|W v\|_2 ,
-# $$ (model-sn)
+# \bar W = \frac{W}{\sigma(W)}, \qquad \sigma(W) = \max_{\|v\|_2 = 1} \|W v\|_2 , \tag{M4}
+# $$
 #
 # so $\sigma(\bar W) = 1$ and the network is (up to the approximation of reshaping a convolution into a
 # matrix) 1-Lipschitz per layer. $\sigma(W)$ is estimated by power iteration — one step per training
@@ -229,7 +230,7 @@ shapes = [tuple(m.weight.shape) for m in convs]
 print("layer  weight shape        σ(W) plain   σ(W̄) with SN")
 for i, (shape, plain, sn) in enumerate(zip(shapes, sigma["cyclegan"], sigma["cyclegan_sn"])):
     print(f"{i:5d}  {str(shape):18s} {plain:10.3f} {sn:12.3f}")
-assert max(abs(s - 1) for s in sigma["cyclegan_sn"]) < 0.05, "eq (model-sn): σ(W̄) ≈ 1 after 15 power iterations"
+assert max(abs(s - 1) for s in sigma["cyclegan_sn"]) < 0.05, "eq (M4): σ(W̄) ≈ 1 after 15 power iterations"
 assert max(sigma["cyclegan"]) < 0.95, "without SN the gains are whatever the N(0, 0.02) init gives"
 
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -321,13 +322,13 @@ print(histgan.__doc__.split("Paper ↔ code")[1].strip("\n-"))
 # %% [markdown]
 # ## Summary
 #
-# - A generator is a ResNet **encoder–decoder** (seed 002's third kind); without skip connections its
+# - A generator is a ResNet **encoder–decoder** (the third kind in the survey of Yanai and Shimoda); without skip connections its
 #   middle layer carries everything, and that is where the colour code enters.
-# - The **colour code** {eq}`model-code` is made by fully-connected layers from the reference's masked
-#   histogram and enters by **concatenation** {eq}`model-concat` at the middle layer and by **FiLM**
-#   {eq}`model-film` in the decoder; FiLM starts as the identity, concatenation acts at once.
+# - The **colour code** eq (M1) is made by fully-connected layers from the reference's masked
+#   histogram and enters by **concatenation** eq (M2) at the middle layer and by **FiLM**
+#   eq (M3) in the decoder; FiLM starts as the identity, concatenation acts at once.
 # - The discriminators are **PatchGANs** with a 34×34 (64²) or 70×70 (256²) receptive field.
-# - **Spectral normalisation** {eq}`model-sn` brings every layer's largest singular value to ≈ 1 at no
+# - **Spectral normalisation** eq (M4) brings every layer's largest singular value to ≈ 1 at no
 #   parameter cost; its power-iteration estimate sharpens during training.
 # - The **four models** differ in two switches; the colour code costs each conditioned generator about a
 #   seventh more parameters (15 % at the `cpu` preset).

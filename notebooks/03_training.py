@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Training
 #
-# *Paper: seed 001, §3.2 (the colour loss, eq (6)) and §3.4 (the whole loss, eqs (7)–(11)).*
+# *Paper: {cite:t}`kobayashi-wada-colour-constraint`, §3.2 (the colour loss, eq (6)) and §3.4 (the whole loss, eqs (7)–(11)).*
 #
 # This page trains one of the four models of the paper's Table 2 and shows how training went: the
 # losses it minimises (shown from the package), the configuration it used, loss curves, sample grids
@@ -71,13 +71,13 @@ print(f"{config.variant}: {config.steps} steps of batch {config.batch_size} at {
 # %% [markdown]
 # ## 1. What is minimised
 #
-# The generators $G: X \to Y$ and $F: Y \to X$ minimise a weighted sum of four terms (the paper's eq (7); this
-# page numbers its equations in order, the text gives the paper's numbers),
+# The generators $G: X \to Y$ and $F: Y \to X$ minimise a weighted sum of four terms (eq (7); every equation
+# carries the paper's own number),
 #
 # $$
 # L = \lambda_\text{gan} L_\text{gan} + \lambda_\text{cycle} L_\text{cycle} + \lambda_\text{idt} L_\text{idt}
-#     + \lambda_\text{hist} L_\text{hist}
-# $$ (train-total)
+#     + \lambda_\text{hist} L_\text{hist} \tag{7}
+# $$
 
 # %%
 viz.show_source(losses.total_loss)
@@ -87,14 +87,14 @@ viz.show_source(losses.total_loss)
 # eqs (8) and (9)):
 #
 # $$
-# L_\text{gan} = L_\text{adv}(G, D_Y, X, Y) + L_\text{adv}(F, D_X, Y, X)
-# $$ (train-gan)
+# L_\text{gan} = L_\text{adv}(G, D_Y, X, Y) + L_\text{adv}(F, D_X, Y, X) \tag{8}
+# $$
 #
 # $$
-# L_\text{adv}(G, D_Y, X, Y) = \mathbb{E}_y[\log D_Y(y)] + \mathbb{E}_x[\log(1 - D_Y(G(x)))]
-# $$ (train-adv)
+# L_\text{adv}(G, D_Y, X, Y) = \mathbb{E}_y[\log D_Y(y)] + \mathbb{E}_x[\log(1 - D_Y(G(x)))] \tag{9}
+# $$
 #
-# $D_Y$ maximises {eq}`train-adv`, $G$ minimises it. Written as binary cross-entropy on the PatchGAN's
+# $D_Y$ maximises eq (9), $G$ minimises it. Written as binary cross-entropy on the PatchGAN's
 # logits, with the usual non-saturating form $-\log D_Y(G(x))$ for the generator:
 
 # %%
@@ -106,12 +106,12 @@ viz.show_source(losses.GANLoss)
 # paper's eqs (10) and (11)):
 #
 # $$
-# L_\text{cycle} = \mathbb{E}_x \|F(G(x)) - x\|_1 + \mathbb{E}_y \|G(F(y)) - y\|_1
-# $$ (train-cycle)
+# L_\text{cycle} = \mathbb{E}_x \|F(G(x)) - x\|_1 + \mathbb{E}_y \|G(F(y)) - y\|_1 \tag{10}
+# $$
 #
 # $$
-# L_\text{idt} = \mathbb{E}_x \|F(x) - x\|_1 + \mathbb{E}_y \|G(y) - y\|_1
-# $$ (train-idt)
+# L_\text{idt} = \mathbb{E}_x \|F(x) - x\|_1 + \mathbb{E}_y \|G(y) - y\|_1 \tag{11}
+# $$
 
 # %%
 viz.show_source(losses.cycle_loss)
@@ -123,8 +123,8 @@ viz.show_source(losses.cycle_loss)
 #
 # $$
 # L_\text{hist} = \|h^R_\text{fake} - h^R_\text{ref}\|_2 + \|h^G_\text{fake} - h^G_\text{ref}\|_2
-#     + \|h^B_\text{fake} - h^B_\text{ref}\|_2
-# $$ (train-hist)
+#     + \|h^B_\text{fake} - h^B_\text{ref}\|_2 \tag{6}
+# $$
 
 # %%
 viz.show_source(losses.colour_loss)
@@ -139,8 +139,8 @@ print(cfg.__doc__.split("\n\n", 1)[1])
 # %% [markdown]
 # ## 2. One training step
 #
-# A step updates $G$ and $F$ together on {eq}`train-total` (the discriminators frozen), then $D_X$ and $D_Y$
-# on {eq}`train-adv` with real images and fakes from a pool of past outputs. Which reference each
+# A step updates $G$ and $F$ together on eq (7) (the discriminators frozen), then $D_X$ and $D_Y$
+# on eq (9) with real images and fakes from a pool of past outputs. Which reference each
 # generator sees, and which histogram the cycle uses, is stated once in the training module's docstring
 # and implemented here; the step is a pure function of the models, optimisers, batch and config:
 
@@ -258,9 +258,9 @@ assert out.shape == x[:n].shape and bool(torch.isfinite(out).all())
 # %% [markdown]
 # ## Summary
 #
-# - Training minimises {eq}`train-total`: adversarial terms {eq}`train-gan`–{eq}`train-adv` against PatchGAN
-#   discriminators, cycle {eq}`train-cycle` and identity {eq}`train-idt` L1 terms, and for the conditioned
-#   models the colour term {eq}`train-hist` on the differentiable histogram.
+# - Training minimises eq (7): adversarial terms eqs (8)–(9) against PatchGAN
+#   discriminators, cycle eq (10) and identity eq (11) L1 terms, and for the conditioned
+#   models the colour term eq (6) on the differentiable histogram.
 # - The weights, optimiser and schedule the paper leaves open are configuration fields with stated
 #   defaults; each run saves its configuration, environment, loss log, sample grids and checkpoints.
 # - The checks above hold for any variant and preset: every logged loss is finite, the run reached its

@@ -5,9 +5,10 @@ Headless Debian Chromium driven by Playwright for Python (``executable_path`` = 
 127.0.0.1 is aborted and recorded, so "works offline" is what is tested. Screenshots for people
 go to ``_build/screenshots/``.
 
-The book under test is ``_build/html`` when ``make book`` built it after the last change to notebook
-01, the package or the book config; otherwise a small book (the real ``_config.yml``, notebook 01
-freshly executed with its quick parameters, the other pages that exist) is built in a temporary folder.
+The book under test is ``_build/html`` when ``make book`` built it after the last change to notebooks
+01 and 04, the package or the book config; otherwise a small book (the real ``_config.yml``, notebooks
+01 and 04 freshly executed with their quick parameters, the other pages that exist) is built in a
+temporary folder.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")
 NOTEBOOK = ROOT / "notebooks" / "01_histogram.ipynb"
 PAGE = "book/executed/01_histogram.html"
+EVALUATION = ROOT / "notebooks" / "04_evaluation.ipynb"
+EVALUATION_PAGE = "book/executed/04_evaluation.html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 try:
     from playwright.sync_api import sync_playwright
@@ -88,8 +91,8 @@ def _screenshot(page, name: str) -> Path:
 
 
 def _newer_than_sources(built: Path) -> bool:
-    sources = [NOTEBOOK, NOTEBOOK.with_suffix(".py"), ROOT / "_config.yml", ROOT / "package-lock.json",
-               *(ROOT / "histgan").glob("*.py")]
+    sources = [NOTEBOOK, NOTEBOOK.with_suffix(".py"), EVALUATION.with_suffix(".py"), ROOT / "_config.yml",
+               ROOT / "package-lock.json", *(ROOT / "book" / "_static").glob("*.*"), *(ROOT / "histgan").glob("*.py")]
     return built.is_file() and all(built.stat().st_mtime > s.stat().st_mtime for s in sources if s.exists())
 
 
@@ -107,8 +110,8 @@ def _keep_existing(entries: list, src: Path) -> list:
 
 
 def _build_small_book(dest: Path) -> Path:
-    """Execute notebook 01 (quick parameters of histgan.book) and build it with the real config and
-    the book's other pages that exist (not -W: links to pages left out would warn), in ``dest``."""
+    """Execute notebooks 01 and 04 (quick parameters of histgan.book) and build them with the real config
+    and the book's other pages that exist (not -W: links to pages left out would warn), in ``dest``."""
     import yaml
 
     from histgan.book import NOTEBOOKS, execute_notebook
@@ -119,9 +122,10 @@ def _build_small_book(dest: Path) -> Path:
     shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("executed", "offline"))
     install_node_modules(ROOT)  # once, in the project; the small book borrows it
     (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
-    quick = next(spec.quick for spec in NOTEBOOKS if spec.name == NOTEBOOK.stem)
-    execute_notebook(NOTEBOOK.with_suffix(".py"), dest / "book/executed" / NOTEBOOK.name, quick,
-                     cwd=NOTEBOOK.parent, progress=False)
+    for notebook in (NOTEBOOK, EVALUATION):
+        quick = next(spec.quick for spec in NOTEBOOKS if spec.name == notebook.stem)
+        execute_notebook(notebook.with_suffix(".py"), dest / "book/executed" / notebook.name, quick,
+                         cwd=notebook.parent, progress=False)
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     if not any(dest.glob(toc["root"] + ".*")):
         toc["root"] = "book/executed/01_histogram"
@@ -139,7 +143,7 @@ def _build_small_book(dest: Path) -> Path:
 def book_url(tmp_path_factory):
     """Serve the book's HTML on 127.0.0.1 from a thread; yields the base URL."""
     html = ROOT / "_build" / "html"
-    if not _newer_than_sources(html / PAGE):
+    if not (_newer_than_sources(html / PAGE) and _newer_than_sources(html / EVALUATION_PAGE)):
         if shutil.which("npm") is None and not (ROOT / "node_modules" / "mathjax").is_dir():
             pytest.skip("npm not found: building the book fetches MathJax and the widget manager with npm ci "
                         "(apt-get install nodejs npm; .ci/run does)")
@@ -180,6 +184,11 @@ def test_every_page_loads_offline(book_url, tmp_path):
     assert len(pages) >= 1
 
 
+def _typeset(page) -> None:
+    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
+    page.evaluate("MathJax.startup.promise")
+
+
 def _soft_curve(page) -> list[str]:
     return page.eval_on_selector_all(".histgan-explorer polyline.hx-soft",
                                      "els => els.map(e => e.getAttribute('points'))")
@@ -191,8 +200,7 @@ def test_histogram_page_math_widgets_and_kernel_free_slider(book_url, tmp_path):
         context = _browser_context(p, tmp_path / "profile")
         page = context.new_page()
         page.goto(base + PAGE, wait_until="load")
-        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
-        page.evaluate("MathJax.startup.promise")
+        _typeset(page)
         raw = page.evaluate("""() => { const b = document.querySelector('article') || document.body;
             const c = b.cloneNode(true);
             c.querySelectorAll('pre, code, script, mjx-container').forEach(e => e.remove());
@@ -217,6 +225,64 @@ def test_histogram_page_math_widgets_and_kernel_free_slider(book_url, tmp_path):
         _screenshot(page, "book_01_histogram.png")
         context.close()
     assert context.foreign == [], f"the page requested other hosts: {context.foreign}"
+
+
+def _displayed_equation_numbers(page) -> list[str]:
+    """The numbers MathJax shows beside display equations, e.g. ["(12)"]."""
+    return page.eval_on_selector_all("mjx-container[display] mjx-mlabeledtr > mjx-mtd:first-child",
+                                     "els => els.map(e => e.textContent.trim())")
+
+
+def test_evaluation_page_table_and_equation_numbers(book_url, tmp_path):
+    """Table 2 is an HTML table with one row per model and baseline; eq (12) shows the paper's number."""
+    from histgan.baselines import BASELINES
+    from histgan.config import VARIANTS
+
+    base, _ = book_url
+    with sync_playwright() as p:
+        context = _browser_context(p, tmp_path / "profile")
+        page = context.new_page()
+        page.goto(base + EVALUATION_PAGE, wait_until="load")
+        _typeset(page)
+        assert _displayed_equation_numbers(page) == ["(12)"], "the ΔE equation carries the paper's number"
+        text = page.inner_text("article")
+        assert "eq (12)" in text
+        tables = page.locator("article table")
+        rows = None
+        for i in range(tables.count()):
+            header = tables.nth(i).locator("th").all_inner_texts()
+            if header and header[0].strip() == "model":
+                rows = tables.nth(i).locator("tbody tr td:first-child").all_inner_texts()
+        assert rows is not None, "Table 2 is not an HTML table"
+        labels = " | ".join(rows)
+        for name in (*VARIANTS, *BASELINES):  # each row's label ends with "(name)"
+            assert sum(r.strip().endswith(f"({name})") for r in rows) == 1, f"not one row for {name}: {labels}"
+        assert "| model |" not in text, "raw Markdown pipes left on the page"
+        page.locator("article table").first.scroll_into_view_if_needed()
+        _screenshot(page, "book_04_evaluation_table2.png")
+        page.locator("mjx-container[display]").first.scroll_into_view_if_needed()
+        _screenshot(page, "book_04_evaluation_eq12.png")
+        context.close()
+    assert context.foreign == [], f"the page requested other hosts: {context.foreign}"
+
+
+def test_histogram_page_numbers_and_listings_fit(book_url, tmp_path):
+    """Eqs (1)–(5) show the paper's numbers; no code listing runs past the page's right edge."""
+    base, _ = book_url
+    with sync_playwright() as p:
+        context = _browser_context(p, tmp_path / "profile")
+        page = context.new_page()
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(base + PAGE, wait_until="load")
+        _typeset(page)
+        assert _displayed_equation_numbers(page) == ["(1)", "(2)", "(3)", "(4)", "(5)"]
+        overflowing = page.eval_on_selector_all(
+            "article div.highlight pre", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length")
+        listings = page.locator("article div.highlight pre").count()
+        assert listings > 0 and overflowing == 0, f"{overflowing} of {listings} listings are cut at the edge"
+        page.locator("article div.highlight pre").nth(listings // 2).scroll_into_view_if_needed()
+        _screenshot(page, "book_01_histogram_listing.png")
+        context.close()
 
 
 # ---- JupyterLab ---------------------------------------------------------------------------------
