@@ -240,7 +240,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    "figure (default 4; 0 skips it)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="pairs per model call (default 16)")
     p.add_argument("--size", type=int, metavar="PX", help="resize the test images to PX × PX (default: as stored)")
-    p.add_argument("--reference-mask", type=_reference_mask_arg, default="auto", metavar="auto|none|DIR",
+    p.add_argument("--reference-mask", type=_reference_masks_arg, default="auto", metavar="auto|none|DIR",
                    help="masks of the references when testB_mask/ is missing: auto (default: alpha, else the "
                    "masker's prediction, saved in OUT/reference_masks/), none (whole images), or a folder of masks")
     p.add_argument("--masker", metavar="DIR", help="masker for --reference-mask auto (default: the first RUN/masker/)")
@@ -364,9 +364,17 @@ def _sweep(args: argparse.Namespace) -> int:
 
 # ---- masker (reference foregrounds) --------------------------------------------------------------
 def _reference_mask_arg(text: str) -> str:
-    if text in ("auto", "none") or Path(text).exists():
+    """``--reference-mask`` of ``translate``: auto, none, or a mask file."""
+    if text in ("auto", "none") or Path(text).is_file():
         return text
-    raise argparse.ArgumentTypeError(f"must be auto, none or an existing mask file/folder, got {text!r}")
+    raise argparse.ArgumentTypeError(f"must be auto, none or an existing mask file, got {text!r}")
+
+
+def _reference_masks_arg(text: str) -> str:
+    """``--reference-mask`` of ``evaluate``: auto, none, or a folder of masks."""
+    if text in ("auto", "none") or Path(text).is_dir():
+        return text
+    raise argparse.ArgumentTypeError(f"must be auto, none or an existing folder of masks, got {text!r}")
 
 
 def _add_masker(sub: argparse._SubParsersAction) -> None:
