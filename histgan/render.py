@@ -26,9 +26,9 @@ import numpy as np
 
 from histgan.procedural import value_noise
 
-__all__ = ["KneeShape", "SkinAppearance", "Geometry", "KneeFrame", "geometry", "knee_frame", "light_direction",
+__all__ = ["KneeShape", "SkinAppearance", "Geometry", "KneeFrame", "geometry", "silhouette", "knee_frame", "light_direction",
            "render_x", "render_y", "srgb_to_linear", "linear_to_srgb", "pixel_grid", "quantise", "tonemap",
-           "meter", "X_ALBEDO", "X_BACKGROUND"]
+           "meter", "backdrop_gradient", "edge_side", "X_ALBEDO", "X_BACKGROUND"]
 
 #: Grey level of the simulator's material under full light (domain X).
 X_ALBEDO = 0.90
@@ -175,11 +175,20 @@ def _signed_distance(shape: KneeShape, size: int):
     return _smin(leg, patella, 0.60 * rp)
 
 
+def silhouette(shape: KneeShape, size: int) -> np.ndarray:
+    """Anti-aliased coverage ``clip(1/2 - s/Δ, 0, 1)`` of ``shape`` alone, ``(size, size)`` in [0, 1]."""
+    return _coverage(_signed_distance(shape, size)[0], size)
+
+
+def _coverage(s: np.ndarray, size: int) -> np.ndarray:
+    return np.clip(0.5 - s / (2.0 / size), 0.0, 1.0)
+
+
 def geometry(shape: KneeShape, size: int) -> Geometry:
     """Render ``shape`` at ``size × size``: coverage, mask, diffuse term and depth (see module doc)."""
     s, vx, vy, r = _signed_distance(shape, size)
     pixel = 2.0 / size
-    coverage = np.clip(0.5 - s / pixel, 0.0, 1.0)
+    coverage = _coverage(s, size)
     u = np.clip(-s, 0.25 * pixel, r)  # depth below the outline; edge pixels shade as the rim
     d = r - u
     z = np.sqrt(np.maximum(r * r - d * d, 0.0))
@@ -216,17 +225,29 @@ def quantise(c: np.ndarray) -> np.ndarray:
 
 def _background(app: SkinAppearance, size: int, rng: np.random.Generator) -> np.ndarray:
     """Linear-light background ``(H, W, 3)``: gradient, floor/wall edge, faint texture."""
+    bg = backdrop_gradient(app, size)
+    side, step = edge_side(app, size)
+    bg = bg * (1.0 + (app.edge_gain - 1.0) * step)[..., None]
+    grain = value_noise(rng, size, 16) + 0.5 * value_noise(rng, size, 32)  # same texture at every size
+    return bg * (1.0 + app.bg_texture * grain[..., None])
+
+
+def backdrop_gradient(app: SkinAppearance, size: int) -> np.ndarray:
+    """Linear-light gradient ``(H, W, 3)`` from ``app.bg_top`` to ``app.bg_bottom`` along ``app.bg_angle``."""
     px, py = pixel_grid(size)
     ga = np.radians(app.bg_angle)
     t = np.clip(0.5 + 0.5 * (px * np.cos(ga) + py * np.sin(ga)), 0.0, 1.0)[..., None]
     top, bottom = srgb_to_linear(np.array(app.bg_top)), srgb_to_linear(np.array(app.bg_bottom))
-    bg = top * (1.0 - t) + bottom * t
+    return top * (1.0 - t) + bottom * t
+
+
+def edge_side(app: SkinAppearance, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distance ``(H, W)`` from the floor/wall edge (image-half units) and the soft 1.5-pixel
+    step ``(H, W)`` in [0, 1] that is 1 on its far side."""
+    px, py = pixel_grid(size)
     ea = np.radians(app.edge_angle)
     side = px * np.cos(ea) + py * np.sin(ea) - app.edge_offset
-    step = np.clip(0.5 + side * size / 3.0, 0.0, 1.0)[..., None]  # a soft 1.5-pixel edge
-    bg = bg * (1.0 + (app.edge_gain - 1.0) * step)
-    grain = value_noise(rng, size, 16) + 0.5 * value_noise(rng, size, 32)  # same texture at every size
-    return bg * (1.0 + app.bg_texture * grain[..., None])
+    return side, np.clip(0.5 + side * size / 3.0, 0.0, 1.0)
 
 
 def tonemap(c: np.ndarray, knee: float = 0.8) -> np.ndarray:

@@ -1,13 +1,15 @@
 """The synthetic knee benchmark: unpaired X ("simulator") / Y ("real") images with ground truth.
 
-Shapes and appearances are drawn from seeded distributions and rendered by :mod:`histgan.render`.
+Shapes and appearances are drawn from seeded distributions. X is the simulator's grey render
+(:func:`histgan.render.render_x`); Y comes in two domains: ``plain`` (:func:`histgan.render.render_y`,
+the simulator's shading times a skin colour) and ``photo`` (:func:`histgan.photo.render_photo`, with
+skin texture, scattering, sheen, occlusion, textured scenes, a cast shadow and a camera). One seed
+gives the same knees, skin tones and background colours in both domains.
 Because every Y image's appearance is kept in ``meta.json``, any X test input can be rendered with
 any Y test reference's appearance: that rendering is the **true target** of translating the input
 with that reference (:func:`ground_truth`), which the paper's real data could not provide.
 
-Skin albedo follows the Monk Skin Tone scale (E. Monk, *Monk Skin Tone Scale*, 2019,
-https://skintone.google), MST 1–10, interpolated between neighbouring swatches in linear light and
-jittered by a few percent per channel.
+The distributions of shapes, skin tones (Monk Skin Tone scale) and scenes are in :mod:`histgan.sampling`.
 
 Layout written by :func:`write_dataset` (the CycleGAN layout plus masks and metadata)::
 
@@ -18,7 +20,6 @@ Layout written by :func:`write_dataset` (the CycleGAN layout plus masks and meta
 
 from __future__ import annotations
 
-import colorsys
 import functools
 import json
 import os
@@ -29,18 +30,19 @@ import numpy as np
 
 from histgan.errors import HistganError
 from histgan.io import atomic_save_png, atomic_write_json
-from histgan.render import KneeShape, SkinAppearance, geometry, render_x, render_y, srgb_to_linear
-from histgan.render import linear_to_srgb
+from histgan.photo import PhotoAppearance, render_photo
+from histgan.render import KneeShape, SkinAppearance, geometry, render_x, render_y
+from histgan.sampling import DOMAINS, MST_HEX, check_domain, monk_albedo, sample_appearance, sample_shape
 
-__all__ = ["MST_HEX", "PRESETS", "SynthPreset", "KneeShape", "SkinAppearance", "monk_albedo",
-           "sample_shape", "sample_appearance", "write_dataset", "ground_truth", "ground_truth_mask",
+__all__ = ["MST_HEX", "PRESETS", "DOMAINS", "SynthPreset", "KneeShape", "SkinAppearance", "PhotoAppearance",
+           "monk_albedo", "sample_shape", "sample_appearance", "write_dataset", "ground_truth", "ground_truth_mask",
            "contact_sheet", "load_meta"]
 
-#: Monk Skin Tone scale, MST 1 (lightest) … MST 10 (darkest), sRGB (Monk 2019).
-MST_HEX = ("#f6ede4", "#f3e7db", "#f7ead0", "#eadaba", "#d7bd96",
-           "#a07e56", "#825c43", "#604134", "#3a312a", "#292420")
-#: Version of the generator; a dataset written by another version is not resumed.
-FORMAT_VERSION = 1
+#: Version of the generator; a dataset written by another version is not resumed. 2: meta.json
+#: records the Y domain (a version-1 set, written before, is ``plain``).
+FORMAT_VERSION = 2
+_RENDER_Y = {"plain": render_y, "photo": render_photo}
+_APPEARANCE = {"plain": SkinAppearance, "photo": PhotoAppearance}
 _SPLITS = ("train", "test")
 
 
@@ -61,61 +63,13 @@ PRESETS: dict[str, SynthPreset] = {
 }
 
 
-def _hex_to_rgb(h: str) -> np.ndarray:
-    return np.array([int(h[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float64) / 255.0
-
-
-def monk_albedo(tone: float) -> np.ndarray:
-    """sRGB swatch of a continuous Monk tone in [1, 10]: linear-light interpolation of neighbours."""
-    if not 1.0 <= tone <= 10.0:
-        raise ValueError(f"tone must be in [1, 10], got {tone}")
-    lin = srgb_to_linear(np.stack([_hex_to_rgb(h) for h in MST_HEX]))
-    i = min(int(np.floor(tone)) - 1, 8)
-    f = tone - 1.0 - i
-    return linear_to_srgb(lin[i] * (1.0 - f) + lin[i + 1] * f)
-
-
-def sample_shape(rng: np.random.Generator) -> KneeShape:
-    """Draw a random knee shape and light direction."""
-    u = rng.uniform
-    return KneeShape(
-        bend=float(rng.choice([-1.0, 1.0]) * u(5.0, 50.0)), rotation=float(u(-30.0, 30.0)),
-        scale=float(u(0.85, 1.15)), shift_x=float(u(-0.15, 0.15)), shift_y=float(u(-0.15, 0.15)),
-        thigh_radius=float(u(0.36, 0.44)), shin_radius=float(u(0.26, 0.32)),
-        knee_radius=float(u(0.34, 0.40)), patella=float(u(0.45, 0.65)),
-        light_azimuth=float(u(0.0, 360.0)), light_elevation=float(u(20.0, 60.0)))
-
-
-def _background_colour(rng: np.random.Generator) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Two related non-skin colours: hues 70°–340° (skin lies near 10°–50°), low saturation."""
-    hue, sat, val = rng.uniform(70.0, 340.0), rng.uniform(0.05, 0.40), rng.uniform(0.15, 0.85)
-    a = colorsys.hsv_to_rgb(hue / 360.0, sat, val)
-    hue2 = (hue + rng.uniform(-20.0, 20.0)) / 360.0
-    b = colorsys.hsv_to_rgb(hue2, sat * rng.uniform(0.7, 1.3), min(val * rng.uniform(0.6, 1.2), 1.0))
-    return tuple(float(c) for c in a), tuple(float(c) for c in b)
-
-
-def sample_appearance(rng: np.random.Generator) -> SkinAppearance:
-    """Draw a skin tone (Monk 2019, jittered), exposure, white balance and background."""
-    u = rng.uniform
-    tone = float(u(1.0, 10.0))
-    jitter = np.exp(np.clip(rng.normal(0.0, 0.03, 3), -0.075, 0.075))  # ±2.5 σ
-    albedo = linear_to_srgb(srgb_to_linear(monk_albedo(tone)) * jitter)
-    temp, tint = u(-0.10, 0.10), u(-0.03, 0.03)
-    top, bottom = _background_colour(rng)
-    return SkinAppearance(
-        tone=tone, albedo=tuple(float(c) for c in albedo), exposure=float(u(-0.5, 0.5)),
-        white_balance=(float(2.0 ** temp), float(2.0 ** tint), float(2.0 ** -temp)),
-        texture=float(u(0.01, 0.03)), subsurface=float(u(0.3, 1.0)), bg_top=top, bg_bottom=bottom,
-        bg_angle=float(u(0.0, 360.0)), edge_angle=float(u(0.0, 360.0)), edge_offset=float(u(-0.8, 0.8)),
-        edge_gain=float(u(0.6, 1.4)), bg_texture=float(u(0.02, 0.06)), noise_seed=int(rng.integers(2**31)))
-
-
-def _image_params(seed: int, split: str, domain: str, index: int) -> tuple[KneeShape, SkinAppearance | None]:
-    """Parameters of one image, from its own random stream (independent of every other image)."""
-    rng = np.random.default_rng([seed, _SPLITS.index(split), "AB".index(domain), index])
+def _image_params(seed: int, split: str, letter: str, index: int,
+                  domain: str = "plain") -> tuple[KneeShape, SkinAppearance | None]:
+    """Parameters of one image (``letter`` A = X, B = Y), from its own random stream (independent of
+    every other image); a Y image of the ``photo`` domain extends the ``plain`` one's draws."""
+    rng = np.random.default_rng([seed, _SPLITS.index(split), "AB".index(letter), index])
     shape = sample_shape(rng)
-    return shape, (sample_appearance(rng) if domain == "B" else None)
+    return shape, (sample_appearance(rng, domain) if letter == "B" else None)
 
 
 def _as_pair(n: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -125,23 +79,23 @@ def _as_pair(n: int | tuple[int, int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def _plan(size: int, n_train, n_test, seed: int) -> dict:
+def _plan(size: int, n_train, n_test, seed: int, domain: str) -> dict:
     """The whole dataset's metadata: everything needed to render any of its images."""
     counts = {}
     for split, n in (("train", _as_pair(n_train, "n_train")), ("test", _as_pair(n_test, "n_test"))):
         counts[f"{split}A"], counts[f"{split}B"] = n
     images: dict[str, dict] = {}
     for folder, n in counts.items():
-        split, domain = folder[:-1], folder[-1]
+        split, letter = folder[:-1], folder[-1]
         images[folder] = {}
         for i in range(n):
-            shape, app = _image_params(seed, split, domain, i)
+            shape, app = _image_params(seed, split, letter, i, domain)
             entry = {"shape": asdict(shape)}
             if app is not None:
                 entry["appearance"] = asdict(app)
-            images[folder][f"{'xy'['AB'.index(domain)]}{i:04d}.png"] = entry
+            images[folder][f"{'xy'['AB'.index(letter)]}{i:04d}.png"] = entry
     return {"generator": "histgan.synthetic", "version": FORMAT_VERSION, "seed": int(seed), "size": int(size),
-            "counts": counts, "mask": "8-bit PNG, 255 = foreground (signed distance < 0), 0 = background",
+            "domain": domain, "counts": counts, "mask": "8-bit PNG, 255 = foreground (signed distance < 0), 0 = background",
             "monk_skin_tone_hex": list(MST_HEX), "images": images}
 
 
@@ -150,20 +104,21 @@ def _render(meta: dict, folder: str, name: str) -> tuple[np.ndarray, np.ndarray]
     shape = KneeShape(**entry["shape"])
     geo = geometry(shape, size)
     if "appearance" in entry:
-        img = render_y(shape, _appearance(entry["appearance"]), size, geo)
+        domain = meta.get("domain", "plain")
+        img = _RENDER_Y[domain](shape, _appearance(entry["appearance"], domain), size, geo)
     else:
         img = render_x(shape, size, geo)
     return img, geo.mask.astype(np.uint8) * 255
 
 
-def _appearance(d: dict) -> SkinAppearance:
-    return SkinAppearance(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+def _appearance(d: dict, domain: str = "plain") -> SkinAppearance:
+    return _APPEARANCE[domain](**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def write_dataset(out: str | os.PathLike, size: int = PRESETS["cpu"].size,
                   n_train: int | tuple[int, int] = PRESETS["cpu"].n_train,
                   n_test: int | tuple[int, int] = PRESETS["cpu"].n_test,
-                  seed: int = 0, progress: bool = True) -> Path:
+                  seed: int = 0, progress: bool = True, domain: str = "plain") -> Path:
     """Write the synthetic benchmark to ``out`` (layout in the module docstring); resumable.
 
     Every file is written atomically. Rerunning with the same arguments after an interruption
@@ -177,6 +132,8 @@ def write_dataset(out: str | os.PathLike, size: int = PRESETS["cpu"].size,
         n_test: test images per domain, or a pair ``(n_A, n_B)``.
         seed: random seed; the same seed gives byte-identical files on one platform.
         progress: show a tqdm progress bar.
+        domain: the Y domain, ``plain`` or ``photo`` (see the module doc). A folder written with one
+            domain is never completed with the other.
 
     Returns:
         ``out`` as a :class:`~pathlib.Path`.
@@ -186,7 +143,8 @@ def write_dataset(out: str | os.PathLike, size: int = PRESETS["cpu"].size,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise HistganError(f"{out} exists and is not a folder; choose another --out")
-    meta = _plan(int(size), n_train, n_test, int(seed))
+    check_domain(domain)
+    meta = _plan(int(size), n_train, n_test, int(seed), domain)
     _check_resumable(out, meta)
     atomic_write_json(out / "meta.json", {**meta, "complete": False})
     todo = [(f, n) for f, names in meta["images"].items() for n in names]
@@ -213,6 +171,10 @@ def _check_resumable(out: Path, meta: dict) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise HistganError(f"{path} is unreadable ({exc}); delete {out} or choose another --out") from exc
+    if old.get("domain", "plain") != meta["domain"]:
+        raise HistganError(f"{out} already holds a synthetic set of the {old.get('domain', 'plain')!r} domain, "
+                           f"not {meta['domain']!r}; rerun with domain={old.get('domain', 'plain')!r} "
+                           "(--domain), or choose another --out")
     keys = ("generator", "version", "seed", "size", "counts")
     if any(old.get(k) != meta[k] for k in keys):
         was = ", ".join(f"{k}={old.get(k)}" for k in ("seed", "size", "counts"))
@@ -258,14 +220,16 @@ def ground_truth(root: str | os.PathLike, x_name: str, y_name: str) -> np.ndarra
     """True target of translating ``testA/x_name`` with reference ``testB/y_name``.
 
     The X input's shape and lighting rendered with the Y reference's appearance (skin, camera,
-    background), quantised like the files on disk.
+    background; for the ``photo`` domain also the texture fields, the cast shadow's softness and
+    the sensor noise, from the reference's seeds), quantised like the files on disk.
 
     Returns:
         ``(H, W, 3)`` float32 in [0, 1].
     """
     meta, x = _entry(root, "testA", x_name)
     _, y = _entry(root, "testB", y_name)
-    img = render_y(KneeShape(**x["shape"]), _appearance(y["appearance"]), meta["size"])
+    domain = meta.get("domain", "plain")
+    img = _RENDER_Y[domain](KneeShape(**x["shape"]), _appearance(y["appearance"], domain), meta["size"])
     return img.astype(np.float32) / 255.0
 
 
@@ -275,21 +239,24 @@ def ground_truth_mask(root: str | os.PathLike, x_name: str) -> np.ndarray:
     return geometry(KneeShape(**x["shape"]), meta["size"]).mask
 
 
-def contact_sheet(n: int = 8, size: int = 64, seed: int = 0) -> np.ndarray:
+def contact_sheet(n: int = 8, size: int = 64, seed: int = 0, domain: str = "plain") -> np.ndarray:
     """A picture of the benchmark, ``(H, W, 3)`` float in [0, 1] (see :func:`histgan.viz.image_grid`).
 
     Row 1: ``n`` X images. Row 2: the same shapes with ``n`` Y appearances (ground-truth pairs).
-    Rows 3–4: ``2 n`` independent Y images, as in ``trainB``.
+    Rows 3–4: ``2 n`` independent Y images, as in ``trainB``. Y images are of ``domain``; one seed
+    shows the same knees and skin tones in either domain, so two sheets compare them side by side.
     """
     from histgan.viz import image_grid
 
+    check_domain(domain)
+    render = _RENDER_Y[domain]
     xs, same, ys = [], [], []
     for i in range(n):
         shape, _ = _image_params(seed, "train", "A", i)
-        _, app = _image_params(seed, "train", "B", i)
+        _, app = _image_params(seed, "train", "B", i, domain)
         xs.append(render_x(shape, size) / 255.0)
-        same.append(render_y(shape, app, size) / 255.0)
+        same.append(render(shape, app, size) / 255.0)
     for i in range(2 * n):
-        shape, app = _image_params(seed, "test", "B", i)
-        ys.append(render_y(shape, app, size) / 255.0)
+        shape, app = _image_params(seed, "test", "B", i, domain)
+        ys.append(render(shape, app, size) / 255.0)
     return image_grid([xs, same, ys[:n], ys[n:]])
