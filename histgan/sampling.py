@@ -70,7 +70,7 @@ def sample_appearance(rng: np.random.Generator, domain: str = "plain") -> SkinAp
     albedo = linear_to_srgb(srgb_to_linear(monk_albedo(tone)) * jitter)
     temp, tint = u(-0.10, 0.10), u(-0.03, 0.03)
     top, bottom = _background_colour(rng)
-    return SkinAppearance(
+    app = SkinAppearance(
         tone=tone, albedo=tuple(float(c) for c in albedo), exposure=float(u(-0.5, 0.5)),
         white_balance=(float(2.0 ** temp), float(2.0 ** tint), float(2.0 ** -temp)),
         texture=float(u(0.01, 0.03)), subsurface=float(u(0.3, 1.0)), bg_top=top, bg_bottom=bottom,
