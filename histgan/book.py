@@ -26,6 +26,7 @@ Adding a notebook to the book is one line in :data:`NOTEBOOKS` (and one in ``_to
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import shutil
@@ -41,8 +42,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_write_json
 from histgan.notebooks import execute_notebook, refresh_notebooks, strip_notebook
 
-__all__ = ["NotebookStage", "NOTEBOOKS", "Job", "Stage", "make_job", "stages", "run", "execute_notebook",
-           "strip_notebook", "refresh_notebooks", "main"]
+__all__ = ["NotebookStage", "NOTEBOOKS", "Job", "Stage", "make_job", "stages", "run", "headline", "main"]
 
 #: The repository root (the folder holding ``_config.yml``, ``notebooks/`` and ``book/``).
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,7 @@ class NotebookStage:
     quick: dict[str, Any] = field(default_factory=dict)  # parameters of --quick (besides the defaults)
     needs: tuple[str, ...] = ()  # names of earlier stages whose outputs the notebook reads ("data", ...)
     title: str = ""  # what the progress line says the notebook does
+    reads: tuple[str, ...] = ()  # other files it executes (e.g. a notebook run by papermill), from the root
 
 
 #: The book's notebooks, in order: (notebook, parameters) stages of the main job.
@@ -129,8 +130,47 @@ def _digest(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def _package_sources(root: Path) -> list[Path]:
-    return sorted((root / "histgan").glob("*.py"))
+def _imports(tree: ast.AST) -> set[str]:
+    """Names of the ``histgan`` modules a parsed source imports anywhere (also inside functions)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "histgan")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "histgan":
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)  # kept only if it is a module
+    return found
+
+
+def _module_sources(root: Path, modules: set[str]) -> list[Path]:
+    """The package files of ``modules`` and of everything they import, transitively (``histgan/__init__``
+    included: importing any submodule runs it)."""
+    todo, seen = {"histgan", *modules}, set()
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        path = root.joinpath(*parts[:-1], parts[-1] + ".py") if len(parts) > 1 else root / "histgan" / "__init__.py"
+        if name in seen or not path.is_file():
+            continue
+        seen.add(name)
+        todo |= _imports(ast.parse(path.read_text(encoding="utf-8"))) - seen
+    paths = [root.joinpath(*n.split(".")).with_suffix(".py") if "." in n else root / "histgan" / "__init__.py"
+             for n in seen]
+    return sorted(paths)
+
+
+def _notebook_sources(root: Path, notebook: Path) -> list[Path]:
+    """What a notebook runs besides its own cells: the package modules its code imports, transitively."""
+    import jupytext
+
+    modules: set[str] = set()
+    for cell in jupytext.read(notebook).cells:
+        if cell.cell_type == "code":
+            try:
+                modules |= _imports(ast.parse(cell.source))
+            except SyntaxError:  # a cell with IPython magics: no imports of ours to find there
+                continue
+    return _module_sources(root, modules)
 
 
 def _stamp_path(job: Job, stage: Stage) -> Path:
@@ -157,7 +197,8 @@ def _notebook_stage(job: Job, spec: NotebookStage) -> Stage:
     dest = job.executed / f"{spec.name}.ipynb"
     return Stage(name=spec.name, label=f"notebook {spec.name}" + (f" ({spec.title})" if spec.title else ""),
                  action=lambda: execute_notebook(source, dest, params, source.parent),
-                 outputs=(dest,), inputs=(source, *_package_sources(job.root)), params=params,
+                 outputs=(dest,), inputs=(source, *_notebook_sources(job.root, source),
+                                          *(job.root / r for r in spec.reads)), params=params,
                  needs=spec.needs)
 
 
@@ -176,7 +217,7 @@ def _data_stage(job: Job) -> Stage:
 
         write_dataset(job.data, size=spec.size, n_train=spec.n_train, n_test=spec.n_test, seed=0)
 
-    sources = [job.root / "histgan" / f"{m}.py" for m in ("synthetic", "render")]
+    sources = _module_sources(job.root, {"histgan.synthetic"})
     return Stage(name="data", label=f"data: synthetic knees ({preset} preset) into {job.data}", action=action,
                  outputs=(job.data / "meta.json",), inputs=tuple(sources), params=params)
 
@@ -276,7 +317,28 @@ def run(job: Job, only: Sequence[str] = ()) -> Path:
         print(f"[{i}/{len(todo)}] {stage.label}: done in {time.monotonic() - t0:.0f} s", flush=True)
     index = job.html / "index.html"
     print(f"total {time.monotonic() - start:.0f} s. The book: {index}  (open file://{index})", flush=True)
+    summary = job.runs / "variants" / "report" / "summary.json"
+    if summary.is_file():
+        print(headline(summary), flush=True)
     return index
+
+
+def headline(summary: Path) -> str:
+    """The book's headline in a few terminal lines: Table 2's mean ΔE per variant, its JIS grade, the
+    ratio to the plain CycleGAN's, and the paper's number, from the evaluation's ``summary.json``."""
+    from histgan.config import VARIANTS
+    from histgan.report import PAPER_DELTA_E
+
+    models = json.loads(summary.read_text(encoding="utf-8"))["models"]
+    rows = [v for v in VARIANTS if v in models]
+    base = models.get("cyclegan", {}).get("delta_e_mean")
+    lines = [f"Table 2 ({summary.parent}): mean ΔE over {models[rows[0]]['n_pairs']} pairs" if rows else "",
+             f"  {'model':12s} {'ΔE':>6s}  {'JIS':8s} {'CycleGAN / model':>16s}  {'paper ΔE':>8s}"]
+    for v in rows:
+        d = models[v]["delta_e_mean"]
+        ratio = f"{base / d:.1f}×" if base and d else "–"
+        lines.append(f"  {v:12s} {d:6.2f}  {models[v]['grade_of_mean']:8s} {ratio:>16s}  {PAPER_DELTA_E[v]:8.1f}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -114,7 +114,8 @@ def _build_small_book(dest: Path) -> Path:
     and the book's other pages that exist (not -W: links to pages left out would warn), in ``dest``."""
     import yaml
 
-    from histgan.book import NOTEBOOKS, execute_notebook
+    from histgan.book import NOTEBOOKS
+    from histgan.notebooks import execute_notebook
     from histgan.offline_assets import install_node_modules
 
     for name in ("_config.yml", "package.json", "package-lock.json"):

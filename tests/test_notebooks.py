@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from histgan import book
+from histgan.notebooks import strip_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -84,7 +85,7 @@ def test_strip_notebook_removes_run_records():
     untagged = nbformat.v4.new_code_cell("2")
     untagged.metadata["tags"] = []
     nb.cells.append(untagged)
-    out = book.strip_notebook(nb)
+    out = strip_notebook(nb)
     assert "papermill" not in out.metadata
     assert dict(out.cells[0].metadata) == {"tags": ["parameters"]}
     assert dict(out.cells[1].metadata) == {}
@@ -270,3 +271,24 @@ def test_equation_numbers_are_the_papers_and_every_citation_resolves():
         for cited in re.findall(r"\beqs? \(([^)]+)\)(?:\s*(?:–|and)\s*\(([^)]+)\))?", _markdown(page)):
             for number in filter(None, cited):
                 assert number in shown, f"{page.name} cites eq ({number}), which no page displays"
+
+
+def test_stage_keys_cover_what_each_stage_runs_and_nothing_else(tmp_path):
+    """A notebook stage hashes its notebook and the package modules it imports (transitively), so editing
+    the command-line interface or the book's slider code re-runs no notebook."""
+    job = book.make_job(quick=False, root=ROOT)
+    by_name = {s.name: {p.name for p in s.inputs} for s in book.stages(job) if s.name != "book"}
+    for name, inputs in by_name.items():
+        assert not {"cli.py", "offline_assets.py"} & inputs, (name, sorted(inputs))
+        assert "static_slider.py" not in inputs or name == "01_histogram", name
+    assert {"histogram.py", "__init__.py", "static_slider.py"} <= by_name["01_histogram"]
+    assert {"render.py", "synthetic.py"} <= by_name["data"]
+    assert {"evaluate.py", "baselines.py"} <= by_name["04_evaluation"] and "evaluate.py" not in by_name["02_model"]
+    # a module imported only inside a function of an imported module still counts
+    pkg = tmp_path / "histgan"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from histgan.b import g\n    return g\n")
+    (pkg / "b.py").write_text("g = 1\n")
+    (pkg / "c.py").write_text("")
+    assert [p.name for p in book._module_sources(tmp_path, {"histgan.a"})] == ["__init__.py", "a.py", "b.py"]
