@@ -86,6 +86,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--n-test", type=int, nargs="+", metavar="N",
                    help="test images: one count for both domains, or two (A then B); overrides the preset")
     s.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    s.add_argument("--domain", choices=("plain", "photo"), default="plain",
+                   help="Y images: plain = the simulator's shading times a skin colour (default); photo = "
+                   "photographs (skin texture, subsurface look, sheen, textured scenes, cast shadow, camera)")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.set_defaults(func=_data_synth)
 
@@ -101,7 +104,7 @@ def _data_synth(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag.replace('_', '-')} takes one or two counts, got {len(n)}")
         counts[flag] = getattr(preset, flag) if n is None else (n[0], n[-1])
     out = write_dataset(args.out, size=preset.size if args.size is None else args.size,
-                        seed=args.seed, progress=not args.no_progress, **counts)
+                        seed=args.seed, progress=not args.no_progress, domain=args.domain, **counts)
     print(f"wrote {sum(len(v) for v in _counts(out))} images (+ masks, meta.json) to {out}")
     return 0
 
