@@ -86,7 +86,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--n-test", type=int, nargs="+", metavar="N",
                    help="test images: one count for both domains, or two (A then B); overrides the preset")
     s.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    s.add_argument("--domain", choices=("plain", "photo"), default="plain",
+    from histgan.sampling import DOMAINS  # numpy only
+
+    s.add_argument("--domain", choices=DOMAINS, default="plain",
                    help="Y images: plain = the simulator's shading times a skin colour (default); photo = "
                    "photographs (skin texture, subsurface look, sheen, textured scenes, cast shadow, camera)")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
