@@ -390,12 +390,12 @@ def _add_masker(sub: argparse._SubParsersAction) -> None:
         "colour jitter) that predicts the skin of a reference photograph, for --reference-mask auto. OUT gets "
         "config.json, environment.json, metrics.json (IoU on testB when it has masks) and checkpoints/. "
         "Put it in RUN/masker to be found by 'translate --checkpoint RUN'.",
-        epilog="example: python -m histgan masker --data data/synthetic --out runs/mine/masker --steps 600")
+        epilog="example: python -m histgan masker --data data/synthetic --out runs/mine/masker --steps 500")
     m.add_argument("--data", required=True, metavar="DIR", help="dataset root with trainB/ and trainB_mask/")
     m.add_argument("--out", required=True, metavar="DIR", help="masker folder (created if missing), e.g. RUN/masker")
-    m.add_argument("--steps", type=int, default=600, metavar="N", help="training steps (default 600)")
-    m.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per step (default 16)")
-    m.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    m.add_argument("--steps", type=int, metavar="N", help="training steps (default 500, MaskerConfig.steps)")
+    m.add_argument("--batch-size", type=int, metavar="N", help="images per step (default 16)")
+    m.add_argument("--seed", type=int, metavar="S", help="random seed (default 0)")
     m.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, cuda, ...")
     m.add_argument("--resume", action="store_true", help="continue from the folder's newest readable checkpoint")
     m.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -407,10 +407,12 @@ def _masker(args: argparse.Namespace) -> int:
 
     from histgan.segment import fit_masker
 
-    out = fit_masker(args.data, args.out, steps=args.steps, seed=args.seed, device=args.device, resume=args.resume,
-                     progress=not args.no_progress, batch_size=args.batch_size)
-    iou = json.loads((out / "metrics.json").read_text(encoding="utf-8")).get("iou_testB")
-    print(f"histgan: trained the masker for {args.steps} steps → {out}"
+    given = {k: getattr(args, k) for k in ("steps", "batch_size", "seed") if getattr(args, k) is not None}
+    out = fit_masker(args.data, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
+                     **given)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    iou = metrics.get("iou_testB")
+    print(f"histgan: trained the masker for {metrics['steps']} steps → {out}"
           + ("" if iou is None else f"; IoU on testB {iou:.3f}"))
     return 0
 

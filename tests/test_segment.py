@@ -21,7 +21,7 @@ TINY = dict(batch_size=8, size=32, width=6, levels=2, lr=5e-3)  # ~9k parameters
 def _disc_image(rng: np.random.Generator, size: int, textured: bool) -> tuple[np.ndarray, np.ndarray]:
     """A skin-toned shaded disc on a flat (training) or striped, noisy (test) background; uint8 image, mask."""
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    (cy, cx), r = rng.uniform(0.35, 0.65, 2) * size, rng.uniform(0.2, 0.35) * size
+    (cy, cx), r = rng.uniform(0.35, 0.65, 2) * size, rng.uniform(0.25, 0.4) * size
     mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
     skin = np.array([0.85, 0.62, 0.5]) * rng.uniform(0.6, 1.1)
     shade = 1 - 0.3 * ((xx - cx + r) / (2 * r)).clip(0, 1)
@@ -58,7 +58,7 @@ def discs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def masker_run(discs, tmp_path_factory):
     torch.set_num_threads(1)
-    return fit_masker(discs, tmp_path_factory.mktemp("seg") / "masker", steps=300, seed=0, device="cpu",
+    return fit_masker(discs, tmp_path_factory.mktemp("seg") / "masker", steps=400, seed=0, device="cpu",
                       progress=False, **TINY)
 
 
@@ -240,3 +240,18 @@ def test_evaluate_data_without_masks(run, masker_run, tmp_path):
     names = sorted(p.name for p in (bare / "testB").iterdir())
     assert sorted(p.name for p in (view / "testB_mask").iterdir()) == names
     assert (view / "testA").is_dir() and sorted(p.name for p in (tmp_path / "r3" / "reference_masks").iterdir()) == names
+
+
+def test_cli_masker_trains_resumes_and_refuses_to_overwrite(discs, tmp_path, capsys):
+    args = ["masker", "--data", str(discs), "--out", str(tmp_path / "m"), "--steps", "3", "--batch-size", "2",
+            "--device", "cpu"]
+    code, io = _cli(args, capsys)
+    assert code == 0 and "IoU on testB" in io.out and "loss=" in io.err  # the bar shows the loss
+    code, io = _cli(args, capsys)
+    assert code == 2 and "--resume" in io.err and len(io.err.strip().splitlines()) == 1
+    code, io = _cli(args[:5] + ["--steps", "4", "--batch-size", "2", "--device", "cpu", "--resume", "--no-progress"],
+                    capsys)
+    assert code == 0 and io.err == "" and load_masker(tmp_path / "m") is not None
+    assert '"resumed_from_step": 3' in (tmp_path / "m" / "metrics.json").read_text()
+    code, io = _cli(["masker", "--help"], capsys)
+    assert code == 0 and "example: python -m histgan masker" in io.out
