@@ -114,7 +114,7 @@ def skin_shading(normal: np.ndarray, bumped: np.ndarray, light: np.ndarray, subs
 
     ``nl_c = n·l + k_c (n'·l - n·l)`` with relief weights ``k = 1 - subsurface (0.6, 0.25, 0.1)``;
     ``D_c = max(0, (nl_c + w_c) / (1 + w_c))`` with wraps ``w = subsurface (0.45, 0.22, 0.15)``; the
-    terminator band ``smoothstep(0, 0.3, D_R) smoothstep(0.6, 0.3, D_R)`` adds ``subsurface (0.25, 0.04, 0.02)``;
+    terminator band ``smoothstep(0, 0.3, D_R) smoothstep(0.6, 0.3, D_R)`` adds ``subsurface (0.15, 0.03, 0.01)``;
     the result is ``ambient_c + (1 - ambient_c) D_c`` with a slightly red ambient.
     """
     nl_s, nl_b = normal @ light, bumped @ light
@@ -123,7 +123,7 @@ def skin_shading(normal: np.ndarray, bumped: np.ndarray, light: np.ndarray, subs
     w = subsurface * np.array([0.45, 0.22, 0.15])
     d = np.maximum(0.0, (nl + w) / (1.0 + w))
     band = _smoothstep(0.0, 0.3, d[..., :1]) * _smoothstep(0.6, 0.3, d[..., :1])
-    d = d + band * subsurface * np.array([0.25, 0.04, 0.02])
+    d = d + band * subsurface * np.array([0.15, 0.03, 0.01])  # < 0.2: the band never makes a channel darker towards the light
     amb = ambient * (1.0 + subsurface * np.array([0.25, 0.0, -0.15]))
     return amb + (1.0 - amb) * d
 
