@@ -227,11 +227,21 @@ def test_cli_synth(tmp_path: Path, capsys) -> None:
     assert cli.main(["data", "synth", "--out", str(tmp_path / "x"), "--n-test", "1", "2", "3"]) == 2
 
 
+def test_cli_synth_domain(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "photo"
+    argv = ["data", "synth", "--out", str(out), "--size", "16", "--n-train", "1", "--n-test", "1", "--no-progress"]
+    assert cli.main(argv + ["--domain", "photo"]) == 0
+    assert synthetic.load_meta(out)["domain"] == "photo"
+    assert cli.main(argv) == 2  # the default is plain: refused on a photo folder
+    assert "'photo' domain, not 'plain'" in capsys.readouterr().err
+    assert cli.main(argv + ["--domain", "real"]) == 2
+
+
 def test_cli_synth_help_explains_every_option(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["data", "synth", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--out", "--preset", "--size", "--n-train", "--n-test", "--seed", "--no-progress"):
+    for option in ("--out", "--preset", "--size", "--n-train", "--n-test", "--seed", "--domain", "--no-progress"):
         assert option in text
     assert "paper = 256px, 438/477, 28/28" in " ".join(text.split())
