@@ -234,7 +234,9 @@ def test_cli_synth_domain(tmp_path: Path, capsys) -> None:
     assert synthetic.load_meta(out)["domain"] == "photo"
     assert cli.main(argv) == 2  # the default is plain: refused on a photo folder
     assert "'photo' domain, not 'plain'" in capsys.readouterr().err
-    assert cli.main(argv + ["--domain", "real"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv + ["--domain", "real"])
+    assert exc.value.code == 2 and "invalid choice: 'real'" in capsys.readouterr().err
 
 
 def test_cli_synth_help_explains_every_option(capsys) -> None:
