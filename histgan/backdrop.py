@@ -73,16 +73,16 @@ def _cloth(app: PhotoAppearance, size: int, rng: np.random.Generator, light: np.
 def _wood(app: PhotoAppearance, size: int, rng: np.random.Generator, light: np.ndarray) -> np.ndarray:
     """Wooden planks: a brightness per plank, grain stripes warped by noise along the plank, dark seams."""
     u, v = _rotated(app.bg_angle, size)
-    width = 0.4 * app.bg_scale
+    width = 0.3 * app.bg_scale
     plank = np.floor(v / width)
-    tone = 1.0 + 0.12 * np.sin(12.9898 * plank + 78.233 * rng.uniform())  # one brightness per plank
+    tone = 1.0 + 0.15 * np.sin(12.9898 * plank + 78.233 * rng.uniform())  # one brightness per plank
     offset = rng.uniform(0.0, 10.0, 64)[plank.astype(np.int64) % 64]  # planks start at different grain
-    period = 0.03 * app.bg_scale
-    warp = 2.0 * noise_field(rng, (u + offset) / (0.6 * app.bg_scale), v / (0.15 * app.bg_scale))
+    period = 0.07 * app.bg_scale
+    warp = 1.5 * noise_field(rng, (u + offset) / (0.8 * app.bg_scale), v / (0.2 * app.bg_scale))
     grain = (0.5 + 0.5 * np.sin(2.0 * np.pi * (v / period + warp))) ** 3 * detail_weight(period / 2, size)
-    seam_width = 0.008
+    seam_width = 0.012
     seam = np.exp(-0.5 * ((v / width - np.round(v / width)) * width / seam_width) ** 2) * detail_weight(seam_width, size)
-    return tone * (1.0 - 0.18 * grain - 0.45 * seam) * (1.0 + app.bg_texture * noise_field(rng, u / 0.1, v / 0.1))
+    return tone * (1.0 - 0.25 * grain - 0.5 * seam) * (1.0 + app.bg_texture * noise_field(rng, u / 0.1, v / 0.1))
 
 
 _PATTERNS = {"paper": _paper, "wall": _wall, "cloth": _cloth, "wood": _wood}
