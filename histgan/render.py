@@ -15,7 +15,8 @@ the distance from the axis is ``d = r - u``, the height ``z = sqrt(r² - d²)`` 
 silhouette is anti-aliased by analytic coverage ``clip(1/2 - s/Δ, 0, 1)`` (Δ = pixel size), and
 the mask is ``s < 0``. Everything is computed on whole pixel grids: no per-pixel Python loops.
 
-Appearance (domain Y) is applied in linear light and encoded to sRGB at the end.
+Appearance (domain Y) is applied in linear light and encoded to sRGB at the end. This module's
+``render_y`` is the ``plain`` Y domain; the photographic one is :func:`histgan.photo.render_photo`.
 """
 
 from __future__ import annotations

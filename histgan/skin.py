@@ -7,8 +7,9 @@ SIGGRAPH 2003). The albedo is ``ρ(x) = ρ₀ exp(-(H(x) d_hb + M(x) d_mel + G(x
 blotches and the redder skin over the patella, ``M`` the mottling and freckles, ``G`` a grey term
 (pores, grain). The surface carries a height field of pores (pits), grain and fine lines across the
 leg near the joint, which tilts the normal (bump mapping: ``n' ∝ (n_x - n_z h_x, n_y - n_z h_y, n_z)``).
-Every field is attached to the leg (coordinates along and across it), sized in image-half units, and
-fades out below two pixels as a camera's pixel averages it away.
+The creases run across the leg's axis; the other fields are isotropic and lie on the image grid.
+Every field is sized in image-half units and fades out below two pixels, as a camera's pixels
+average it away (:func:`histgan.procedural.detail_weight`).
 
 **Shading** follows the real-time skin literature:
 - per-channel normals, the red relief softest since red light travels furthest under the skin
@@ -40,13 +41,12 @@ SKIN_F0 = 0.028
 _SCALES = dict(blotch=0.35, blotch2=0.12, mottle=0.06, freckle=0.025, grain=0.02, pore=0.012, line=0.045)
 
 
-def _leg_coordinates(frame: KneeFrame, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates ``a`` along the leg (shin → thigh) and ``b`` across it (towards the front), from the knee."""
+def _along_leg(frame: KneeFrame, size: int) -> np.ndarray:
+    """Signed distance from the knee along the leg's axis (shin → thigh), image-half units, ``(H, W)``."""
     px, py = pixel_grid(size)
     axis = frame.up - frame.down
     axis = axis / max(np.linalg.norm(axis), 1e-9)
-    dx, dy = px - frame.knee[0], py - frame.knee[1]
-    return dx * axis[0] + dy * axis[1], dx * frame.front[0] + dy * frame.front[1]
+    return (px - frame.knee[0]) * axis[0] + (py - frame.knee[1]) * axis[1]
 
 
 def skin_fields(frame: KneeFrame, size: int, seed: int, texture: float, redness: float, mottle: float,
@@ -90,8 +90,7 @@ def skin_fields(frame: KneeFrame, size: int, seed: int, texture: float, redness:
     grey = texture * grain + 0.15 * pores
     density = haemo[..., None] * HAEMOGLOBIN + melanin[..., None] * MELANIN + grey[..., None]
     # Creases across the leg over the joint: parallel, slightly wavy, broken up along their length.
-    a, _ = _leg_coordinates(frame, size)
-    wave = a / s["line"] + 0.5 * blotch2
+    wave = _along_leg(frame, size) / s["line"] + 0.5 * blotch2
     lines = (0.5 + 0.5 * np.cos(2.0 * np.pi * wave)) ** 6 * np.maximum(mottling, 0.0)
     near_knee = np.exp(-((px - frame.knee[0]) ** 2 + (py - frame.knee[1]) ** 2) / (2.0 * (1.2 * frame.knee_radius) ** 2))
     lines = lines * near_knee * detail_weight(s["line"] / 3.0, size)  # a crease is about a third of its spacing wide
