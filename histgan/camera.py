@@ -73,7 +73,9 @@ def expose(radiance: np.ndarray, exposure: float, white_balance: tuple[float, fl
         rng: generator of the sensor noise (seeded by the appearance's ``sensor_seed``).
     """
     size = radiance.shape[0]
-    img = radiance * vignetting(size, vignette)[..., None]
-    img = gaussian_blur(img, defocus * size / 2.0)
+    img = radiance * vignetting(size, vignette)[..., None]  # photographs darken towards the corners
+    img = gaussian_blur(img, defocus * size / 2.0)  # and are rarely in perfect focus
+    # their grain grows in the shadows and with ISO; white balance scales it with the signal
     img = sensor_noise(img * 2.0 ** exposure, iso, rng) * np.array(white_balance)
+    # and they are stored as JPEG: 8×8 blocks, ringing, chroma at half resolution
     return jpeg_round_trip(quantise(linear_to_srgb(tonemap(img))), jpeg_quality)

@@ -135,18 +135,23 @@ def render_photo(shape: KneeShape, app: PhotoAppearance, size: int, geo: Geometr
     """
     geo = geometry(shape, size) if geo is None else geo
     light = light_direction(shape)
+    # Skin in a photograph is never uniform: blotches, freckles, pores, creases over the joint, a
+    # redder patch over the patella; and its fine relief catches the light, so the shading has texture.
     density, height, oil = skin_fields(knee_frame(shape), size, app.skin_seed,
                                        app.texture, app.redness, app.mottle, app.relief)
     bumped = bump_normals(geo.normal, height, size)
+    # Creases and the surface right next to the leg are darker in photographs: less light reaches them.
     ao = occlusion(geo.height, size, app.occlusion)
     albedo = np.array(app.albedo)
+    # Light scattered under the skin softens the terminator and turns shadows red and saturated.
     diffuse = srgb_to_linear(albedo) * np.exp(-density) * skin_shading(geo.normal, bumped, light, app.subsurface,
                                                                        AMBIENT_Y) * ao[..., None]
+    # Skin's oily surface shows a soft white highlight that moves with the light.
     spec = app.sheen * oil * sheen(bumped, light, app.gloss)
     fg = (diffuse + spec[..., None]) * _exposure_gain(diffuse, geo.mask, albedo)
+    # Knees are photographed on sheets, floors, by walls; one main light makes the leg cast a soft shadow.
     bg = background(app, light, size, np.random.default_rng(app.noise_seed))
     bg = bg * ((1.0 - app.shadow_opacity * cast_shadow(shape, size, app.shadow_height, app.light_size)) * ao)[..., None]
     w = geo.coverage[..., None]
     return expose(w * fg + (1.0 - w) * bg, app.exposure, app.white_balance, app.vignetting, app.defocus, app.iso,
                   app.jpeg_quality, np.random.default_rng(app.sensor_seed))
-
