@@ -82,7 +82,7 @@ def _wood(app: PhotoAppearance, size: int, rng: np.random.Generator, light: np.n
     grain = (0.5 + 0.5 * np.sin(2.0 * np.pi * (v / period + warp))) ** 3 * detail_weight(period / 2, size)
     seam_width = 0.012
     seam = np.exp(-0.5 * ((v / width - np.round(v / width)) * width / seam_width) ** 2) * detail_weight(seam_width, size)
-    return tone * (1.0 - 0.25 * grain - 0.5 * seam) * (1.0 + app.bg_texture * noise_field(rng, u / 0.1, v / 0.1))
+    return tone * (1.0 - 0.18 * grain - 0.45 * seam) * (1.0 + app.bg_texture * noise_field(rng, u / 0.1, v / 0.1))
 
 
 _PATTERNS = {"paper": _paper, "wall": _wall, "cloth": _cloth, "wood": _wood}
