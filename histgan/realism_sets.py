@@ -4,7 +4,11 @@
 (balanced classes for the two-sample test, equal patch counts for SWD):
 
 * **generated** — the outputs of ``n`` input × reference pairs, a seeded draw from the evaluated
-  pairs (every model is scored on the same pairs).
+  pairs (every model is scored on the same pairs). Outputs repeat the skin and background of the
+  few test references (and the shapes of the few test inputs), real images never repeat: a
+  classifier can partly score by recognising a reference seen in training, and SWD sees less
+  variety. The ground-truth row (synthetic data) measures how much that costs a perfect
+  translator; on other data, compare models with each other and with the floor.
 * **real reference** — held-out real Y images: the test references (``testB``) first; when they
   are fewer than ``n``, topped up with a seeded draw from ``trainB``. The top-up is the one place
   training images enter the evaluation: ``testB`` of the paper's size (28) is too small for a
@@ -72,7 +76,7 @@ def _pool_files(root: Path | None, folder: str, seed: int) -> list[Path]:
     """Files of ``root/folder`` in a seeded order (none if the folder is absent)."""
     from histgan.data import list_images
 
-    if root is None or not (root / folder).is_dir():
+    if root is None or not (root / folder).is_dir():  # no root: the test folders are all there is
         return []
     files = list_images(root / folder)
     return [files[i] for i in torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()]
@@ -106,7 +110,7 @@ def _take(test: tuple[Tensor, Tensor], root: Path | None, folder: str, files: li
 def realism_size(data: EvalData, n_pairs: int, max_images: int = MAX_IMAGES) -> int:
     """Images per set: ``min(max_images, n_pairs, |testB ∪ trainB| // 2, |testA ∪ trainA|)``."""
     def count(folder: str) -> int:
-        return len(_pool_files(data.root, folder, 0)) if data.root is not None else 0
+        return len(_pool_files(data.root, folder, 0))
 
     return min(max_images, n_pairs, (len(data.ref) + count("trainB")) // 2, len(data.x) + count("trainA"))
 
@@ -122,9 +126,8 @@ def build_reference(data: EvalData, n_in: int, n_ref: int, n: int, seed: int = 0
     """
     if n < 2 or n > n_in * n_ref:
         raise HistganError(f"realism sets need 2 <= n <= {n_in * n_ref} images, got n={n}; evaluate more pairs")
-    g = torch.Generator().manual_seed(seed)
-    chosen = sorted(torch.randperm(n_in * n_ref, generator=g)[:n].tolist())
-    pairs = [(k // n_ref, k % n_ref) for k in chosen]
+    chosen = torch.randperm(n_in * n_ref, generator=torch.Generator().manual_seed(seed))[:n]
+    pairs = [(k // n_ref, k % n_ref) for k in sorted(chosen.tolist())]
     y_files, x_files = _pool_files(data.root, "trainB", seed), _pool_files(data.root, "trainA", seed)
     real, real_mask, real_src = _take((data.ref, data.ref_mask), data.root, "trainB", y_files, 0, n)
     floor, floor_mask, floor_src = _take((data.ref, data.ref_mask), data.root, "trainB", y_files, n, n)
