@@ -206,3 +206,62 @@ def test_foreground_iou_analytic():
     assert M.foreground_iou(out, ref, ref_mask, target)[0] == pytest.approx(0.5)
     assert M.foreground_iou(out, ref, ref_mask, out_mask)[0] == pytest.approx(1.0)
     assert np.isnan(M.foreground_iou(out, ref, torch.ones_like(ref_mask), target)[0])  # no background
+
+
+# ---- foreground shape fidelity against the truth ----------------------------------------------------
+def _light_and_mask(seed=0, n=2, size=32):
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 1, 6, 6, generator=g, dtype=torch.float64)
+    light = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    mask = torch.zeros(n, 1, size, size, dtype=torch.float64)
+    mask[:, :, 6:26, 9:22] = 1
+    return light, mask
+
+
+def test_composite_puts_the_truth_background_exactly_outside_the_mask():
+    out, mask = _light_and_mask(0)
+    gt, _ = _light_and_mask(1)
+    c = M.composite(out, gt, mask)
+    assert torch.equal(c[mask.expand_as(c) == 0], gt[mask.expand_as(gt) == 0])
+    assert torch.equal(c[mask.expand_as(c) != 0], out[mask.expand_as(out) != 0])
+    with pytest.raises(ValueError, match="share"):
+        M.composite(out, gt[:1], mask)
+
+
+@pytest.mark.parametrize("sigma", [None, 1.5])
+def test_foreground_ssim_ignores_pixels_outside_the_mask(sigma):
+    out, mask = _light_and_mask(0)
+    gt, _ = _light_and_mask(1)
+    base = M.foreground_ssim(out, gt, mask, sigma)
+    changed = torch.where(mask != 0, out, torch.rand_like(out))  # anything at all outside the mask
+    np.testing.assert_array_equal(M.foreground_ssim(changed, gt, mask, sigma), base)
+    assert np.all(base < 1)
+    np.testing.assert_allclose(M.foreground_ssim(gt, gt, mask, sigma), 1.0, atol=1e-12)  # the truth scores 1
+
+
+def test_foreground_ssim_sees_foreground_changes_and_lowpass_forgives_fine_texture():
+    gt, mask = _light_and_mask(1)
+    g = torch.Generator().manual_seed(2)
+    texture = 0.2 * (torch.rand(gt.shape, generator=g, dtype=torch.float64) - 0.5)  # pixel-scale noise
+    plain = M.foreground_ssim(gt + texture, gt, mask)
+    smooth = M.foreground_ssim(gt + texture, gt, mask, sigma=1.5)
+    assert np.all(plain < 0.95) and np.all(smooth > plain + 0.02), (plain, smooth)
+
+
+def test_whole_image_ssim_is_hurt_by_a_background_the_foreground_score_ignores():
+    gt, mask = _light_and_mask(1)
+    other_bg = torch.where(mask != 0, gt, 1 - gt)  # perfect foreground, wrong background
+    assert np.all(M.ssim_unit(other_bg, gt) < 0.9)
+    np.testing.assert_allclose(M.foreground_ssim(other_bg, gt, mask), 1.0, atol=1e-12)
+
+
+def test_lowpass_sigma_scales_with_size_and_blur_keeps_constants():
+    assert M.lowpass_sigma(64) == 1.5 and M.lowpass_sigma(256) == 6.0 and M.lowpass_sigma(32) == 0.75
+    const = torch.full((1, 1, 20, 20), 0.3, dtype=torch.float64)
+    np.testing.assert_allclose(M.gaussian_lowpass(const, 2.0), const, atol=1e-12)
+    impulse = torch.zeros(1, 1, 21, 21, dtype=torch.float64)
+    impulse[..., 10, 10] = 1
+    blurred = M.gaussian_lowpass(impulse, 1.5)
+    assert blurred.sum().item() == pytest.approx(1.0) and blurred[..., 10, 10] == blurred.max()
+    with pytest.raises(ValueError, match="sigma"):
+        M.gaussian_lowpass(const, 0.0)
