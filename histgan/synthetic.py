@@ -175,6 +175,9 @@ def _check_resumable(out: Path, meta: dict) -> None:
         raise HistganError(f"{out} already holds a synthetic set of the {old.get('domain', 'plain')!r} domain, "
                            f"not {meta['domain']!r}; rerun with domain={old.get('domain', 'plain')!r} "
                            "(--domain), or choose another --out")
+    if old.get("version") != meta["version"]:
+        raise HistganError(f"{out} holds a synthetic set of format version {old.get('version')}, this generator "
+                           f"writes version {meta['version']}; delete {out} or choose another --out")
     keys = ("generator", "version", "seed", "size", "counts")
     if any(old.get(k) != meta[k] for k in keys):
         was = ", ".join(f"{k}={old.get(k)}" for k in ("seed", "size", "counts"))

@@ -114,6 +114,15 @@ def test_domain_mismatch_on_resume_is_refused(photo_set: Path, tmp_path: Path) -
     assert not (tmp_path / "bad").exists()
 
 
+def test_set_of_another_format_version_is_refused(photo_set: Path, tmp_path: Path) -> None:
+    old = tmp_path / "v1"
+    old.mkdir()
+    meta = json.loads((photo_set / "meta.json").read_text())
+    (old / "meta.json").write_text(json.dumps({**meta, "version": 1, "domain": "photo"}))
+    with pytest.raises(HistganError, match="format version 1, this generator writes version 2"):
+        synthetic.write_dataset(old, seed=0, domain="photo", **SMALL)
+
+
 def test_contact_sheet_domains() -> None:
     plain = synthetic.contact_sheet(n=2, size=16)
     photo = synthetic.contact_sheet(n=2, size=16, domain="photo")
