@@ -100,7 +100,7 @@ def _take(test: tuple[Tensor, Tensor], root: Path | None, folder: str, files: li
     k = len(test[0])
     a, b = min(start, k), min(start + n, k)
     parts = [(test[0][a:b], test[1][a:b])]
-    extra = files[max(0, start - k) : start + n - k]
+    extra = files[max(0, start - k) : max(0, start + n - k)]
     if extra:
         parts.append(_load(root, folder, extra, tuple(test[0].shape[1:])))
     words = " + ".join(w for w in (f"{b - a} test" if b > a else "", f"{len(extra)} {folder}" if extra else "") if w)

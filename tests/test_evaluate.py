@@ -117,12 +117,14 @@ def _parse_markdown(text: str) -> list[list[str]]:
 
 
 def test_write_report_every_file_and_table(data, tmp_path):
-    results = {"histgan_bi": E.evaluate(_StandIn("histgan_bi"), data, pairs=2, progress=False, name="histgan_bi"),
+    results = {"histgan_bi": E.evaluate(_StandIn("histgan_bi"), data, pairs=2, progress=False, name="histgan_bi",
+                                        realism=True),
                "cyclegan": E.evaluate(_StandIn("cyclegan", strength=0.1), data, pairs=2, progress=False,
-                                      name="cyclegan")}
+                                      name="cyclegan", realism=True)}
     from histgan.baselines import BASELINES
 
-    results.update({n: E.evaluate(f, data, pairs=2, progress=False, name=n) for n, f in BASELINES.items()})
+    results.update({n: E.evaluate(f, data, pairs=2, progress=False, name=n, realism=True)
+                    for n, f in BASELINES.items()})
     sweeps = {"histgan_bi": [E.evaluate(_StandIn("histgan_bi", step=s, strength=s / 10), data, pairs=2,
                                         progress=False, n_samples=0) for s in (2, 4)]}
     written = E.write_report(results, tmp_path, checkpoints=sweeps)
@@ -135,15 +137,24 @@ def test_write_report_every_file_and_table(data, tmp_path):
     table = _parse_markdown((tmp_path / "table2.md").read_text())
     head, body = table[0], table[1:]
     assert head[0] == "model" and head[-1] == "paper ΔE (Table 2)" and {"SSIM fg vs GT", "SSIM whole vs GT (secondary)"} <= set(head)
-    assert len(body) == 6
+    assert head[1].startswith("ΔE (mean") and head.index("SSIM fg vs GT") < head.index("SSIM whole vs GT (secondary)")
+    realism_cols = [head.index(c) for c in ("SWD×10³ whole", "SWD×10³ fg", "C2ST acc. whole", "C2ST acc. fg")]
+    assert len(body) == 6 + 3  # every model and baseline, then the three calibration rows
     assert "CycleGAN" in body[0][0] and "both directions" in body[1][0]  # paper order, then baselines
-    assert [r[-1] for r in body] == ["14.1", "4.6", "—", "—", "—", "—"]
+    assert [r[0].split(":")[0] for r in body[6:]] == ["calibration"] * 3
+    assert "floor" in body[6][0] and "true targets" in body[7][0] and "ceiling" in body[8][0]
+    assert all(r[c] != "—" for r in body for c in realism_cols)  # every row has every realism column
+    assert all(r[c] != "—" for r in body[:6] for c in range(1, len(head) - 1))  # models: every column
+    assert [r[-1] for r in body] == ["14.1", "4.6", "—", "—", "—", "—", "—", "—", "—"]
     mean, std = (float(v) for v in body[1][1].split("±"))
     assert mean == pytest.approx(results["histgan_bi"].summary["delta_e_mean"], abs=0.005)
     assert body[1][2] == results["histgan_bi"].summary["grade_of_mean"]
 
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert list(summary["models"]) == [r[0].split("`")[1] if "`" in r[0] else r[0] for r in body]
+    assert list(summary["models"]) == [r[0].split("`")[1] if "`" in r[0] else r[0] for r in body[:6]]
+    assert set(summary["realism_calibration"]) == {"floor", "ceiling", "ground_truth"}
+    assert all(set(E.REALISM_METRICS) <= set(m) for m in summary["models"].values())
+    assert "SWD×10³ whole" in (tmp_path / "table2.md").read_text().split("\n\n", 1)[1]  # the legend
     assert summary["paper_table2_delta_e"]["histgan_bi"] == 4.6 and len(summary["jis_table"]) == 6
     lines = (tmp_path / "pairs.csv").read_text().splitlines()
     assert lines[0].startswith("model,input,reference,delta_e") and len(lines) == 1 + 6 * 4
@@ -204,3 +215,29 @@ def test_cli_bad_input_one_line_exit_2(data_root, tmp_path, capsys, args, match)
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err and "Traceback" not in err
+
+
+def test_evaluate_realism_scores_deterministic_and_calibrated(data):
+    res = E.evaluate(flat_fill, data, pairs=2, progress=False, realism=True)
+    s = res.summary
+    assert s["realism_n"] == 2 and s["realism_real"] == "2 test"  # 3 test + 2 train references: 2 per set
+    assert all(np.isfinite(s[k]) for k in E.REALISM_METRICS) and 0 <= s["c2st_whole"] <= 1
+    assert len(s["swd_whole_levels"]) == 2  # 32² → levels of 32² and 16²
+    assert set(res.calibration) == {"floor", "ceiling", "ground_truth"}
+    assert res.calibration["floor"]["source"] == "1 test + 1 trainB"
+    fresh = E.EvalData(data.x, data.x_mask, data.x_names, data.ref, data.ref_mask, data.ref_names, data.root)
+    again = E.evaluate(flat_fill, fresh, pairs=2, progress=False, realism=True)
+    assert {k: again.summary[k] for k in E.REALISM_METRICS} == {k: s[k] for k in E.REALISM_METRICS}
+    assert again.calibration == res.calibration
+
+
+def test_evaluate_realism_auto_skips_small_sets_and_true_refuses_impossible(data):
+    auto = E.evaluate(identity, data, pairs=2, progress=False)
+    assert not set(E.REALISM_METRICS) & set(auto.summary) and auto.calibration is None
+    with pytest.raises(HistganError, match="realism=True"):
+        E.evaluate(identity, data, pairs=1, progress=False, realism=True)
+
+
+def test_evaluate_accepts_device_auto(data):
+    res = E.evaluate(identity, data, pairs=1, progress=False, device="auto", realism=False)
+    assert len(res.pairs) == 1
