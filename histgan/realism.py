@@ -50,6 +50,8 @@ PATCH_SIZE = 7
 MIN_LEVEL_SIZE = 16
 #: Images larger than this are area-downsampled to it before the two-sample classifier (cost).
 C2ST_MAX_SIZE = 64
+#: The classifier trains for at most this many passes over its training split (small sets stop early).
+C2ST_MAX_EPOCHS = 25
 _BINOMIAL_5 = (1.0, 4.0, 6.0, 4.0, 1.0)  # the pyramid's 5-tap filter / 16 (Burt & Adelson)
 
 
@@ -185,7 +187,8 @@ def c2st_accuracy(a: Tensor, b: Tensor, seed: int = 0, train_fraction: float = 0
         a, b: two sets of equal size ``(N, 3, H, W)`` (balanced classes; ``N >= 2``).
         seed: seeds the split, the initial weights and the batch order.
         train_fraction: share of each set the classifier is trained on; it is scored on the rest.
-        steps: Adam steps on binary cross-entropy (the cost does not grow with the set size).
+        steps: Adam steps on binary cross-entropy, at most :data:`C2ST_MAX_EPOCHS` passes over the
+            training split (the cost does not grow with the set size).
         batch_size: images per step, drawn from successive seeded shuffles of the training split.
         lr: Adam's learning rate.
 
@@ -212,6 +215,7 @@ def c2st_accuracy(a: Tensor, b: Tensor, seed: int = 0, train_fraction: float = 0
         torch.manual_seed(seed)
         net = classifier()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
+    steps = min(steps, C2ST_MAX_EPOCHS * -(-len(x_train) // batch_size))
     for idx in _batches(len(x_train), batch_size, steps, g):
         loss = nnf.binary_cross_entropy_with_logits(net(x_train[idx]), y_train[idx])
         opt.zero_grad(set_to_none=True)
