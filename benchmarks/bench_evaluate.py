@@ -2,6 +2,7 @@
 
     python benchmarks/bench_evaluate.py            # 784 pairs at 256², 3 repetitions (~1–2 min)
     python benchmarks/bench_evaluate.py --quick    # 8 × 8 pairs at 64²
+    python benchmarks/bench_evaluate.py --main-job # what the new metrics add to the main job (below)
 
 The target (issue: evaluation) is ≤ 10 s for all 784 pairs on a 2-core CPU. The model here is the
 identity (``out = x``), so only the measuring is timed:
@@ -14,6 +15,15 @@ identity (``out = x``), so only the measuring is timed:
 
 Each is the median of ``--reps`` runs, with torch's default thread count and with one thread.
 Results go to ``benchmarks/results/evaluate.json``.
+
+``--main-job`` measures the shape-against-truth and realism metrics at the main job's size: a
+synthetic set at 64² (16 test inputs × 16 references = 256 pairs, training folders for the realism
+sets), 8 models evaluated (the main job's 4 learned variants and 4 baselines; here the 4 baselines
+twice, as the metrics' cost does not depend on the model): ``realism=False`` against
+``realism="auto"`` (128 images per set: SWD and C2ST, whole and foreground, for every model, and the
+calibration rows once), and the two foreground SSIMs against the truth on all 256 pairs. Once each
+(a realism score is deterministic; reps would only re-measure the same work). Results go to
+``benchmarks/results/evaluate_main_job.json``.
 """
 
 from __future__ import annotations
@@ -83,12 +93,54 @@ def _median_time(fn, reps: int) -> float:
     return statistics.median(times)
 
 
+def _main_job(threads: int) -> list[dict]:
+    """Seconds the new metrics add to the main job's evaluation (see the module docstring)."""
+    import tempfile
+
+    from histgan.baselines import BASELINES
+    from histgan.synthetic import write_dataset
+
+    torch.set_num_threads(threads)
+    root = write_dataset(tempfile.mkdtemp(prefix="bench-eval-"), size=64, n_train=(128, 256), n_test=(16, 16),
+                         seed=0, progress=False)
+    models = {f"{n}_{k}": f for k in (1, 2) for n, f in BASELINES.items()}
+    rows = []
+    for realism in (False, "auto"):
+        data = E.load_eval_data(root)  # a fresh cache: the realism sets are built inside the timing
+        start = time.perf_counter()
+        res = [E.evaluate(f, data, progress=False, name=n, realism=realism, n_samples=0) for n, f in models.items()]
+        s = time.perf_counter() - start
+        rows.append({"case": f"8 models, realism={realism}", "threads": threads, "seconds": round(s, 2),
+                     "realism_seconds": [r.summary.get("realism_seconds") for r in res]})
+        print(f"8 models × 256 pairs at 64², realism={realism!s:5s} threads={threads}: {s:6.1f} s", flush=True)
+    data = E.load_eval_data(root)
+    ii, jj = [i for i in range(16) for _ in range(16)], list(range(16)) * 16
+    gt = M.rgb_to_lab(data.ground_truth(ii, jj), value_range=(0, 1))[:, :1] / 100.0
+    out = M.rgb_to_lab(BASELINES["baseline_reinhard"](data.x[ii], data.x_mask[ii], data.ref[jj], data.ref_mask[jj]))
+    start = time.perf_counter()
+    for b in range(0, 256, 16):
+        light, g, m = out[b : b + 16, :1] / 100.0, gt[b : b + 16], data.x_mask[ii[b : b + 16]]
+        M.foreground_ssim(light, g, m)
+        M.foreground_ssim(light, g, m, M.lowpass_sigma(64))
+    s = time.perf_counter() - start
+    rows.append({"case": "foreground SSIM + low-pass, 256 pairs, one model", "threads": threads, "seconds": round(s, 3)})
+    print(f"foreground SSIMs vs truth, 256 pairs, one model: {s:.2f} s (× 8 models: {8 * s:.1f} s)", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 × 8 pairs at 64² instead of 28 × 28 at 256²")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median; default 3)")
     parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch (default 16)")
+    parser.add_argument("--main-job", action="store_true", help="only the cost the new metrics add to the main job")
     args = parser.parse_args()
+    if args.main_job:
+        rows = _main_job(torch.get_num_threads())
+        atomic_write_json(RESULTS / "evaluate_main_job.json", {
+            "rows": rows, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None})
+        return
     n, size = (8, 64) if args.quick else (28, 256)
     x, xm = _images(n, size, 0)
     r, rm = _images(n, size, 1)
