@@ -14,7 +14,9 @@ network trained on other data (no Inception features, nothing to download):
 
       SWD_l(A, B) = 1/D Σ_d 1/M Σ_m |sort(A_l θ_d)_m − sort(B_l θ_d)_m|,   θ_d ~ U(S^{146})
 
-  reported ×10³ per level and averaged over levels, as in the paper's Table 1. Lower is more
+  reported ×10³ per level and averaged over levels, as in the paper's Table 1 (defaults here: 512
+  directions, as the paper; 64 patches per image where the paper cut 128 from each of 16 384
+  images — our sets hold at most a few hundred images, so every set is sampled alike). Lower is more
   alike; a set against itself is exactly 0 (both sets draw their patch positions from the same
   seed). Because of the per-set normalisation a uniform shift of one channel's level is *not*
   seen; differences in local structure, contrast between channels and texture are.
@@ -39,8 +41,8 @@ from torch import Tensor, nn
 from histgan.errors import HistganError
 from histgan.metrics import filter_same
 
-__all__ = ["SWD_SCALE", "PATCH_SIZE", "MIN_LEVEL_SIZE", "laplacian_pyramid", "patch_descriptors",
-           "SwdReference", "sliced_wasserstein", "classifier", "c2st_accuracy", "fill_background"]
+__all__ = ["SWD_SCALE", "PATCH_SIZE", "MIN_LEVEL_SIZE", "C2ST_MAX_SIZE", "C2ST_MAX_EPOCHS", "laplacian_pyramid",
+           "patch_descriptors", "SwdReference", "sliced_wasserstein", "classifier", "c2st_accuracy", "fill_background"]
 
 #: SWD is reported multiplied by this (Karras et al. 2018, Table 1).
 SWD_SCALE = 1e3
