@@ -144,7 +144,9 @@ def _legend(results: dict[str, EvalResult], order: list[str], keys: list[str], c
         srcs = "; ".join(f"{CALIBRATION_LABELS[k].split(': ')[1]}: {v['source']}" for k, v in calib.items())
         lines.append(f"- Realism sets hold {info['realism_n']} images each: the outputs of one seeded draw of the "
                      f"evaluated pairs, and the real reference ({info['realism_real']} real Y images). "
-                     f"Calibration rows, scored against the same reference: {srcs}.")
+                     f"Calibration rows, scored against the same reference: {srcs}. Outputs repeat the few test "
+                     "references' skin and backgrounds, real images do not; the true-targets row (synthetic data) "
+                     "shows what that repetition costs a perfect translation.")
     return "\n".join(lines)
 
 
