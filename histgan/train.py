@@ -301,6 +301,12 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Pat
             uninterrupted run's.
         progress: show a tqdm bar with the losses.
 
+    Each step is :func:`train_step_lazy`: nothing is read back from the device except on log and
+    checkpoint steps, when the losses and batch checks of every step since the last read are read
+    in one transfer. A NaN/Inf therefore stops the run at the next log or checkpoint step (at most
+    ``log_every − 1`` steps late), with the message naming the first bad step; no checkpoint is
+    written before that check, so the newest checkpoint is always finite.
+
     Raises:
         HistganError: the run directory is locked by a live process, holds checkpoints but
             ``resume`` is False, its config differs from ``config``, or a loss/batch is NaN/Inf.
