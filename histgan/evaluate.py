@@ -53,7 +53,7 @@ from histgan.errors import HistganError
 from histgan.baselines import BASELINES
 from histgan.report import (PAPER_DELTA_E, SHAPE_METRICS, VARIANT_LABELS, markdown_table, report_order,
                             summarise, write_report)
-from histgan.results import EvalData, EvalResult, Model, Samples
+from histgan.results import EvalData, EvalResult, Model, Samples, load_eval_data
 from histgan.runtime import select_device
 
 __all__ = ["EvalData", "Samples", "EvalResult", "load_eval_data", "evaluate", "evaluate_checkpoints",
@@ -63,21 +63,6 @@ __all__ = ["EvalData", "Samples", "EvalResult", "load_eval_data", "evaluate", "e
 REALISM_METRICS = RS.REALISM_METRICS
 #: Seeds the realism sets, patch positions, projections and classifiers (one fixed draw for every model).
 REALISM_SEED = 0
-
-
-def load_eval_data(root: str | os.PathLike, inputs: str = "testA", references: str = "testB",
-                   size: int | None = None) -> EvalData:
-    """Load ``root/inputs`` and ``root/references`` (with masks) via :func:`histgan.data.load_domain`."""
-    from histgan.data import load_domain
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist; pass a dataset root with {inputs}/ and {references}/")
-    x, xm, xn = load_domain(root, inputs, size)
-    r, rm, rn = load_domain(root, references, size)
-    if x.shape[-2:] != r.shape[-2:]:
-        raise HistganError(f"inputs are {tuple(x.shape[-2:])} but references {tuple(r.shape[-2:])}; pass size=")
-    return EvalData(x, xm, xn, r, rm, rn, root)
 
 
 def _resolve_model(model_or_run: Model | str | os.PathLike, device: str, name: str | None

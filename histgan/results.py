@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Model", "EvalData", "Samples", "EvalResult"]
+from histgan.errors import HistganError
+
+__all__ = ["Model", "EvalData", "Samples", "EvalResult", "load_eval_data"]
 
 #: A model: ``(x, x_mask, ref, ref_mask) -> out`` on batches ``(N, 3, H, W)``, ``(N, 1, H, W)``, … in [-1, 1].
 Model = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -48,6 +51,21 @@ class EvalData:
 
         gts = [ground_truth(self.root, self.x_names[i], self.ref_names[j]) for i, j in zip(ii, jj)]
         return torch.from_numpy(np.stack(gts)).permute(0, 3, 1, 2).float()
+
+
+def load_eval_data(root: str | os.PathLike, inputs: str = "testA", references: str = "testB",
+                   size: int | None = None) -> EvalData:
+    """Load ``root/inputs`` and ``root/references`` (with masks) via :func:`histgan.data.load_domain`."""
+    from histgan.data import load_domain
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} does not exist; pass a dataset root with {inputs}/ and {references}/")
+    x, xm, xn = load_domain(root, inputs, size)
+    r, rm, rn = load_domain(root, references, size)
+    if x.shape[-2:] != r.shape[-2:]:
+        raise HistganError(f"inputs are {tuple(x.shape[-2:])} but references {tuple(r.shape[-2:])}; pass size=")
+    return EvalData(x, xm, xn, r, rm, rn, root)
 
 
 @dataclass
