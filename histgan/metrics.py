@@ -5,14 +5,8 @@ The colour half lives in :mod:`histgan.colour_difference` and is re-exported her
 
 What each number means, and where it stops meaning it:
 
-* **ΔE** (:func:`delta_e`, eq 12) — the Euclidean distance between the *mean* L*a*b* colour of the
-  generated image's foreground and the mean L*a*b* colour of the reference's foreground (the paper's
-  "pixel means"). It says whether the overall skin tone and brightness were carried over; it says
-  nothing about shading, texture or shape (a flat fill of the mean colour scores ΔE ≈ 0, see
-  :mod:`histgan.baselines`). The mean of L*a*b* values is not the L*a*b* value of the mean RGB
-  colour (the conversion is non-linear), so we convert every pixel, then average. CIE 1976 ΔE is
-  what the paper reports; ``method="cie2000"`` gives CIEDE2000 between the *same two means*.
-* **JIS grade** (:func:`jis_grade`) — ΔE read against the paper's Table 1 (:data:`JIS_TABLE`).
+* **ΔE** (:func:`delta_e`, eq 12) and its **JIS grade** (:func:`jis_grade`, Table 1) — the colour
+  of the foreground as a whole, not its shading: see :mod:`histgan.colour_difference`.
 * **SSIM** (:func:`ssim`, Wang et al. 2004, Gaussian window 11, σ = 1.5, K1 = 0.01, K2 = 0.03,
   data range 1) — local agreement of mean, contrast and structure. Against ground truth it is the
   shape-and-appearance score; output against *input* on lightness (L*/100) inside the input's mask
