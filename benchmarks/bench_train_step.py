@@ -1,6 +1,7 @@
 """One training step side by side: the cost of the colour constraint and the ``cpu`` preset's fast paths.
 
     python benchmarks/bench_train_step.py variants            # 4 variants at 64² and 256² (~5 min)
+    python benchmarks/bench_train_step.py constraint          # histgan_bi vs cyclegan_sn, injection forms
     python benchmarks/bench_train_step.py options             # cpu preset: bf16, threads, compile, batch
     python benchmarks/bench_train_step.py colour --steps 300  # bf16 vs fp32 colour results (trains twice)
     python benchmarks/bench_train_step.py batch --steps 1000  # batch 1 vs 4 for equal wall time (trains twice)
@@ -149,6 +150,31 @@ def bench_variants(size: int, reps: int) -> list[dict]:
     return rows
 
 
+def _tiled_injection(G) -> None:
+    """Make ``G`` inject its code the way it did before: a tiled ``(N, D, h, w)`` map, concatenated."""
+    def inject(f, code):
+        tiled = code[:, :, None, None].expand(-1, -1, f.shape[2], f.shape[3]).to(f.dtype)
+        return G.inject[0](torch.cat([f, tiled], dim=1))
+
+    G._inject_conv = inject
+
+
+def bench_constraint(size: int, reps: int) -> list[dict]:
+    """The colour constraint alone: ``histgan_bi`` against ``cyclegan_sn`` (same networks but for the
+    histogram encoders, the injection and eq 6), with the injection as a bias map (the default), as
+    the tiled concatenation (before), and without the injection conv (FiLM only)."""
+    trainers = {v: Trainer(make_config("cpu", variant=v, image_size=size)) for v in ("cyclegan_sn", "histgan_bi")}
+    trainers["histgan_bi, tiled concat (before)"] = Trainer(make_config("cpu", variant="histgan_bi", image_size=size))
+    for k in ("G", "F"):
+        _tiled_injection(trainers["histgan_bi, tiled concat (before)"].models[k])
+    trainers["histgan_bi, FiLM only"] = Trainer(make_config("cpu", variant="histgan_bi", image_size=size,
+                                                            injection="film"))
+    rows = _summary(interleaved(trainers, reps), "cyclegan_sn", {v: 1 for v in trainers})
+    for r in rows:
+        r["size"] = size
+    return rows
+
+
 def option_trainers(quick: bool, compile: bool = True) -> dict[str, Trainer]:
     """The cpu preset's ``histgan_bi`` under each option (name -> trainer)."""
     cfg = make_config("cpu", variant="histgan_bi")
@@ -250,7 +276,7 @@ def _print_rows(title: str, rows: list[dict], cols: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sections", nargs="+", choices=["variants", "options", "colour", "batch"])
+    p.add_argument("sections", nargs="+", choices=["variants", "constraint", "options", "colour", "batch"])
     p.add_argument("--quick", action="store_true", help="64² only, fewer options, 3 repetitions")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 256], help="image sizes for 'variants'")
     p.add_argument("--no-compile", action="store_true", help="options: leave out torch.compile (minutes of compiling)")
@@ -272,6 +298,12 @@ def main(argv: list[str] | None = None) -> None:
                          "cpu_ratio_to_cyclegan_sn", "speedup_over_fast_false"])
         sizes = {r["size"] for r in rows}  # sizes not measured this time keep their earlier rows
         results["variants"] = [r for r in results.get("variants", []) if r.get("size") not in sizes] + rows
+    if "constraint" in args.sections:
+        rows = [r for size in ((64,) if args.quick else args.sizes) for r in bench_constraint(size, reps)]
+        for size in sorted({r["size"] for r in rows}):
+            _print_rows(f"the colour constraint's cost at {size}² (median s; ratios to cyclegan_sn)",
+                        [r for r in rows if r["size"] == size], ["median_s", "time_ratio", "median_cpu_s", "cpu_ratio"])
+        results["constraint"] = rows
     if "options" in args.sections:
         rows = bench_options(reps, args.quick, not args.no_compile)
         _print_rows("cpu preset histgan_bi step (images/s; ratio to the first row)", rows,

@@ -186,8 +186,7 @@ class Generator(nn.Module):
             code = self.encode(h_ref)
         f = self.down(x)
         if self.inject is not None:
-            tiled = code[:, :, None, None].expand(-1, -1, f.shape[2], f.shape[3]).to(f.dtype)
-            f = self.inject(torch.cat([f, tiled], dim=1))
+            f = self.inject[2](self.inject[1](self._inject_conv(f, code)))
         f = self.middle(f)
         for i, (up, norm) in enumerate(zip(self.up, self.up_norm)):
             f = norm(up(f))
@@ -195,6 +194,28 @@ class Generator(nn.Module):
                 f = self.film[i](f, code)
             f = torch.relu(f)
         return self.out(f)
+
+
+    def _inject_conv(self, f: Tensor, code: Tensor) -> Tensor:
+        """The injection conv of ``[f, tile(code)]`` (paper Fig. 2), without building the tiled map.
+
+        Split ``W = [W_f, W_c]`` by input channels: ``conv([f, tile(c)]) = conv(f, W_f) + b +
+        conv(tile(c), W_c)``, and the last term is a per-sample, per-channel bias map: at pixel ``p``,
+        ``Σ_t A_t · [p + t inside the image]`` with ``A_t = W_c[:, :, t] · c`` for each of the 3×3 taps
+        ``t`` (zero padding: taps falling outside add nothing, so border pixels differ). Exact (equal to
+        the concatenation in float64 up to rounding, ``tests/test_networks.py``) and ``D`` times cheaper
+        for the code's part than convolving ``D`` constant channels.
+
+        ``f (N, C, h, w)``, ``code (N, D)`` → ``(N, C, h, w)``.
+        """
+        conv = self.inject[0]
+        w = conv.weight  # spectral-normalised (C, C + D, 3, 3)
+        C, (h, wd) = f.shape[1], f.shape[2:]
+        out = nn.functional.conv2d(f, w[:, :C], conv.bias, padding=1)
+        taps = torch.einsum("octu,nc->notu", w[:, C:], code.to(w.dtype))  # (N, C, 3, 3)
+        inside = nn.functional.pad(f.new_ones(h, wd), (1, 1, 1, 1))
+        valid = torch.stack([torch.stack([inside[i:i + h, j:j + wd] for j in range(3)]) for i in range(3)])
+        return out + torch.einsum("notu,tuhw->nohw", taps.to(out.dtype), valid.to(out.dtype))
 
 
 class Discriminator(nn.Module):

@@ -117,3 +117,25 @@ def test_bad_input():
         Generator(norm="layer")
     with pytest.raises(ValueError, match=r"\(N, 3, 8\)"):
         HistogramEncoder(8, 4)(torch.zeros(2, 3, 16))
+
+
+@pytest.mark.parametrize("size", [8, 12])
+def test_injection_as_a_bias_map_equals_the_concatenation_in_float64(size):
+    """The concat injection computed without the tiled code map (a per-channel bias map with its
+    zero-padded borders) gives the outputs and gradients of conv([f, tile(code)]) in float64."""
+    from histgan.networks import Generator
+
+    torch.manual_seed(0)
+    G = Generator(ngf=4, n_down=1, n_blocks=1, code_dim=5, bins=8, injection="concat").double()
+    f = torch.randn(2, 8, size, size, dtype=torch.float64, requires_grad=True)
+    code = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    ours = G._inject_conv(f, code)
+    tiled = code[:, :, None, None].expand(-1, -1, size, size)
+    ref = G.inject[0](torch.cat([f, tiled], dim=1))
+    assert torch.allclose(ours, ref, rtol=0, atol=1e-13)
+    assert not torch.allclose(ours[:, :, 0, 0], ours[:, :, 1, 1]), "the borders see fewer taps"
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad((ours * g).sum(), [f, code, G.inject[0].weight])
+    grads_ref = torch.autograd.grad((ref * g).sum(), [f, code, G.inject[0].weight])
+    for a, b in zip(grads, grads_ref):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
