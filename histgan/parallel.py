@@ -26,6 +26,7 @@ import contextlib
 import importlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -144,7 +145,19 @@ def execute_job(target: str, params: Mapping[str, Any], run_dir: str | os.PathLi
     from histgan.book import execute_notebook
 
     nb = Path(target)
-    execute_notebook(nb, run_dir / f"{nb.stem}.ipynb", dict(params), nb.parent, progress=False)
+    for attempt in range(3):
+        try:
+            execute_notebook(nb, run_dir / f"{nb.stem}.ipynb", dict(params), nb.parent, progress=False)
+            return
+        except Exception as exc:  # noqa: BLE001  (re-raised unless it is the kernel-start race below)
+            if attempt == 2 or not any(s in str(exc) for s in _KERNEL_START_RACES):
+                raise
+            time.sleep(1.0 + 3.0 * random.random())  # two kernels started at once took the same ports
+
+
+#: Errors of Jupyter kernels started at the same moment by two processes (their ZeroMQ ports
+#: collide, so a client reads the other kernel's signed messages); the notebook is run again.
+_KERNEL_START_RACES = ("Invalid Signature", "Kernel died before replying to kernel_info")
 
 
 @contextlib.contextmanager
@@ -197,7 +210,7 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
 
 def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int | None = None,
                  gpus: Sequence[str] | None = None, cpus: int | None = None, progress: bool = True,
-                 poll: float = 0.2) -> list[Path]:
+                 poll: float = 0.2, stagger: float = 3.0) -> list[Path]:
     """Run ``jobs``, up to ``workers`` at once, each with ``threads`` threads or one GPU; skip finished ones.
 
     Args:
@@ -208,6 +221,8 @@ def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int |
         cpus: cores to share out; ``None``: ``os.cpu_count()``.
         progress: print a line when a job starts, is skipped, ends or fails.
         poll: seconds between checks of the running children.
+        stagger: seconds between two starts (notebook kernels started at the same moment can
+            collide on their ports; a collision is also retried).
 
     Returns:
         The jobs' run folders, in the order given (skipped ones included).
@@ -254,6 +269,8 @@ def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int |
                 running[slot] = proc, i, job, time.perf_counter()
                 say(f"[{i}/{total}] {job.name}: running in process {proc.pid} ({threads} thread(s)"
                     f"{'' if gpu is None else f', GPU {gpu}'}; log {Path(job.run_dir) / 'job.log'})")
+                if todo:
+                    time.sleep(stagger)
             time.sleep(poll)
             for slot, (proc, i, job, t0) in list(running.items()):
                 if proc.poll() is None:

@@ -127,7 +127,7 @@ def test_children_get_their_share_of_threads_and_a_gpu_round_robin(tmp_path, mon
 
     monkeypatch.setattr(parallel, "_start", lambda job, env: started.append((job.name, env)) or Done())
     jobs = [parallel.Job(f"j{i}", tmp_path / f"j{i}", "json:dumps", {"obj": i}) for i in range(3)]
-    parallel.run_parallel(jobs, workers=2, cpus=8, gpus=["0", "1"], progress=False, poll=0)
+    parallel.run_parallel(jobs, workers=2, cpus=8, gpus=["0", "1"], progress=False, poll=0, stagger=0)
     assert [n for n, _ in started] == ["j0", "j1", "j2"]
     assert all(env["OMP_NUM_THREADS"] == "4" == env["MKL_NUM_THREADS"] for _, env in started)
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["0", "1", "0"]
@@ -166,3 +166,13 @@ def test_shards_together_equal_the_full_sweep(tmp_path, monkeypatch):
     sweep.run_sweep("s", grid, out=tmp_path / "whole", progress=False)
     assert sweep.collect("s", out=tmp_path / "sharded") == sweep.collect("s", out=tmp_path / "whole")
     assert len(sweep.collect("s", out=tmp_path / "whole")) == 5
+
+
+@pytest.mark.slow
+def test_notebook_points_run_side_by_side(data, tmp_path):
+    """Two papermill kernels started together (their ports could collide; starts are staggered and
+    a collision is retried): both points finish with their notebook and marker."""
+    runs = sweep.run_sweep("nb", {"lambda_hist": [0, 2]}, out=tmp_path, data=data, steps=2, jobs=2, progress=False)
+    for run in runs:
+        assert (run / "03_training.ipynb").is_file() and (run / parallel.MARKER).is_file()
+        assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 2
