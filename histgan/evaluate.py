@@ -171,13 +171,13 @@ def _measure_pairs(model: Model, data: EvalData, n_in: int, n_ref: int, batch_si
                    progress: bool, name: str, sample_out: Tensor | None, keep: dict, kept: Tensor
                    ) -> list[dict[str, Any]]:
     """Per-pair rows, input-major; fills ``sample_out`` (figures) and ``kept`` (the realism pairs)."""
-    from tqdm.auto import tqdm
+    from histgan.progress import progress_bar
 
     fg, bg = M.reference_means(data.ref[:n_ref], data.ref_mask[:n_ref])
     x_light = M.rgb_to_lab(data.x[:n_in])[:, :1] / 100.0
     index = [(i, j) for i in range(n_in) for j in range(n_ref)]
     rows: list[dict[str, Any]] = []
-    for b in tqdm(range(0, len(index), batch_size), desc=f"evaluate {name}", disable=not progress):
+    for b in progress_bar(range(0, len(index), batch_size), desc=f"evaluate {name}", disable=not progress):
         ii, jj = map(list, zip(*index[b : b + batch_size]))
         out = _run_model(model, data, ii, jj, device)
         gt = data.ground_truth(ii, jj) if data.synthetic else None

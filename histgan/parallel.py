@@ -1,6 +1,6 @@
 """Run named jobs side by side, each in its own process with its share of the CPU threads or its own GPU.
 
-A job is a training notebook executed with papermill (:func:`histgan.book.execute_notebook`) or a
+A job is a training notebook executed with papermill (:func:`histgan.notebooks.execute_notebook`) or a
 function named ``"module:function"`` called with keyword arguments, writing into its own run folder.
 :func:`run_parallel` keeps up to ``workers`` of them running:
 
@@ -142,7 +142,7 @@ def execute_job(target: str, params: Mapping[str, Any], run_dir: str | os.PathLi
             fn = getattr(fn, part)
         fn(**params)
         return
-    from histgan.book import execute_notebook
+    from histgan.notebooks import execute_notebook
 
     nb = Path(target)
     for attempt in range(3):

@@ -243,7 +243,7 @@ def fit_masker(data_root: str | os.PathLike, run_dir: str | os.PathLike, steps: 
 
 
 def _fit(config: MaskerConfig, resume: bool, progress: bool) -> None:
-    from tqdm.auto import tqdm
+    from histgan.progress import progress_bar
 
     from histgan.data import load_domain
 
@@ -256,7 +256,7 @@ def _fit(config: MaskerConfig, resume: bool, progress: bool) -> None:
     run_dir = Path(config.run_dir)
     atomic_write_json(run_dir / "config.json", dataclasses.asdict(config))
     atomic_write_json(run_dir / "environment.json", {**environment_report(dev), "started_at_step": start})
-    bar = tqdm(total=config.steps, initial=start, disable=not progress, desc="masker", unit="step", dynamic_ncols=True)
+    bar = progress_bar(total=config.steps, initial=start, disable=not progress, desc="masker", unit="step", dynamic_ncols=True)
     t0, model = time.perf_counter(), model.train()
     for step in range(start, config.steps):
         for group in opt.param_groups:  # cosine decay, a function of the step (exact on resume)

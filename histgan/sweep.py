@@ -10,7 +10,7 @@ last step, the completion marker ``sweep_done.json`` holding the point's paramet
   the requested ones, the sweep stops before executing anything.
 * A point without a marker (never started, interrupted, failed) is executed again; training
   **resumes** from the run's newest readable checkpoint. The notebook is executed as the book's
-  notebooks are (:func:`histgan.book.execute_notebook`): into ``03_training.running.ipynb`` while it
+  notebooks are (:func:`histgan.notebooks.execute_notebook`): into ``03_training.running.ipynb`` while it
   runs, published as ``03_training.ipynb`` only when every cell succeeded.
 * ``jobs > 1`` runs points side by side, each in its own process with its share of the threads or
   its own GPU (:func:`histgan.parallel.run_parallel`); ``shard=(I, N)`` runs every N-th point from

@@ -149,9 +149,9 @@ def write_dataset(out: str | os.PathLike, size: int = PRESETS["cpu"].size,
     atomic_write_json(out / "meta.json", {**meta, "complete": False})
     todo = [(f, n) for f, names in meta["images"].items() for n in names]
     _remove_stale_temporaries(out, meta["counts"])
-    from tqdm.auto import tqdm
+    from histgan.progress import progress_bar
 
-    with tqdm(total=len(todo), desc=f"synth {out}", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(todo), desc=f"synth {out}", unit="img", disable=not progress) as bar:
         for folder, name in todo:
             img_path, mask_path = out / folder / name, out / f"{folder}_mask" / name
             if not (img_path.is_file() and mask_path.is_file()):

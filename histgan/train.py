@@ -346,7 +346,7 @@ def train_run(run_dir: str, preset: str = "quick", resume: bool | str = "auto", 
 
 def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, device: torch.device,
          run_dir: Path) -> None:
-    from tqdm.auto import tqdm
+    from histgan.progress import progress_bar
 
     seed_everything(config.seed + dist.rank, deterministic=device.type == "cpu")
     dataset = make_dataset(config)
@@ -365,7 +365,7 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
         ids = [device.index] if device.type == "cuda" else None
         models = {k: nn.parallel.DistributedDataParallel(m, device_ids=ids) for k, m in models.items()}
     amp_dtype = autocast_dtype(config.amp, device)
-    bar = tqdm(total=config.steps, initial=start, disable=not (progress and dist.is_main), desc=config.variant,
+    bar = progress_bar(total=config.steps, initial=start, disable=not (progress and dist.is_main), desc=config.variant,
                dynamic_ncols=True)
     workers = default_num_workers(device) if config.num_workers is None else config.num_workers
     batches = training_batches(dataset, config.batch_size, config.seed, start, dist.rank, dist.world_size,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import histgan.book
+import histgan.notebooks
 from histgan import parallel, sweep
 from histgan.checkpoint import load_checkpoint
 from histgan.errors import HistganError
@@ -157,7 +157,7 @@ def test_shards_together_equal_the_full_sweep(tmp_path, monkeypatch):
         run = Path(parameters["run_dir"])
         (run / "config.json").write_text(json.dumps({"lambda_hist": parameters["lambda_hist"]}))
 
-    monkeypatch.setattr(histgan.book, "execute_notebook", fake_execute)
+    monkeypatch.setattr(histgan.notebooks, "execute_notebook", fake_execute)
     monkeypatch.setattr(sweep, "_evaluate_run", lambda run, data, pairs, device: {
         "run_id": run.name, **json.loads((run / "config.json").read_text())})
     grid = {"lambda_hist": [0, 1, 2, 5, 10]}
