@@ -229,9 +229,14 @@ def test_histogram_page_math_widgets_and_kernel_free_slider(book_url, tmp_path):
 
 
 def _displayed_equation_numbers(page) -> list[str]:
-    """The numbers MathJax shows beside display equations, e.g. ["(12)"]."""
-    return page.eval_on_selector_all("mjx-container[display] mjx-mlabeledtr > mjx-mtd:first-child",
-                                     "els => els.map(e => e.textContent.trim())")
+    """The numbers MathJax shows beside display equations, in page order, e.g. ["(12)"]: the label cell
+    of each typeset display equation's MathML (the CHTML glyphs themselves are drawn by CSS)."""
+    return page.evaluate("""() => Array.from(MathJax.startup.document.math)
+        .filter(m => m.display)
+        .map(m => MathJax.startup.toMML(m.root))
+        .map(s => { const r = s.match(/<mlabeledtr[^>]*>\\s*<mtd[^>]*>\\s*<mtext[^>]*>([^<]*)<\\/mtext>/);
+                    return r ? r[1].trim() : null; })
+        .filter(x => x !== null)""")
 
 
 def test_evaluation_page_table_and_equation_numbers(book_url, tmp_path):
