@@ -134,7 +134,7 @@ def markdown_table(results: dict[str, EvalResult]) -> str:
 
 def _legend(results: dict[str, EvalResult], order: list[str], keys: list[str], calib: dict) -> str:
     n_pairs = {results[n].summary["n_pairs"] for n in order}
-    lines = [f"ΔE: eq (12), CIE 1976 distance of mean L*a*b* colours (output inside the input's mask vs. "
+    lines = [f"ΔE: eq (12), CIE 1976 distance of mean L\\*a\\*b\\* colours (output inside the input's mask vs. "
              f"reference inside its mask), over {'/'.join(map(str, sorted(n_pairs)))} input × reference pairs; "
              "grades from the paper's Table 1. 'paper ΔE (Table 2)' is the paper's own number on its real "
              "knee photographs, for comparison of magnitude only: it is not measured on this data."]
