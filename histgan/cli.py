@@ -63,7 +63,7 @@ def _shard_arg(text: str) -> tuple[int, int]:
 
 # ---- data ---------------------------------------------------------------------------------------
 def _add_data(sub: argparse._SubParsersAction) -> None:
-    """Register ``data ...`` subcommands (issue: data)."""
+    """Register ``data ...`` subcommands."""
     p = sub.add_parser("data", help="make or inspect datasets",
                        description="Make or inspect datasets.",
                        epilog="Example: python -m histgan data synth --out data/synthetic --preset cpu")
@@ -119,7 +119,7 @@ def _counts(out) -> list:
 
 # ---- train / translate --------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    """Register ``train`` and ``translate`` (issue: models and training)."""
+    """Register ``train`` and ``translate``."""
     t = sub.add_parser("train", help="train one of the four models (resumable, DDP under torchrun)",
                        description="Train a model on an unpaired CycleGAN-layout folder. The run folder gets "
                        "config.json, environment.json, losses.jsonl, samples/ and checkpoints/. Under "
@@ -222,7 +222,7 @@ def _translate(args: argparse.Namespace) -> int:
 
 # ---- evaluate -----------------------------------------------------------------------------------
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    """Register ``evaluate`` (issue: evaluation)."""
+    """Register ``evaluate``."""
     p = sub.add_parser(
         "evaluate", help="ΔE, JIS grades and shape metrics over all test pairs; report and figures",
         description="Run trained models and the four non-learned baselines on every test input × test "
@@ -279,7 +279,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 # ---- sweep --------------------------------------------------------------------------------------
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
-    """Register ``sweep`` (issue: the book's batch experiments)."""
+    """Register ``sweep``."""
     s = sub.add_parser(
         "sweep", help="train a grid of runs (the training notebook via papermill) and tabulate them",
         description="Execute the training notebook (notebooks/03_training.py) with papermill for every point "
@@ -383,7 +383,7 @@ def _reference_masks_arg(text: str) -> str:
 
 
 def _add_masker(sub: argparse._SubParsersAction) -> None:
-    """Register ``masker`` (issue: references without masks)."""
+    """Register ``masker``."""
     m = sub.add_parser(
         "masker", help="train the skin segmenter that masks references without a mask (resumable)",
         description="Train a small U-Net on DATA/trainB + trainB_mask (with new backgrounds, geometry and "
