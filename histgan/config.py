@@ -1,6 +1,7 @@
 """Training configuration: one frozen dataclass, presets by name, saved as JSON next to every run.
 
-The loss weights are those of eq (7) of METHOD.md; the paper prints none of them, so these are ours:
+The loss weights are those of eq (7) of Kobayashi and Wada (the training page of the book); the paper
+prints none of them, so these are ours:
 
 * ``lambda_gan = 1`` and ``lambda_cycle = 10`` — CycleGAN's (Zhu et al. 2017) values.
 * ``lambda_idt = 5`` — CycleGAN's ``0.5 · lambda_cycle``; the identity term (eq 11) also anchors

@@ -1,4 +1,4 @@
-"""The differentiable colour histogram of Deephist (arXiv 2005.03995), eqs (1)–(6) of METHOD.md.
+"""The differentiable colour histogram of Deephist (arXiv 2005.03995), eqs (1)–(6) of Kobayashi and Wada (the book's histogram page).
 
 Pixel values ``I(x)`` lie in [-1, 1]. The range is split into ``K`` bins of width ``L = 2 / K`` with
 edges ``e_j = -1 + j L`` (``j = 0..K``) and centres ``mu_k = -1 + L (k + 1/2)``. The kernel is the
@@ -331,7 +331,7 @@ class _SoftHistogram(torch.autograd.Function):
 def soft_histogram(
     images: Tensor, bins: int = DEFAULT_BINS, bandwidth: float | None = None, mask: Tensor | None = None
 ) -> Tensor:
-    """Differentiable colour histogram of each channel. Implements eq (3)–(4) of METHOD.md.
+    """Differentiable colour histogram of each channel. Implements eqs (3)–(4) (the book's histogram page).
 
     ``P(k) = 1/N_fg Σ_x Π_k(I(x))`` with
     ``Π_k(z) = σ((z − μ_k + L/2)/B) − σ((z − μ_k − L/2)/B)``, bin width ``L = 2/K``.

@@ -1,4 +1,5 @@
-"""Loss terms of eq (6)–(11) of METHOD.md and the weighted total of eq (7).
+"""Loss terms of eqs (6)–(11) of Kobayashi and Wada (the book's training page) and the weighted
+total of eq (7).
 
 * :class:`GANLoss` — eq (9): binary cross-entropy on logits (the default), or least squares.
 * :func:`cycle_loss` — eq (10), :func:`identity_loss` — eq (11): mean absolute error.
