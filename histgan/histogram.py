@@ -331,7 +331,7 @@ class _SoftHistogram(torch.autograd.Function):
 def soft_histogram(
     images: Tensor, bins: int = DEFAULT_BINS, bandwidth: float | None = None, mask: Tensor | None = None
 ) -> Tensor:
-    """Differentiable colour histogram of each channel. Implements eqs (3)–(4) (the book's histogram page).
+    """Differentiable colour histogram of each channel. Implements eq (3)–(4) (the book's histogram page).
 
     ``P(k) = 1/N_fg Σ_x Π_k(I(x))`` with
     ``Π_k(z) = σ((z − μ_k + L/2)/B) − σ((z − μ_k − L/2)/B)``, bin width ``L = 2/K``.

@@ -190,6 +190,16 @@ def _typeset(page) -> None:
     page.evaluate("MathJax.startup.promise")
 
 
+def _open_typeset(context, url: str, viewport: dict | None = None):
+    """A new page of ``context`` at ``url`` (optionally at a viewport size), once MathJax has typeset it."""
+    page = context.new_page()
+    if viewport:
+        page.set_viewport_size(viewport)
+    page.goto(url, wait_until="load")
+    _typeset(page)
+    return page
+
+
 def _soft_curve(page) -> list[str]:
     return page.eval_on_selector_all(".histgan-explorer polyline.hx-soft",
                                      "els => els.map(e => e.getAttribute('points'))")
@@ -199,9 +209,7 @@ def test_histogram_page_math_widgets_and_kernel_free_slider(book_url, tmp_path):
     base, _ = book_url
     with sync_playwright() as p:
         context = _browser_context(p, tmp_path / "profile")
-        page = context.new_page()
-        page.goto(base + PAGE, wait_until="load")
-        _typeset(page)
+        page = _open_typeset(context, base + PAGE)
         raw = page.evaluate("""() => { const b = document.querySelector('article') || document.body;
             const c = b.cloneNode(true);
             c.querySelectorAll('pre, code, script, mjx-container').forEach(e => e.remove());
@@ -247,9 +255,7 @@ def test_evaluation_page_table_and_equation_numbers(book_url, tmp_path):
     base, _ = book_url
     with sync_playwright() as p:
         context = _browser_context(p, tmp_path / "profile")
-        page = context.new_page()
-        page.goto(base + EVALUATION_PAGE, wait_until="load")
-        _typeset(page)
+        page = _open_typeset(context, base + EVALUATION_PAGE)
         assert _displayed_equation_numbers(page) == ["(12)"], "the ΔE equation carries the paper's number"
         text = page.inner_text("article")
         assert "eq (12)" in text
@@ -277,10 +283,7 @@ def test_histogram_page_numbers_and_listings_fit(book_url, tmp_path):
     base, _ = book_url
     with sync_playwright() as p:
         context = _browser_context(p, tmp_path / "profile")
-        page = context.new_page()
-        page.set_viewport_size({"width": 1280, "height": 900})
-        page.goto(base + PAGE, wait_until="load")
-        _typeset(page)
+        page = _open_typeset(context, base + PAGE, {"width": 1280, "height": 900})
         assert _displayed_equation_numbers(page) == ["(1)", "(2)", "(3)", "(4)", "(5)"]
         overflowing = page.eval_on_selector_all(
             "article div.highlight pre", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length")
@@ -289,6 +292,7 @@ def test_histogram_page_numbers_and_listings_fit(book_url, tmp_path):
         page.locator("article div.highlight pre").nth(listings // 2).scroll_into_view_if_needed()
         _screenshot(page, "book_01_histogram_listing.png")
         context.close()
+    assert context.foreign == [], f"the page requested other hosts: {context.foreign}"
 
 
 # ---- JupyterLab ---------------------------------------------------------------------------------
