@@ -2,13 +2,17 @@
 
 Stages run in order, each announced by a progress line (``[2/7] notebook 01_histogram ...``):
 
-1. ``data`` — the synthetic knee benchmark (:func:`histgan.synthetic.write_dataset`, ``cpu`` preset)
-   into ``data/synthetic/``.
-2. one stage per entry of :data:`NOTEBOOKS` — ``notebooks/NN_name.py`` converted with jupytext and
+1. ``data`` — the synthetic knee benchmark (:func:`histgan.synthetic.write_dataset`, ``cpu`` preset,
+   the photographic Y domain) into ``data/synthetic/``.
+2. ``train`` — the four variants of the paper's Table 2 and the reference masker, side by side
+   (:func:`histgan.parallel.run_parallel`: one job per core with one thread each, or one per GPU),
+   into ``runs/main/variants/variant=<name>/`` and ``variant=histgan_bi/masker/``. An interrupted
+   stage resumes its runs; a stage whose key changed starts them afresh.
+3. one stage per entry of :data:`NOTEBOOKS` — ``notebooks/NN_name.py`` converted with jupytext and
    executed with papermill with the main job's parameters (injected into the notebook's
    ``parameters`` cell) into ``book/executed/NN_name.ipynb``, execution metadata stripped. The
    notebook runs in ``notebooks/`` (as in JupyterLab and under nbval); path parameters are absolute.
-3. ``book`` — ``jupyter-book build . -W -n --keep-going`` (warnings are errors) into ``_build/html``.
+4. ``book`` — ``jupyter-book build . -W -n --keep-going`` (warnings are errors) into ``_build/html``.
 
 Every stage is skipped when its outputs exist and its *key* is unchanged: a hash of its parameters,
 the contents of its input files (the notebook, the package's sources, the book's pages) and the keys
@@ -42,7 +46,8 @@ from histgan.errors import HistganError
 from histgan.io import atomic_write_json
 from histgan.notebooks import execute_notebook, refresh_notebooks, strip_notebook
 
-__all__ = ["NotebookStage", "NOTEBOOKS", "Job", "Stage", "make_job", "stages", "run", "headline", "main"]
+__all__ = ["NotebookStage", "NOTEBOOKS", "DOMAIN", "Job", "Stage", "make_job", "stages", "train_jobs", "run", "headline",
+           "main"]
 
 #: The repository root (the folder holding ``_config.yml``, ``notebooks/`` and ``book/``).
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +63,7 @@ class NotebookStage:
     needs: tuple[str, ...] = ()  # names of earlier stages whose outputs the notebook reads ("data", ...)
     title: str = ""  # what the progress line says the notebook does
     reads: tuple[str, ...] = ()  # other files it executes (e.g. a notebook run by papermill), from the root
+    clears: tuple[str, ...] = ()  # folders it trains into ("{runs}/..."): removed when its key changed
 
 
 #: The book's notebooks, in order: (notebook, parameters) stages of the main job.
@@ -65,17 +71,23 @@ NOTEBOOKS: tuple[NotebookStage, ...] = (
     NotebookStage("01_histogram", main={"image_size": 256, "match_size": 128, "match_steps": 300},
                   quick={"image_size": 64, "match_size": 32}, title="the differentiable colour histogram"),
     NotebookStage("02_model", main={"preset": "{preset}"}, title="building the model"),
-    # The training page is the histgan_bi run; 04_evaluation trains the three other variants (the same
-    # notebook, via histgan.sweep) into the same folder, which names runs variant=<name>.
+    # The training page shows the histgan_bi run of the train stage (resume="auto" finds it finished);
+    # the evaluation page evaluates all four runs (folders named variant=<name>, as histgan.sweep names
+    # runs) and the masker in the histgan_bi run's folder.
     NotebookStage("03_training", main={"variant": "histgan_bi", "preset": "{preset}", "data": "{data}",
                                        "run_dir": "{runs}/variants/variant=histgan_bi", "resume": "auto"},
-                  needs=("data",), title="training histgan_bi (cpu preset)"),
+                  quick={"data": "{data}", "run_dir": "{runs}/variants/variant=histgan_bi", "resume": "auto"},
+                  needs=("data", "train"), title="the histgan_bi run"),
     NotebookStage("04_evaluation", main={"runs": "{runs}/variants", "data": "{data}", "train_preset": "{preset}",
-                                         "train_steps": None, "checkpoint_pairs": 4},
-                  needs=("data", "03_training"), title="evaluation (trains the other three variants first)"),
+                                         "train_steps": None, "checkpoint_pairs": 4,
+                                         "masker": "{runs}/variants/variant=histgan_bi/masker"},
+                  quick={"runs": "{runs}/variants", "data": "{data}",
+                         "masker": "{runs}/variants/variant=histgan_bi/masker"},
+                  needs=("data", "train"), title="evaluation of the four runs and the baselines"),
     NotebookStage("05_sweeps", main={"name": "lambda_hist", "lambda_hist": [0, 2, 10], "preset": "{preset}", "steps": 300,
                                      "data": "{data}", "out": "{runs}/sweeps", "pairs": 8},
-                  needs=("data",), title="a λ_hist sweep, notebook 03 via papermill"),
+                  needs=("data",), title="a λ_hist sweep, notebook 03 via papermill, two runs at a time",
+                  clears=("{runs}/sweeps/lambda_hist",)),
 )
 
 
@@ -117,6 +129,7 @@ class Stage:
     inputs: tuple[Path, ...]  # files whose contents the key hashes
     params: dict[str, Any]  # parameters the key hashes
     needs: tuple[str, ...] = ()  # stages whose keys enter this stage's key
+    clears: tuple[Path, ...] = ()  # folders removed before the action unless it last started with this key
 
 
 # ---- keys -------------------------------------------------------------------------------------------
@@ -199,7 +212,7 @@ def _notebook_stage(job: Job, spec: NotebookStage) -> Stage:
                  action=lambda: execute_notebook(source, dest, params, source.parent),
                  outputs=(dest,), inputs=(source, *_notebook_sources(job.root, source),
                                           *(job.root / r for r in spec.reads)), params=params,
-                 needs=spec.needs)
+                 needs=spec.needs, clears=tuple(Path(_format(c, folders)) for c in spec.clears))
 
 
 # ---- data and the book ------------------------------------------------------------------------------
@@ -215,11 +228,42 @@ def _data_stage(job: Job) -> Stage:
     def action() -> None:
         from histgan.synthetic import write_dataset
 
-        write_dataset(job.data, size=spec.size, n_train=spec.n_train, n_test=spec.n_test, seed=0)
+        write_dataset(job.data, size=spec.size, n_train=spec.n_train, n_test=spec.n_test, seed=0, domain=DOMAIN)
 
     sources = _module_sources(job.root, {"histgan.synthetic"})
-    return Stage(name="data", label=f"data: synthetic knees ({preset} preset) into {job.data}", action=action,
-                 outputs=(job.data / "meta.json",), inputs=tuple(sources), params=params)
+    return Stage(name="data", label=f"data: synthetic knees ({preset} preset, {DOMAIN} domain) into {job.data}",
+                 action=action, outputs=(job.data / "meta.json",), inputs=tuple(sources),
+                 params={**params, "domain": DOMAIN})
+
+
+#: The Y domain of the main job's benchmark (``plain`` is the earlier one: ``data synth --domain plain``).
+DOMAIN = "photo"
+#: Masker training steps per data preset (the quick one only checks that the stage runs).
+MASKER_STEPS = {"quick": 20, "cpu": 500, "paper": 1000}
+
+
+def train_jobs(job: Job) -> list:
+    """The train stage's jobs: the four variants of Table 2 and the reference masker."""
+    from histgan.train import variant_jobs
+
+    return variant_jobs(job.runs / "variants", job.data, job.preset, masker_steps=MASKER_STEPS[job.preset])
+
+
+def _train_stage(job: Job) -> Stage:
+    from histgan.parallel import MARKER, run_parallel
+    from histgan.progress import forward_progress
+
+    jobs = train_jobs(job)
+
+    def action() -> None:
+        with forward_progress():  # the runs' progress bars reach this terminal
+            run_parallel(jobs)
+
+    params = {"jobs": [{"name": j.name, "target": j.target_name, "params": j.params} for j in jobs]}
+    sources = _module_sources(job.root, {"histgan.train", "histgan.segment", "histgan.parallel"})
+    return Stage(name="train", label=f"train: {', '.join(j.name for j in jobs)} side by side", action=action,
+                 outputs=tuple(j.run_dir / MARKER for j in jobs), inputs=tuple(sources), params=params,
+                 needs=("data",), clears=tuple(j.run_dir for j in jobs))
 
 
 def _book_sources(root: Path) -> list[Path]:
@@ -280,11 +324,24 @@ def make_job(quick: bool = False, workdir: Path | None = None, force: bool = Fal
 
 
 def stages(job: Job) -> list[Stage]:
-    """The pipeline's stages in order: data (if a notebook needs it), the notebooks, the book."""
+    """The pipeline's stages in order: data and train (if a notebook needs them), the notebooks, the book."""
     notebook_stages = [_notebook_stage(job, spec) for spec in NOTEBOOKS]
-    needs_data = any("data" in s.needs for s in notebook_stages)
-    first = [_data_stage(job)] if needs_data else []
+    needed = {n for s in notebook_stages for n in s.needs}
+    first = [make(job) for name, make in (("data", _data_stage), ("train", _train_stage))
+             if name in needed or (name == "data" and "train" in needed)]
     return first + notebook_stages + [_book_stage(job, [s.name for s in notebook_stages])]
+
+
+def _clear_if_changed(started: Path, key: str, folders: Sequence[Path]) -> None:
+    """Remove ``folders`` unless the stage last started with this ``key`` (then it was interrupted, and its
+    runs resume); record the key. A stage whose inputs changed thus never resumes runs of the old code."""
+    if not folders:
+        return
+    if not (started.is_file() and started.read_text(encoding="utf-8").strip() == key):
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    started.parent.mkdir(parents=True, exist_ok=True)
+    started.write_text(key + "\n", encoding="utf-8")
 
 
 def run(job: Job, only: Sequence[str] = ()) -> Path:
@@ -312,6 +369,7 @@ def run(job: Job, only: Sequence[str] = ()) -> Path:
             continue
         print(f"[{i}/{len(todo)}] {stage.label} ...", flush=True)
         t0 = time.monotonic()
+        _clear_if_changed(stamp.with_suffix(".started"), key, stage.clears)
         stage.action()
         atomic_write_json(stamp, {"key": key, "params": stage.params, "seconds": round(time.monotonic() - t0, 1)})
         print(f"[{i}/{len(todo)}] {stage.label}: done in {time.monotonic() - t0:.0f} s", flush=True)

@@ -58,7 +58,7 @@ from histgan.runtime import select_device
 
 __all__ = ["EvalData", "Samples", "EvalResult", "load_eval_data", "evaluate", "evaluate_checkpoints",
            "summarise", "SHAPE_METRICS", "REALISM_METRICS", "PAPER_DELTA_E", "VARIANT_LABELS", "report_order",
-           "markdown_table", "write_report", "evaluate_runs"]
+           "markdown_table", "write_report", "evaluate_runs", "with_predicted_reference_masks"]
 
 REALISM_METRICS = RS.REALISM_METRICS
 #: Seeds the realism sets, patch positions, projections and classifiers (one fixed draw for every model).
@@ -217,6 +217,22 @@ def _calibration(data: EvalData, ref: RS.RealismReference) -> dict[str, dict[str
     if key not in data.cache:
         data.cache[key] = RS.calibration(ref)
     return data.cache[key]
+
+
+def with_predicted_reference_masks(model: Model, masker: Any) -> Model:
+    """``model`` conditioned on the masker's reference masks instead of the given ones.
+
+    Evaluating the result measures, against the **true** reference colours (the metrics still use the
+    data's masks), what a user's photograph without a mask costs: the colour code is taken over the
+    foreground the :class:`histgan.segment.Masker` predicts.
+    """
+    from histgan.segment import predict_mask
+
+    def translate(x: Tensor, x_mask: Tensor, ref: Tensor, ref_mask: Tensor) -> Tensor:
+        return model(x, x_mask, ref, predict_mask(masker, ref).to(ref_mask))
+
+    translate.__name__ = f"{getattr(model, '__name__', 'model')}_predicted_reference_masks"
+    return translate
 
 
 def _run_model(model: Model, data: EvalData, ii: list[int], jj: list[int], device: str) -> Tensor:

@@ -1,7 +1,8 @@
 """The paper's figures and ours, drawn with matplotlib (Agg, no display needed), saved atomically.
 
-* :func:`fig3` — the paper's Fig. 3: rows of input | reference | both-directions | one-direction |
-  CycleGAN + SN | CycleGAN (only the models given), then any other models (the baselines).
+* :func:`fig3` — the paper's Fig. 3: rows of input | reference | (ground truth, on synthetic data) |
+  both-directions | one-direction | CycleGAN + SN | CycleGAN (only the models given), then any other
+  models (the baselines).
 * :func:`fig4` — the paper's Fig. 4 for one model: inputs down the left, references along the top,
   outputs in the cells.
 * :func:`histogram_overlay` — per channel R, G, B: the reference's foreground histogram against the
@@ -26,7 +27,7 @@ from matplotlib.figure import Figure
 
 from histgan.histogram import hard_histogram
 from histgan.io import atomic_path
-from histgan.results import EvalResult
+from histgan.results import EvalData, EvalResult
 from histgan.viz import to_display
 
 __all__ = ["fig3", "fig4", "histogram_overlay", "colour_vs_shape", "save_figure", "write_figures"]
@@ -70,10 +71,11 @@ def _with_samples(results: dict[str, EvalResult]) -> dict[str, EvalResult]:
     return kept
 
 
-def fig3(results: dict[str, EvalResult], rows: int = 4) -> Figure:
+def fig3(results: dict[str, EvalResult], rows: int = 4, truth: EvalData | None = None) -> Figure:
     """Fig. 3: row ``i`` shows input ``i`` with reference ``i`` and each model's output.
 
-    Columns: input | reference | the paper's variants present (:data:`FIG3_COLUMNS` order) | others.
+    Columns: input | reference | ground truth (when ``truth``, the synthetic test set the results were
+    measured on, is given) | the paper's variants present (:data:`FIG3_COLUMNS` order) | others.
     """
     results = _with_samples(results)
     paper = [n for v in FIG3_COLUMNS for n, r in results.items() if r.variant == v]
@@ -81,15 +83,18 @@ def fig3(results: dict[str, EvalResult], rows: int = 4) -> Figure:
     first = results[names[0]].samples
     k_in, k_ref = first.out.shape[:2]
     n = min(rows, k_in)
-    fig, axes = _grid(n, 2 + len(names))
+    gt = int(truth is not None and truth.synthetic)
+    fig, axes = _grid(n, 2 + gt + len(names))
     for i in range(n):
         j = i % k_ref
         _show(axes[i, 0], first.x[i], "input" if i == 0 else None)
         _show(axes[i, 1], first.ref[j], "reference" if i == 0 else None)
+        if gt:
+            _show(axes[i, 2], truth.ground_truth([i], [j])[0] * 2.0 - 1.0, "ground truth" if i == 0 else None)
         for c, name in enumerate(names):
             r = results[name]
             title = FIG3_COLUMNS.get(r.variant or "", name.removeprefix("baseline_")) if i == 0 else None
-            _show(axes[i, 2 + c], r.samples.out[i, j % r.samples.out.shape[1]], title)
+            _show(axes[i, 2 + gt + c], r.samples.out[i, j % r.samples.out.shape[1]], title)
     return fig
 
 

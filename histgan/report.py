@@ -11,7 +11,7 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from histgan.io import atomic_write_json, atomic_write_text
 from histgan.realism_sets import REALISM_METRICS
 from histgan.results import EvalResult
 
-__all__ = ["PAPER_DELTA_E", "VARIANT_LABELS", "SHAPE_METRICS", "COLUMNS", "CALIBRATION_LABELS", "summarise",
+__all__ = ["PAPER_DELTA_E", "VARIANT_LABELS", "SHAPE_METRICS", "COLUMNS", "CALIBRATION_LABELS", "TABLE_GROUPS", "summarise",
            "report_order", "markdown_table", "write_report"]
 
 #: The paper's Table 2 (mean ΔE over its 784 pairs of *real* knee photographs), by variant.
@@ -110,34 +110,53 @@ def _realism_cells(values: dict[str, Any], columns: list[str]) -> list[str]:
     return [_fmt(values.get(k), 1 if k.startswith("swd") else 3) for k in columns]
 
 
-def markdown_table(results: dict[str, EvalResult]) -> str:
-    """Table 2's layout (ΔE first, the paper's ΔE last) with shape, realism and calibration rows, and a legend."""
+#: Column groups of :func:`markdown_table`: the paper's colour columns, shape against the truth, realism.
+TABLE_GROUPS = ("colour", "shape", "realism")
+
+
+def markdown_table(results: dict[str, EvalResult], groups: Sequence[str] = TABLE_GROUPS) -> str:
+    """Table 2's layout (ΔE first, the paper's ΔE last) with shape, realism and calibration rows, and a legend.
+
+    Args:
+        results: one :class:`EvalResult` per model or baseline.
+        groups: which of :data:`TABLE_GROUPS` to show (all by default; the book shows one at a time, so that
+            a table fits the page): ``colour`` (ΔE, its grade, ΔE2000, the paper's ΔE), ``shape`` (the
+            metrics against the true target and the input) and ``realism`` (with its calibration rows).
+    """
+    unknown = sorted(set(groups) - set(TABLE_GROUPS))
+    if unknown or not groups:
+        raise ValueError(f"groups must be some of {TABLE_GROUPS}, got {list(groups)}")
     order = report_order(results)
-    shape = [k for k in SHAPE_METRICS if any(f"{k}_mean" in results[n].summary for n in order)]
-    real = [k for k in REALISM_METRICS if any(k in results[n].summary for n in order)]
-    head = ["model", "ΔE (mean ± std)", "JIS grade of mean", "ΔE2000 (mean ± std)",
-            *[COLUMNS[k][0] for k in shape + real], "paper ΔE (Table 2)"]
+    shape = [k for k in SHAPE_METRICS if "shape" in groups and any(f"{k}_mean" in results[n].summary for n in order)]
+    real = [k for k in REALISM_METRICS if "realism" in groups and any(k in results[n].summary for n in order)]
+    colour = "colour" in groups
+    head = ["model", *(["ΔE (mean ± std)", "JIS grade of mean", "ΔE2000 (mean ± std)"] if colour else []),
+            *[COLUMNS[k][0] for k in shape + real], *(["paper ΔE (Table 2)"] if colour else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for n in order:
         s, r = results[n].summary, results[n]
-        cells = [_label(n, r), f"{_fmt(s['delta_e_mean'])} ± {_fmt(s['delta_e_std'])}", s["grade_of_mean"],
-                 f"{_fmt(s['delta_e2000_mean'])} ± {_fmt(s['delta_e2000_std'])}",
-                 *[_fmt(s.get(f"{k}_mean"), 3) for k in shape], *_realism_cells(s, real),
-                 _fmt(PAPER_DELTA_E.get(r.variant or ""), 1)]
+        first = [f"{_fmt(s['delta_e_mean'])} ± {_fmt(s['delta_e_std'])}", s["grade_of_mean"],
+                 f"{_fmt(s['delta_e2000_mean'])} ± {_fmt(s['delta_e2000_std'])}"] if colour else []
+        cells = [_label(n, r), *first, *[_fmt(s.get(f"{k}_mean"), 3) for k in shape], *_realism_cells(s, real),
+                 *([_fmt(PAPER_DELTA_E.get(r.variant or ""), 1)] if colour else [])]
         lines.append("| " + " | ".join(cells) + " |")
     calib = _calibration(results) if real else {}
+    blank = ["—"] * (3 * colour + len(shape))
     for key in (k for k in CALIBRATION_LABELS if k in calib):
-        lines.append("| " + " | ".join([CALIBRATION_LABELS[key], "—", "—", "—", *["—"] * len(shape),
-                                        *_realism_cells(calib[key], real), "—"]) + " |")
-    return "\n".join(lines) + "\n\n" + _legend(results, order, shape + real, calib) + "\n"
+        lines.append("| " + " | ".join([CALIBRATION_LABELS[key], *blank, *_realism_cells(calib[key], real),
+                                        *(["—"] if colour else [])]) + " |")
+    return "\n".join(lines) + "\n\n" + _legend(results, order, shape + real, calib, colour) + "\n"
 
 
-def _legend(results: dict[str, EvalResult], order: list[str], keys: list[str], calib: dict) -> str:
+def _legend(results: dict[str, EvalResult], order: list[str], keys: list[str], calib: dict,
+            colour: bool = True) -> str:
     n_pairs = {results[n].summary["n_pairs"] for n in order}
+    pairs = f"over {'/'.join(map(str, sorted(n_pairs)))} input × reference pairs"
     lines = [f"ΔE: eq (12), CIE 1976 distance of mean L\\*a\\*b\\* colours (output inside the input's mask vs. "
-             f"reference inside its mask), over {'/'.join(map(str, sorted(n_pairs)))} input × reference pairs; "
+             f"reference inside its mask), {pairs}; "
              "grades from the paper's Table 1. 'paper ΔE (Table 2)' is the paper's own number on its real "
-             "knee photographs, for comparison of magnitude only: it is not measured on this data."]
+             "knee photographs, for comparison of magnitude only: it is not measured on this data."] if colour \
+        else [f"Means {pairs}."]
     lines += [f"- **{COLUMNS[k][0]}**: {COLUMNS[k][1]}." for k in keys]
     if calib:
         info = next(results[n].summary for n in order if "realism_n" in results[n].summary)

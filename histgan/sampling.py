@@ -17,13 +17,16 @@ from histgan.errors import HistganError
 from histgan.photo import sample_photo_appearance
 from histgan.render import KneeShape, SkinAppearance, linear_to_srgb, srgb_to_linear
 
-__all__ = ["MST_HEX", "DOMAINS", "monk_albedo", "sample_shape", "sample_appearance", "check_domain"]
+__all__ = ["MST_HEX", "DOMAINS", "DEFAULT_DOMAIN", "monk_albedo", "sample_shape", "sample_appearance", "check_domain"]
 
 #: Monk Skin Tone scale, MST 1 (lightest) … MST 10 (darkest), sRGB (Monk 2019).
 MST_HEX = ("#f6ede4", "#f3e7db", "#f7ead0", "#eadaba", "#d7bd96",
            "#a07e56", "#825c43", "#604134", "#3a312a", "#292420")
 #: Y domains: ``plain`` (the simulator's shading times skin colour), ``photo`` (photographic).
 DOMAINS = ("plain", "photo")
+#: The Y domain of the benchmark unless told otherwise: the photographic one (the book's; ``plain`` is the
+#: earlier, recoloured-render benchmark, kept one flag away).
+DEFAULT_DOMAIN = "photo"
 
 
 def _hex_to_rgb(h: str) -> np.ndarray:

@@ -215,7 +215,7 @@ def _start(config: MaskerConfig, resume: bool, model: Masker, opt: torch.optim.O
 
 
 def fit_masker(data_root: str | os.PathLike, run_dir: str | os.PathLike, steps: int = MaskerConfig.steps,
-               seed: int = MaskerConfig.seed, device: str = MaskerConfig.device, resume: bool = False,
+               seed: int = MaskerConfig.seed, device: str = MaskerConfig.device, resume: bool | str = False,
                progress: bool = True, **options: Any) -> Path:
     """Train a :class:`Masker` on ``data_root/trainB`` + ``trainB_mask``; returns ``run_dir``.
 
@@ -225,7 +225,8 @@ def fit_masker(data_root: str | os.PathLike, run_dir: str | os.PathLike, steps: 
         run_dir: output folder (``config.json``, ``environment.json``, ``metrics.json``, ``checkpoints/``).
         steps, seed, device: see :class:`MaskerConfig`.
         resume: continue from the newest readable checkpoint; on CPU the final weights equal an
-            uninterrupted run's.
+            uninterrupted run's. ``"auto"``: resume when ``run_dir`` holds a checkpoint, else start
+            (how the main job's parallel stage runs it, so that a killed job continues).
         progress: a tqdm bar with the loss and the rate.
         **options: other :class:`MaskerConfig` fields (``batch_size``, ``size``, ``width``, ...).
 
@@ -237,8 +238,12 @@ def fit_masker(data_root: str | os.PathLike, run_dir: str | os.PathLike, steps: 
     if not (Path(data_root) / "trainB_mask").is_dir():
         raise HistganError(f"{Path(data_root) / 'trainB_mask'} does not exist: the masker learns from Y images "
                            "with masks (make a set with 'python -m histgan data synth --out DIR')")
+    if resume not in (True, False, "auto"):
+        raise HistganError(f"masker resume must be True, False or 'auto', got {resume!r}")
+    if resume == "auto":
+        resume = (Path(run_dir) / "checkpoints").is_dir() and any((Path(run_dir) / "checkpoints").glob("*.pt"))
     with RunLock(run_dir):
-        _fit(config, resume, progress)
+        _fit(config, bool(resume), progress)
     return Path(run_dir)
 
 

@@ -3,8 +3,9 @@
 Shapes and appearances are drawn from seeded distributions. X is the simulator's grey render
 (:func:`histgan.render.render_x`); Y comes in two domains: ``plain`` (:func:`histgan.render.render_y`,
 the simulator's shading times a skin colour) and ``photo`` (:func:`histgan.photo.render_photo`, with
-skin texture, scattering, sheen, occlusion, textured scenes, a cast shadow and a camera). One seed
-gives the same knees, skin tones and background colours in both domains.
+skin texture, scattering, sheen, occlusion, textured scenes, a cast shadow and a camera; the default,
+:data:`histgan.sampling.DEFAULT_DOMAIN`, and the book's benchmark). One seed gives the same knees, skin
+tones and background colours in both domains.
 Because every Y image's appearance is kept in ``meta.json``, any X test input can be rendered with
 any Y test reference's appearance: that rendering is the **true target** of translating the input
 with that reference (:func:`ground_truth`), which the paper's real data could not provide.
@@ -32,7 +33,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_save_png, atomic_write_json
 from histgan.photo import PhotoAppearance, render_photo
 from histgan.render import KneeShape, SkinAppearance, geometry, render_x, render_y
-from histgan.sampling import DOMAINS, MST_HEX, check_domain, monk_albedo, sample_appearance, sample_shape
+from histgan.sampling import DEFAULT_DOMAIN, DOMAINS, MST_HEX, check_domain, monk_albedo, sample_appearance, sample_shape
 
 __all__ = ["MST_HEX", "PRESETS", "DOMAINS", "SynthPreset", "KneeShape", "SkinAppearance", "PhotoAppearance",
            "monk_albedo", "sample_shape", "sample_appearance", "write_dataset", "ground_truth", "ground_truth_mask",
@@ -118,7 +119,7 @@ def _appearance(d: dict, domain: str = "plain") -> SkinAppearance:
 def write_dataset(out: str | os.PathLike, size: int = PRESETS["cpu"].size,
                   n_train: int | tuple[int, int] = PRESETS["cpu"].n_train,
                   n_test: int | tuple[int, int] = PRESETS["cpu"].n_test,
-                  seed: int = 0, progress: bool = True, domain: str = "plain") -> Path:
+                  seed: int = 0, progress: bool = True, domain: str = DEFAULT_DOMAIN) -> Path:
     """Write the synthetic benchmark to ``out`` (layout in the module docstring); resumable.
 
     Every file is written atomically. Rerunning with the same arguments after an interruption
@@ -242,7 +243,7 @@ def ground_truth_mask(root: str | os.PathLike, x_name: str) -> np.ndarray:
     return geometry(KneeShape(**x["shape"]), meta["size"]).mask
 
 
-def contact_sheet(n: int = 8, size: int = 64, seed: int = 0, domain: str = "plain") -> np.ndarray:
+def contact_sheet(n: int = 8, size: int = 64, seed: int = 0, domain: str = DEFAULT_DOMAIN) -> np.ndarray:
     """A picture of the benchmark, ``(H, W, 3)`` float in [0, 1] (see :func:`histgan.viz.image_grid`).
 
     Row 1: ``n`` X images. Row 2: the same shapes with ``n`` Y appearances (ground-truth pairs).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,7 +36,7 @@ from histgan.networks import build_models
 from histgan.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
                              seed_everything, set_rng_state)
 
-__all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "train_step_lazy", "fit", "train_run",
+__all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "train_step_lazy", "fit", "train_run", "variant_jobs",
            "make_dataset"]
 
 #: Config fields that may change when a run is resumed (everything else must match).
@@ -344,6 +345,32 @@ def train_run(run_dir: str, preset: str = "quick", resume: bool | str = "auto", 
     return fit(config, resume=bool(resume), progress=progress)
 
 
+def variant_jobs(runs: str | os.PathLike, data: str | os.PathLike, preset: str = "quick", steps: int | None = None,
+                 masker_steps: int | None = None, progress: bool = True) -> list:
+    """Jobs for :func:`histgan.parallel.run_parallel` that train the paper's four variants into
+    ``runs/variant=<name>/`` (the names :func:`histgan.sweep.run_id` gives), the longest first, and — with
+    ``masker_steps`` — the reference masker (:func:`histgan.segment.fit_masker`) into
+    ``runs/variant=histgan_bi/masker/``, where ``translate --checkpoint`` of that run finds it.
+
+    Every job resumes its folder (``resume="auto"``), so running the jobs again after an interruption
+    finishes what was left and skips what was done.
+    """
+    from histgan.config import VARIANTS
+    from histgan.parallel import Job
+
+    runs = Path(runs)
+    jobs = [Job(name=v, run_dir=runs / f"variant={v}", target="histgan.train:train_run",
+                params={"run_dir": str(runs / f"variant={v}"), "preset": preset, "variant": v, "data": str(data),
+                        "resume": "auto", "progress": progress, **({} if steps is None else {"steps": steps})})
+            for v in reversed(VARIANTS)]  # histgan_bi and histgan_uni take longest: start them first
+    if masker_steps is not None:
+        masker = runs / "variant=histgan_bi" / "masker"
+        jobs.append(Job(name="masker", run_dir=masker, target="histgan.segment:fit_masker",
+                        params={"data_root": str(data), "run_dir": str(masker), "steps": masker_steps,
+                                "resume": "auto", "progress": progress}))
+    return jobs
+
+
 def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, device: torch.device,
          run_dir: Path) -> None:
     from histgan.progress import progress_bar
@@ -357,6 +384,8 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
     pools = {"x": ImagePool(config.pool_size), "y": ImagePool(config.pool_size)}
     samples = _sample_batch(dataset, device)
     start, log = _start(config, resume, run_dir, models, optimisers, pools, device, dist)
+    if start >= config.steps:  # finished before (e.g. shown by a notebook): its records stay as written
+        return
     if dist.is_main:
         config.to_json(run_dir / "config.json")
         atomic_write_json(run_dir / "environment.json",

@@ -21,10 +21,11 @@
 # losses it minimises (shown from the package), the configuration it used, loss curves, sample grids
 # written during training, and the checkpoint it leaves behind for the evaluation page.
 #
-# It is written to be run many times with different parameters: the book's main job executes it for
-# `histgan_bi` (the page you are reading), the evaluation page executes it for the other three variants,
-# and the batch-experiment page for every point of a parameter grid (papermill each time). Its defaults are
-# tiny (the `quick` preset: seconds on a CPU); `device="auto"` trains on a GPU when there is one.
+# It is written to be run many times with different parameters. The book's main job trains the four
+# variants side by side first (one process per core, or per GPU: `histgan.parallel`) and then executes
+# this page for the `histgan_bi` run, the page you are reading; the batch-experiment page executes it for
+# every point of a parameter grid (papermill each time). Its defaults are tiny (the `quick` preset:
+# seconds on a CPU); `device="auto"` trains on a GPU when there is one.
 
 # %% tags=["parameters"]
 # (None means: the value of the preset, or TrainConfig's default; no "=" in these comments: papermill parses them)
@@ -162,20 +163,46 @@ for key in shown:
 print(f"{'spectral norm':13s} {config.spectral_norm}; colour code in G: {config.condition_G}, in F: {config.condition_F}")
 
 # %% [markdown]
-# The data: the synthetic knee benchmark (see the data module) is generated first if the folder does not
-# exist yet.
+# ### The data
+#
+# The synthetic knee benchmark (the `histgan.synthetic` module) is generated first if the folder does not
+# exist yet. Domain $X$ is the simulator: a flat grey Lambertian render on black. Domain $Y$ plays the
+# photographs, and it is the book's second benchmark. The first one, still available as
+# `python -m histgan data synth --domain plain`, drew $Y$ as the same shading times a skin colour on a
+# smooth backdrop. Inside the knee's mask that is a per-pixel colour curve of the grey level, which a
+# ten-line colour transfer reproduces without learning anything. The photographic domain (the default)
+# adds what photographs of skin have and a render lacks: texture at several scales (pores, fine lines,
+# blotches, redder skin over the kneecap), the soft terminator and reddened shadows of light scattered
+# under the skin, a sheen, occlusion in the creases, textured scenes with the leg's cast shadow, and a
+# camera (vignetting, defocus, noise, JPEG). The same seeds give the same knees and skin tones in both
+# domains. Below, row 1 shows $X$, row 2 the same knees in $Y$ (the ground truth of a translation), and
+# rows 3–4 independent $Y$ images as the training set holds them, first plain and then photographic:
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 6.5))
+for ax, domain in zip(axes, ("plain", "photo")):
+    ax.imshow(histgan.synthetic.contact_sheet(n=6, size=64, domain=domain))
+    ax.set_title(f"domain {domain!r}" + (" (this book's benchmark)" if domain == "photo" else " (the earlier one)"),
+                 fontsize=10)
+    ax.set_axis_off()
+fig.tight_layout()
 
 # %%
 if not (Path(data) / "trainA").is_dir():
     size = histgan.synthetic.PRESETS[data_preset]
     histgan.write_dataset(data, size=size.size, n_train=size.n_train, n_test=size.n_test, progress=False)
 train_set = train.make_dataset(config)
-print(f"{len(train_set)} unpaired training items (X and Y) resized to {config.image_size}²")
+y_domain = histgan.synthetic.load_meta(data).get("domain", "plain") if (Path(data) / "meta.json").is_file() else None
+print(f"{len(train_set)} unpaired training items (X and Y) resized to {config.image_size}²; Y domain: {y_domain}")
 assert len(train_set) >= config.batch_size
 
 # %% [markdown]
-# Training (the bar shows the step and a few losses; with `resume=True` an interrupted run continues
-# from its newest readable checkpoint):
+# ### Training
+#
+# The bar shows the step and a few losses; with `resume=True` an interrupted run continues from its
+# newest readable checkpoint, and a finished run is left as it is. (The book's main job trains the four
+# variants side by side before any page runs, so on this page `fit` finds the run finished and the
+# sections below show it.)
 
 # %% tags=["nbval-ignore-output"]
 if resume == "auto":

@@ -44,6 +44,7 @@ data = None  # dataset (CycleGAN layout); None: a temporary synthetic set, gener
 data_preset = "quick"  # size of that synthetic set (histgan.synthetic.PRESETS)
 out = None  # folder that holds sweeps; None: a temporary folder
 pairs = 2  # each run is evaluated on the first n test inputs × n references
+jobs = None  # runs at once, each in its own process; None: one per CPU core (one thread each) or one per GPU
 
 # %%
 import tempfile
@@ -84,11 +85,14 @@ viz.show_source(sweep.run_id)
 # ## 2. Running the sweep
 #
 # One line per run. Each executes the training notebook headless (papermill) with the run's parameters
-# injected after its `parameters` cell.
+# injected after its `parameters` cell. With `jobs` above one, that many runs go at once, each in its own
+# process with its share of the CPU threads or its own GPU (`histgan.parallel`); on a CPU a run's numbers
+# depend only on its thread count, not on what runs beside it. A cluster can split one sweep over machines
+# with `python -m histgan sweep --shard I/N`, all writing into one folder, and `collect` reads them all.
 
 # %% tags=["nbval-ignore-output"]
 start = time.perf_counter()
-run_dirs = sweep.run_sweep(name, grid, base, out=out, data=data)
+run_dirs = sweep.run_sweep(name, grid, base, out=out, data=data, jobs=jobs)
 print(f"{len(run_dirs)} runs in {time.perf_counter() - start:.0f} s")
 
 # %%
@@ -103,7 +107,7 @@ assert all((p / "03_training.ipynb").is_file() for p in run_dirs), "each run kee
 
 # %%
 stamps = {p.name: (p / "checkpoints" / "latest.pt").stat().st_mtime_ns for p in run_dirs}
-again = sweep.run_sweep(name, grid, base, out=out, data=data)
+again = sweep.run_sweep(name, grid, base, out=out, data=data, jobs=jobs)
 assert again == run_dirs
 assert stamps == {p.name: (p / "checkpoints" / "latest.pt").stat().st_mtime_ns for p in run_dirs}, "nothing retrained"
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from histgan import evaluate as E
-from histgan.baselines import flat_fill
+from histgan.baselines import flat_fill, reinhard
 from histgan.cli import main
 from histgan.errors import HistganError
 
@@ -241,3 +241,39 @@ def test_evaluate_realism_auto_skips_small_sets_and_true_refuses_impossible(data
 def test_evaluate_accepts_device_auto(data):
     res = E.evaluate(identity, data, pairs=1, progress=False, device="auto", realism=False)
     assert len(res.pairs) == 1
+
+
+def test_markdown_table_groups_split_the_columns_and_keep_the_rows(data):
+    results = {"histgan_bi": E.evaluate(_StandIn("histgan_bi"), data, pairs=2, progress=False, name="histgan_bi",
+                                        realism=True),
+               "baseline_reinhard": E.evaluate(reinhard, data, pairs=2, progress=False, name="baseline_reinhard",
+                                               realism=True)}
+    tables = {g: E.markdown_table(results, [g]) for g in ("colour", "shape", "realism")}
+    heads = {g: t.splitlines()[0] for g, t in tables.items()}
+    assert "ΔE (mean ± std)" in heads["colour"] and "paper ΔE" in heads["colour"] and "SSIM" not in heads["colour"]
+    assert "SSIM fg vs GT" in heads["shape"] and "ΔE (mean" not in heads["shape"] and "SWD" not in heads["shape"]
+    assert "SWD×10³ fg" in heads["realism"] and "C2ST" in heads["realism"] and "SSIM" not in heads["realism"]
+    for g, t in tables.items():  # every row has as many cells as its head; models in every group
+        rows = [line for line in t.splitlines() if line.startswith("| ")]
+        assert {line.count("|") for line in rows} == {heads[g].count("|")}, g
+        assert sum("`histgan_bi`" in line for line in rows) == 1 and sum("`baseline_reinhard`" in line for line in rows) == 1
+    assert sum("calibration:" in line for line in tables["realism"].splitlines()) == 3
+    assert "calibration:" not in tables["colour"] and "calibration:" not in tables["shape"]
+    whole = E.markdown_table(results)
+    assert all(h.strip("| ").split(" | ")[1] in whole for h in heads.values())
+    with pytest.raises(ValueError, match="groups"):
+        E.markdown_table(results, ["colour", "speed"])
+
+
+def test_fig3_with_truth_adds_a_ground_truth_column(data):
+    from histgan.figures import fig3
+
+    results = {"histgan_bi": E.evaluate(_StandIn("histgan_bi"), data, pairs=2, progress=False, name="histgan_bi",
+                                        realism=False)}
+    plain, with_truth = fig3(results, rows=2), fig3(results, rows=2, truth=data)
+    assert len(with_truth.axes) == len(plain.axes) + 2  # one more column, two rows
+    titles = [ax.get_title() for ax in with_truth.axes]
+    assert titles[:4] == ["input", "reference", "ground truth", "both directions"]
+    truth = with_truth.axes[2].get_images()[0].get_array()
+    expected = data.ground_truth([0], [0])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(np.asarray(truth), expected, atol=1e-6)

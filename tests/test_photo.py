@@ -105,7 +105,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(photo_set: Path, tmp_path: 
 def test_domain_mismatch_on_resume_is_refused(photo_set: Path, tmp_path: Path) -> None:
     with pytest.raises(HistganError, match="'photo' domain, not 'plain'.*domain='photo'"):
         synthetic.write_dataset(photo_set, seed=0, domain="plain", **SMALL)
-    plain = synthetic.write_dataset(tmp_path / "plain", seed=0, **SMALL)
+    plain = synthetic.write_dataset(tmp_path / "plain", seed=0, domain="plain", **SMALL)
     assert synthetic.load_meta(plain)["domain"] == "plain"
     with pytest.raises(HistganError, match="'plain' domain, not 'photo'"):
         synthetic.write_dataset(plain, seed=0, domain="photo", **SMALL)
@@ -124,8 +124,8 @@ def test_set_of_another_format_version_is_refused(photo_set: Path, tmp_path: Pat
 
 
 def test_contact_sheet_domains() -> None:
-    plain = synthetic.contact_sheet(n=2, size=16)
-    photo = synthetic.contact_sheet(n=2, size=16, domain="photo")
+    plain = synthetic.contact_sheet(n=2, size=16, domain="plain")
+    photo = synthetic.contact_sheet(n=2, size=16)  # the default domain is the photographic one
     assert plain.shape == photo.shape == (4 * 18 + 2, 2 * 18 + 2, 3)
     np.testing.assert_array_equal(plain[: 18 + 2], photo[: 18 + 2])  # row 1: the same X images
     assert not np.array_equal(plain, photo)

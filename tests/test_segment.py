@@ -255,3 +255,37 @@ def test_cli_masker_trains_resumes_and_refuses_to_overwrite(discs, tmp_path, cap
     assert '"resumed_from_step": 3' in (tmp_path / "m" / "metrics.json").read_text()
     code, io = _cli(["masker", "--help"], capsys)
     assert code == 0 and "example: python -m histgan masker" in io.out
+
+
+def test_resume_auto_starts_fresh_continues_and_leaves_a_finished_masker_alone(discs, tmp_path):
+    """``resume="auto"`` (how the main job's parallel stage runs the masker): a fresh folder trains from
+    step 0, a finished one is loaded and its checkpoint left byte-identical, and anything but
+    True/False/"auto" is refused."""
+    out = tmp_path / "m"
+    fit_masker(discs, out, steps=4, seed=0, device="cpu", progress=False, resume="auto", checkpoint_every=2, **TINY)
+    latest = (out / "checkpoints" / "latest.pt").read_bytes()
+    metrics = (out / "metrics.json").read_text()
+    assert '"resumed_from_step": 0' in metrics
+    fit_masker(discs, out, steps=4, seed=0, device="cpu", progress=False, resume="auto", checkpoint_every=2, **TINY)
+    assert (out / "checkpoints" / "latest.pt").read_bytes() == latest
+    with pytest.raises(HistganError, match="resume must be True, False or 'auto'"):
+        fit_masker(discs, tmp_path / "n", steps=4, progress=False, resume="yes", **TINY)
+
+
+def test_predicted_reference_masks_replace_the_given_ones_only_for_the_model(masker_run):
+    """evaluate.with_predicted_reference_masks hands the model the masker's masks; the images pass unchanged."""
+    from histgan.evaluate import with_predicted_reference_masks
+
+    masker = load_masker(masker_run)
+    seen = {}
+
+    def model(x, x_mask, ref, ref_mask):
+        seen["ref_mask"], seen["ref"] = ref_mask, ref
+        return x
+
+    ref = torch.rand(3, 3, 32, 32) * 2 - 1
+    given = torch.zeros(3, 1, 32, 32)
+    x = torch.rand(3, 3, 32, 32)
+    out = with_predicted_reference_masks(model, masker)(x, torch.ones(3, 1, 32, 32), ref, given)
+    assert out is x and seen["ref"] is ref
+    assert torch.equal(seen["ref_mask"], predict_mask(masker, ref)) and seen["ref_mask"].sum() > 0

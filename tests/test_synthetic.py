@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour-science warns that SciPy is absent
     import colour
 
-SMALL = dict(size=32, n_train=(2, 3), n_test=(2, 2), progress=False)
+SMALL = dict(size=32, n_train=(2, 3), n_test=(2, 2), progress=False, domain="plain")  # this file checks the plain domain; test_photo.py the photographic one
 
 
 def _lab(rgb01: np.ndarray) -> np.ndarray:
@@ -230,10 +230,10 @@ def test_cli_synth(tmp_path: Path, capsys) -> None:
 def test_cli_synth_domain(tmp_path: Path, capsys) -> None:
     out = tmp_path / "photo"
     argv = ["data", "synth", "--out", str(out), "--size", "16", "--n-train", "1", "--n-test", "1", "--no-progress"]
-    assert cli.main(argv + ["--domain", "photo"]) == 0
-    assert synthetic.load_meta(out)["domain"] == "photo"
-    assert cli.main(argv) == 2  # the default is plain: refused on a photo folder
-    assert "'photo' domain, not 'plain'" in capsys.readouterr().err
+    assert cli.main(argv + ["--domain", "plain"]) == 0
+    assert synthetic.load_meta(out)["domain"] == "plain"
+    assert cli.main(argv) == 2  # the default is photo: refused on a plain folder
+    assert "'plain' domain, not 'photo'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         cli.main(argv + ["--domain", "real"])
     assert exc.value.code == 2 and "invalid choice: 'real'" in capsys.readouterr().err

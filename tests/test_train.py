@@ -411,3 +411,33 @@ def test_spectral_norm_runs_outside_bf16_autocast(monkeypatch):
     models = build_models(c)
     train.train_step(models, train.make_optimisers(models, c), _batch(), c, amp_dtype=torch.bfloat16)
     assert seen and not any(seen)
+
+
+def test_fit_on_a_finished_run_changes_nothing(data, tmp_path):
+    """Resuming a run that reached its last step (as the training page does after the main job's train
+    stage) trains nothing and rewrites nothing: checkpoints, losses and the environment report stay."""
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "r"), steps=2,
+                    checkpoint_every=2, sample_every=0, device="cpu")
+    run = train.fit(c, progress=False)
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "run.lock"}
+    assert train.fit(c, resume=True, progress=False) == run
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "run.lock"} == files
+
+
+def test_variant_jobs_name_the_four_runs_and_the_masker(tmp_path):
+    """The main job's train stage: one job per variant into variant=<name> (sweep's run ids), each resuming
+    its folder, and the masker inside the histgan_bi run, where translate finds it."""
+    from histgan.segment import MASKER_DIRNAME
+    from histgan.sweep import run_id
+
+    jobs = train.variant_jobs(tmp_path / "runs", tmp_path / "data", "cpu", steps=7, masker_steps=3)
+    assert sorted(j.name for j in jobs) == sorted([*VARIANTS, "masker"]) and jobs[-1].name == "masker"
+    for j in jobs[:-1]:
+        assert j.run_dir == tmp_path / "runs" / run_id({"variant": j.name}, ["variant"])
+        assert j.target_name == "histgan.train:train_run"
+        assert j.params == {"run_dir": str(j.run_dir), "preset": "cpu", "variant": j.name,
+                            "data": str(tmp_path / "data"), "resume": "auto", "progress": True, "steps": 7}
+    masker = jobs[-1]
+    assert masker.run_dir == tmp_path / "runs" / "variant=histgan_bi" / MASKER_DIRNAME
+    assert masker.target_name == "histgan.segment:fit_masker" and masker.params["steps"] == 3
+    assert [j.name for j in train.variant_jobs(tmp_path, tmp_path, "quick")] == list(reversed(VARIANTS))
