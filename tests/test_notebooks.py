@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,15 +140,15 @@ def quick_book(quick_run):
 
 @pytest.mark.slow
 def test_main_job_streams_training_progress_and_no_kernel_noise(quick_run):
-    """While the training notebook runs, lines with a step count and a rate reach the terminal; the
-    kernels' transport warning and the notebooks' own printed output do not."""
+    """While the train stage runs the four variants side by side, lines with a step count and a rate reach
+    the terminal; the kernels' transport warning and the notebooks' own printed output do not."""
     import re
 
     _, out = quick_run
     lines = out.replace("\r", "\n").splitlines()
     names = [spec.name for spec in book.NOTEBOOKS]
-    first = next(i for i, line in enumerate(lines) if re.match(rf"\[\d+/\d+\] notebook 03_training.* \.\.\.$", line))
-    last = next(i for i, line in enumerate(lines) if "03_training" in line and ": done in" in line)
+    first = next(i for i, line in enumerate(lines) if re.match(r"\[\d+/\d+\] train: .* \.\.\.$", line))
+    last = next(i for i, line in enumerate(lines) if re.match(r"\[\d+/\d+\] train: .*: done in", line))
     bar = re.compile(r"histgan_bi.*\b(\d+)/\1 \[.*\d+\.\d+(\w+/s|s/\w+)")  # e.g. 4/4 [00:01<00:00, 3.1step/s]
     assert any(bar.search(line) for line in lines[first:last]), "\n".join(lines[first:last + 1])
     assert "without encryption" not in out, "the kernel's transport warning reached the terminal"
@@ -168,8 +169,11 @@ def test_papermill_runs_every_notebook_with_injected_parameters(quick_book):
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         if spec.quick:
             assert len(injected) == 1, f"{spec.name}: papermill injected no parameters"
+            folders = {"data": str(job.data), "runs": str(job.runs), "preset": job.preset}
             for key, value in spec.quick.items():
-                assert f"{key} = {value!r}" in injected[0].source
+                value = book._format(value, folders)
+                assert re.search(rf"^{key} = {re.escape(json.dumps(value) if isinstance(value, str) else repr(value))}$",
+                                 injected[0].source, re.M), (key, value, injected[0].source)
         assert "papermill" not in nb.metadata and all("execution" not in c.metadata for c in nb.cells)
 
 
@@ -306,3 +310,30 @@ def test_headline_states_each_variants_delta_e_and_the_ratio_to_cyclegan(tmp_pat
     cg = next(line for line in lines if line.strip().startswith("cyclegan"))
     assert "1.0×" in cg and "14.1" in cg
     assert not any("baseline" in line for line in lines), "the headline lists the paper's variants only"
+
+
+def test_a_stage_whose_key_changed_starts_its_runs_afresh_and_an_interrupted_one_resumes(tmp_path):
+    """The train stage's folders survive an interruption (same key: the runs resume) but not a change of
+    its inputs (new key: runs of the old code are removed, never resumed)."""
+    started, runs = tmp_path / ".stages" / "train.started", tmp_path / "runs"
+    (runs / "variant=a" / "checkpoints").mkdir(parents=True)
+    (runs / "variant=a" / "checkpoints" / "latest.pt").write_bytes(b"step 4")
+    book._clear_if_changed(started, "key-1", [runs / "variant=a"])  # first start: nothing there to keep
+    assert not (runs / "variant=a").exists() and started.read_text().strip() == "key-1"
+    (runs / "variant=a").mkdir()
+    (runs / "variant=a" / "half.pt").write_bytes(b"step 2")
+    book._clear_if_changed(started, "key-1", [runs / "variant=a"])  # restarted after an interruption
+    assert (runs / "variant=a" / "half.pt").read_bytes() == b"step 2"
+    book._clear_if_changed(started, "key-2", [runs / "variant=a"])  # the code changed
+    assert not (runs / "variant=a").exists() and started.read_text().strip() == "key-2"
+
+
+def test_main_job_trains_before_the_pages_that_show_the_runs():
+    job = book.make_job(quick=False, root=ROOT)
+    order = [s.name for s in book.stages(job)]
+    train = next(s for s in book.stages(job) if s.name == "train")
+    assert order[:2] == ["data", "train"] and order[-1] == "book"
+    assert {"train", "data"} <= set(next(s for s in book.stages(job) if s.name == "04_evaluation").needs)
+    assert set(train.clears) == {j.run_dir for j in book.train_jobs(job)} and len(train.clears) == 5
+    assert {"train.py", "segment.py", "parallel.py"} <= {p.name for p in train.inputs}
+    assert "evaluate.py" not in {p.name for p in train.inputs}, "editing the evaluation must not retrain"
