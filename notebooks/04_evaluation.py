@@ -323,8 +323,9 @@ assert 0.0 <= iou_held_out <= 1.0 and np.isfinite(d_auto)
 # %% [markdown]
 # Its masks on held-out references (top: photograph, middle: true mask, bottom: predicted), and on a
 # photograph it was never meant for: the portrait that ships with matplotlib as sample data, a person in
-# uniform in front of a dark backdrop. The masker knows bare knees on tables, cloth and floors, not faces,
-# hair or uniforms; whatever it marks there is shown as it is.
+# uniform in front of a flag. The masker knows bare knees on tables, cloth and floors, not faces, hair,
+# uniforms or flags; whatever it marks there is shown as it is, and a user's portrait should come with
+# a mask file or an alpha channel.
 
 # %%
 k = min(6, len(test_set.ref))
@@ -381,6 +382,11 @@ if shape["histgan_bi"] is not None and shape[best_baseline] is not None:
         f"that baseline {shape[best_baseline]:.2f}, the luminance tint {shape['baseline_luminance_tint']:.2f}: "
         f"the learned model's output is {'closer to' if shape['histgan_bi'] > shape[best_baseline] else 'not closer to'} "
         "the true target than the best-ΔE baseline's.")
+    best_shape = max(baselines.BASELINES, key=lambda n: shape[n])
+    statements.append(
+        f"The baseline that keeps the shading best is {baselines.BASELINE_LABELS[best_shape]} with "
+        f"{shape[best_shape]:.2f}; both directions, {shape['histgan_bi']:.2f}, "
+        f"{'beat it' if shape['histgan_bi'] > shape[best_shape] else 'did not beat it'}.")
 if has_realism:
     swd = {n: r.summary["swd_fg"] for n, r in results.items()}
     c2st = {n: r.summary["c2st_fg"] for n, r in results.items()}
@@ -391,7 +397,8 @@ if has_realism:
         f"real baseline ({baselines.BASELINE_LABELS[most_real]}) {swd[most_real]:.0f}, on a scale from other real "
         f"images {calib['floor']['swd_fg']:.0f} and the true targets {calib['ground_truth']['swd_fg']:.0f} to the "
         f"untranslated inputs {calib['ceiling']['swd_fg']:.0f}: the learned model's outputs are "
-        f"{'closer to' if swd['histgan_bi'] < swd[most_real] else 'not closer to'} photographs than any baseline's.")
+        f"{'closer to photographs than every' if swd['histgan_bi'] < swd[most_real] else 'not closer to photographs than the best'} "
+        "baseline's.")
     statements.append(
         f"A classifier told outputs from photographs with accuracy {c2st['histgan_bi']:.2f} for both directions and "
         f"{c2st[most_real]:.2f} for that baseline (0.5: indistinguishable; other real images "
