@@ -84,7 +84,7 @@ NOTEBOOKS: tuple[NotebookStage, ...] = (
                   quick={"runs": "{runs}/variants", "data": "{data}",
                          "masker": "{runs}/variants/variant=histgan_bi/masker"},
                   needs=("data", "train"), title="evaluation of the four runs and the baselines"),
-    NotebookStage("05_sweeps", main={"name": "lambda_hist", "lambda_hist": [0, 2, 10], "preset": "{preset}", "steps": 300,
+    NotebookStage("05_sweeps", main={"name": "lambda_hist", "lambda_hist": [0, 10], "preset": "{preset}", "steps": 300,
                                      "data": "{data}", "out": "{runs}/sweeps", "pairs": 8},
                   needs=("data",), title="a λ_hist sweep, notebook 03 via papermill, two runs at a time",
                   clears=("{runs}/sweeps/lambda_hist",)),
