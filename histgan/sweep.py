@@ -49,8 +49,9 @@ _RESERVED = ("data", "run_dir", "resume", "progress")
 #: Columns of the collected table taken from each run's config (the resolved values).
 _CONFIG_COLUMNS = ("variant", "steps", "lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "bins",
                    "bandwidth", "seed")
-_SUMMARY_COLUMNS = ("delta_e_mean", "delta_e_std", "grade_of_mean", "delta_e2000_mean", "ssim_gt_mean",
-                    "psnr_gt_mean", "delta_e_gt_mean", "ssim_input_lum_mean", "iou_mean", "n_pairs")
+_SUMMARY_COLUMNS = ("delta_e_mean", "delta_e_std", "grade_of_mean", "delta_e2000_mean", "ssim_gt_fg_mean",
+                    "ssim_gt_fg_lowpass_mean", "ssim_gt_mean", "psnr_gt_mean", "delta_e_gt_mean",
+                    "ssim_input_lum_mean", "iou_mean", "n_pairs")
 
 
 def notebook_parameters(notebook: str | os.PathLike = DEFAULT_NOTEBOOK) -> dict[str, Any]:

@@ -123,7 +123,7 @@ viz.show_source(sweep.collect)
 
 # %% tags=["nbval-ignore-output"]
 rows = sweep.collect(name, out=out, pairs=pairs)
-columns = ["run_id", "steps", "lambda_hist", "bins", "bandwidth", "delta_e_mean", "grade_of_mean", "ssim_gt_mean"]
+columns = ["run_id", "steps", "lambda_hist", "bins", "bandwidth", "delta_e_mean", "grade_of_mean", "ssim_gt_fg_mean"]
 lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 for r in rows:
     cells = [f"`{r['run_id']}`"] + [f"{r.get(c):.3g}" if isinstance(r.get(c), float) else str(r.get(c))
@@ -140,8 +140,8 @@ assert sorted(ids) == sorted(p.name for p in run_dirs) and len(set(ids)) == len(
 # ## 4. Plots
 #
 # Mean $\Delta E$ against $\lambda_\text{hist}$, against $B$ and against $K$ (one line per setting of the
-# other parameters), and shape fidelity (SSIM of lightness to the true target) against colour — the
-# trade-off of the paper's open problem, across runs instead of across checkpoints:
+# other parameters), and shape fidelity (the foreground SSIM of lightness to the true target) against
+# colour — the trade-off of the paper's open problem, across runs instead of across checkpoints:
 
 # %%
 plot_path = figures.save_figure(sweep.plot_sweep(rows), out / name / "sweep.png")  # as the CLI writes it

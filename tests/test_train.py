@@ -441,3 +441,39 @@ def test_variant_jobs_name_the_four_runs_and_the_masker(tmp_path):
     assert masker.run_dir == tmp_path / "runs" / "variant=histgan_bi" / MASKER_DIRNAME
     assert masker.target_name == "histgan.segment:fit_masker" and masker.params["steps"] == 3
     assert [j.name for j in train.variant_jobs(tmp_path, tmp_path, "quick")] == list(reversed(VARIANTS))
+
+
+_POISON_RANK_1 = '''
+import os, sys
+import torch
+import histgan.train as T
+
+original, calls = T.to_device, [0]
+
+
+def poisoned(batch, device):
+    batch = original(batch, device)
+    calls[0] += 1
+    if os.environ.get("RANK") == "1" and calls[0] == 3:  # only the second process sees a NaN, at step 3
+        batch["x"] = torch.full_like(batch["x"], float("nan"))
+    return batch
+
+
+T.to_device = poisoned
+from histgan.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_ddp_nan_on_one_rank_stops_every_rank_without_a_hang(data, tmp_path):
+    """A NaN seen by one DDP process stops both: the ranks agree on finiteness before the next
+    collective, so neither waits forever (torchrun would otherwise hang until its timeout)."""
+    script = tmp_path / "poison.py"
+    script.write_text(_POISON_RANK_1)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", str(script), "train", "--variant", "histgan_bi", "--preset", "quick",
+           "--data", str(data), "--out", str(tmp_path / "ddp"), "--steps", "6", "--batch-size", "1", "--no-progress"]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240)
+    assert r.returncode != 0, r.stderr[-3000:]
+    assert "batch 'x' holds NaN/Inf at step 3" in r.stderr, r.stderr[-3000:]
+    assert "another process found a NaN/Inf by step 3" in r.stderr, r.stderr[-3000:]
