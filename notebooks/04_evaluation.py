@@ -199,15 +199,16 @@ print(f"report written: {', '.join(sorted(p.name for p in report.values()))} in 
 # knee photographs**: beside ours for magnitude, not measured on this data.
 
 # %% tags=["nbval-ignore-output"]
-display(Markdown("**Table 2a: colour.** " + evaluate.markdown_table(results, ["colour"])))
+display(Markdown("**Table 2a: colour.**\n\n" + evaluate.markdown_table(results, ["colour"])))
 
 # %% tags=["nbval-ignore-output"]
-display(Markdown("**Table 2b: shape against the true target.** " + evaluate.markdown_table(results, ["shape"])))
+display(Markdown("**Table 2b: shape against the true target.**\n\n"
+                 + evaluate.markdown_table(results, ["shape"])))
 
 # %% tags=["nbval-ignore-output"]
 has_realism = any("swd_fg" in r.summary for r in results.values())
-display(Markdown("**Table 2c: realism.** " + evaluate.markdown_table(results, ["realism"]) if has_realism else
-                 "**Table 2c: realism** needs at least 32 images per set; these parameters evaluate too few pairs."))
+display(Markdown("**Table 2c: realism.**\n\n" + evaluate.markdown_table(results, ["realism"]) if has_realism
+                 else "**Table 2c: realism** needs at least 32 images per set; these parameters evaluate too few pairs."))
 
 # %% tags=["nbval-ignore-output"]
 delta = {n: r.summary["delta_e_mean"] for n, r in results.items()}

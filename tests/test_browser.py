@@ -248,7 +248,8 @@ def _displayed_equation_numbers(page) -> list[str]:
 
 
 def test_evaluation_page_table_and_equation_numbers(book_url, tmp_path):
-    """Table 2 is an HTML table with one row per model and baseline; eq (12) shows the paper's number."""
+    """Tables 2a (colour) and 2b (shape) are HTML tables with one row per model and baseline; eq (12) shows
+    the paper's number."""
     from histgan.baselines import BASELINES
     from histgan.config import VARIANTS
 
@@ -260,15 +261,19 @@ def test_evaluation_page_table_and_equation_numbers(book_url, tmp_path):
         text = page.inner_text("article")
         assert "eq (12)" in text
         tables = page.locator("article table")
-        rows = None
+        model_tables = {}
         for i in range(tables.count()):
             header = tables.nth(i).locator("th").all_inner_texts()
             if header and header[0].strip() == "model":
-                rows = tables.nth(i).locator("tbody tr td:first-child").all_inner_texts()
-        assert rows is not None, "Table 2 is not an HTML table"
-        labels = " | ".join(rows)
-        for name in (*VARIANTS, *BASELINES):  # each row's label ends with "(name)"
-            assert sum(r.strip().endswith(f"({name})") for r in rows) == 1, f"not one row for {name}: {labels}"
+                model_tables[" | ".join(h.strip() for h in header[1:3])] = \
+                    tables.nth(i).locator("tbody tr td:first-child").all_inner_texts()
+        heads = " / ".join(model_tables)
+        assert any(h.startswith("ΔE (mean ± std)") for h in model_tables), f"Table 2a is not an HTML table: {heads}"
+        assert any(h.startswith("SSIM fg vs GT") for h in model_tables), f"Table 2b is not an HTML table: {heads}"
+        for rows in model_tables.values():
+            labels = " | ".join(rows)
+            for name in (*VARIANTS, *BASELINES):  # each row's label ends with "(name)"
+                assert sum(r.strip().endswith(f"({name})") for r in rows) == 1, f"not one row for {name}: {labels}"
         assert "| model |" not in text, "raw Markdown pipes left on the page"
         page.locator("article table").first.scroll_into_view_if_needed()
         _screenshot(page, "book_04_evaluation_table2.png")

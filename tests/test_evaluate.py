@@ -56,7 +56,7 @@ def test_evaluate_all_pairs_rows_and_summary(data):
     assert s["n_pairs"] == 9 and sum(s["grades"].values()) == 9
     assert s["delta_e_mean"] == pytest.approx(np.mean([r["delta_e"] for r in res.pairs]))
     assert s["delta_e_std"] == pytest.approx(np.std([r["delta_e"] for r in res.pairs], ddof=1))
-    assert s["grade_of_mean"] == "beyond D"  # a grey render is far from skin colour
+    assert s["delta_e_mean"] > 13 and s["grade_of_mean"] in ("D", "beyond D")  # a grey render is far from skin colour
     assert res.samples.out.shape == (3, 3, 3, 32, 32)
 
 
