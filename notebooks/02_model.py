@@ -67,8 +67,9 @@ assert x.shape == y.shape == (batch, 3, size, size) and float(x.min()) >= -1 and
 # %% [markdown]
 # ## 1. The generator is an encoder–decoder
 #
-# Seed 002 sorts image-producing CNNs into encoders (images → vectors), decoders (vectors → images, as in
-# DCGAN) and **encoder–decoders** (images → images: SegNet, U-Net, pix2pix, style transfer). A CycleGAN
+# Yanai and Shimoda's survey of image-producing networks {cite:p}`yanai2017survey` sorts them into
+# encoders (images → vectors), decoders (vectors → images, as in DCGAN) and **encoder–decoders**
+# (images → images: SegNet, U-Net, pix2pix, style transfer). A CycleGAN
 # generator is the last kind: stride-2 convolutions shrink the image to a feature map $2^{n}$ times
 # smaller (the *middle layer*), residual blocks transform it there, and upsampling convolutions bring it
 # back to full size. Unlike U-Net it has no skip connections from encoder to decoder — everything the

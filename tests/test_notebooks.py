@@ -337,3 +337,18 @@ def test_main_job_trains_before_the_pages_that_show_the_runs():
     assert set(train.clears) == {j.run_dir for j in book.train_jobs(job)} and len(train.clears) == 5
     assert {"train.py", "segment.py", "parallel.py"} <= {p.name for p in train.inputs}
     assert "evaluate.py" not in {p.name for p in train.inputs}, "editing the evaluation must not retrain"
+
+
+#: Names from our own working files that a reader of the book cannot look up.
+INTERNAL_NAMES = re.compile(r"\bseed 00\d\b|METHOD\.md|\(issue[: ]|\bissue \d+\b", re.I)
+
+
+def test_shipped_text_cites_papers_not_our_working_files():
+    """Notebooks (their sources and stored outputs, which include package listings), book pages, the README
+    and the package's docstrings name papers by authors and title, never our internal files or issues."""
+    paths = [*NOTEBOOK_DIR.glob("*.py"), *NOTEBOOK_DIR.glob("*.ipynb"), *(ROOT / "book").glob("*.md"),
+             ROOT / "README.md", *(ROOT / "histgan").glob("*.py")]
+    found = [f"{p.relative_to(ROOT)}:{i}: {m.group(0)}" for p in paths
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             for m in [INTERNAL_NAMES.search(line)] if m]
+    assert not found, "\n".join(found)
