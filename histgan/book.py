@@ -65,6 +65,11 @@ class NotebookStage:
     reads: tuple[str, ...] = ()  # other files it executes (e.g. a notebook run by papermill), from the root
     clears: tuple[str, ...] = ()  # folders it trains into ("{runs}/..."): removed when its key changed
 
+    def parameters(self, job: Job) -> dict[str, Any]:
+        """The parameters this notebook runs with in ``job``: ``main`` or ``quick``, with ``{data}``,
+        ``{runs}`` and ``{preset}`` filled in."""
+        return {k: _format(v, _folders(job)) for k, v in (self.quick if job.quick else self.main).items()}
+
 
 #: The book's notebooks, in order: (notebook, parameters) stages of the main job.
 NOTEBOOKS: tuple[NotebookStage, ...] = (
@@ -203,16 +208,19 @@ def _format(value: Any, folders: dict[str, str]) -> Any:
     return value.format(**folders) if isinstance(value, str) else value
 
 
+def _folders(job: Job) -> dict[str, str]:
+    return {"data": str(job.data), "runs": str(job.runs), "preset": job.preset}
+
+
 def _notebook_stage(job: Job, spec: NotebookStage) -> Stage:
-    folders = {"data": str(job.data), "runs": str(job.runs), "preset": job.preset}
-    params = {k: _format(v, folders) for k, v in (spec.quick if job.quick else spec.main).items()}
+    params = spec.parameters(job)
     source = job.root / "notebooks" / f"{spec.name}.py"
     dest = job.executed / f"{spec.name}.ipynb"
     return Stage(name=spec.name, label=f"notebook {spec.name}" + (f" ({spec.title})" if spec.title else ""),
                  action=lambda: execute_notebook(source, dest, params, source.parent),
                  outputs=(dest,), inputs=(source, *_notebook_sources(job.root, source),
                                           *(job.root / r for r in spec.reads)), params=params,
-                 needs=spec.needs, clears=tuple(Path(_format(c, folders)) for c in spec.clears))
+                 needs=spec.needs, clears=tuple(Path(_format(c, _folders(job))) for c in spec.clears))
 
 
 # ---- data and the book ------------------------------------------------------------------------------

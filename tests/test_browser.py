@@ -114,7 +114,7 @@ def _build_small_book(dest: Path) -> Path:
     and the book's other pages that exist (not -W: links to pages left out would warn), in ``dest``."""
     import yaml
 
-    from histgan.book import NOTEBOOKS
+    from histgan.book import NOTEBOOKS, Job
     from histgan.notebooks import execute_notebook
     from histgan.offline_assets import install_node_modules
 
@@ -123,10 +123,12 @@ def _build_small_book(dest: Path) -> Path:
     shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("executed", "offline"))
     install_node_modules(ROOT)  # once, in the project; the small book borrows it
     (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    job = Job(root=ROOT, site=dest, quick=True, preset="quick")  # data and runs go into the scratch folder
     for notebook in (NOTEBOOK, EVALUATION):
-        quick = next(spec.quick for spec in NOTEBOOKS if spec.name == notebook.stem)
+        quick = next(spec.parameters(job) for spec in NOTEBOOKS if spec.name == notebook.stem)
         execute_notebook(notebook.with_suffix(".py"), dest / "book/executed" / notebook.name, quick,
                          cwd=notebook.parent, progress=False)
+    assert not list(NOTEBOOK.parent.glob("{*")), "a notebook wrote into a folder named after an unfilled template"
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     if not any(dest.glob(toc["root"] + ".*")):
         toc["root"] = "book/executed/01_histogram"

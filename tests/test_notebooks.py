@@ -169,9 +169,7 @@ def test_papermill_runs_every_notebook_with_injected_parameters(quick_book):
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         if spec.quick:
             assert len(injected) == 1, f"{spec.name}: papermill injected no parameters"
-            folders = {"data": str(job.data), "runs": str(job.runs), "preset": job.preset}
-            for key, value in spec.quick.items():
-                value = book._format(value, folders)
+            for key, value in spec.parameters(job).items():
                 assert re.search(rf"^{key} = {re.escape(json.dumps(value) if isinstance(value, str) else repr(value))}$",
                                  injected[0].source, re.M), (key, value, injected[0].source)
         assert "papermill" not in nb.metadata and all("execution" not in c.metadata for c in nb.cells)
@@ -352,3 +350,16 @@ def test_shipped_text_cites_papers_not_our_working_files():
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              for m in [INTERNAL_NAMES.search(line)] if m]
     assert not found, "\n".join(found)
+
+
+def test_stage_parameters_fill_in_the_jobs_folders(tmp_path):
+    """No notebook ever sees a "{data}" or "{runs}" template: the quick and main parameters get the job's folders."""
+    for job in (book.make_job(quick=False, root=ROOT), book.Job(root=ROOT, site=tmp_path, quick=True, preset="quick")):
+        for spec in book.NOTEBOOKS:
+            params = spec.parameters(job)
+            assert set(params) == set(spec.quick if job.quick else spec.main)
+            text = json.dumps(params)
+            assert "{data}" not in text and "{runs}" not in text and "{preset}" not in text, (spec.name, text)
+    quick = book.Job(root=ROOT, site=tmp_path, quick=True, preset="quick")
+    evaluation = next(s for s in book.NOTEBOOKS if s.name == "04_evaluation").parameters(quick)
+    assert evaluation["runs"] == str(tmp_path / "runs" / "quick" / "variants")
