@@ -26,12 +26,14 @@ from typing import Any
 
 from histgan.io import atomic_write_json
 
-__all__ = ["VARIANTS", "INJECTIONS", "TrainConfig", "PRESETS", "make_config"]
+__all__ = ["VARIANTS", "INJECTIONS", "GENERATORS", "TrainConfig", "PRESETS", "make_config"]
 
 #: The four models of the paper's Table 2.
 VARIANTS = ("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi")
 #: Where the colour code enters the generator (see :class:`histgan.networks.Generator`).
-INJECTIONS = ("concat", "film", "concat+film")
+INJECTIONS = ("concat", "film", "concat+film", "adain")
+#: Generator architectures (see :class:`histgan.networks.Generator`).
+GENERATORS = ("resnet", "unet")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class TrainConfig:
     d_layers: int = 2  # PatchGAN stride-2 layers: 3 → 70×70 receptive field (256²), 2 → 34×34
     norm: str = "instance"  # normalisation in G and D: "instance" | "batch" | "none"
     code_dim: int = 32  # length D of the colour code the HistogramEncoder makes from (3, K)
-    injection: str = "concat+film"  # code injection: "concat" | "film" | "concat+film"
+    injection: str = "concat+film"  # code injection: "concat" | "film" | "concat+film" | "adain"
+    generator: str = "resnet"  # generator architecture: "resnet" (CycleGAN's) | "unet" (skip connections)
     # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
     bins: int = 32  # K, bins per colour channel
     bandwidth: float | None = None  # B, KDE bandwidth; None = one bin width 2/K
@@ -70,6 +73,7 @@ class TrainConfig:
     beta1: float = 0.5  # Adam β1 (CycleGAN's 0.5)
     beta2: float = 0.999  # Adam β2
     decay_start: float = 0.5  # fraction of `steps` after which the lr decays linearly to 0
+    warmup: int = 0  # first steps without the adversarial terms (G, F learn cycle, identity, colour only)
     pool_size: int = 50  # image pool of past fakes shown to D (Shrivastava et al.); 0 = off
     # ---- reproducibility and hardware ----------------------------------------------------------
     seed: int = 0  # seeds Python, NumPy and torch (and the data order)
@@ -155,12 +159,13 @@ def _validate(c: TrainConfig) -> None:
     """Raise ``ValueError`` naming the first bad field."""
     _choice("variant", c.variant, VARIANTS)
     _choice("injection", c.injection, INJECTIONS)
+    _choice("generator", c.generator, GENERATORS)
     _choice("norm", c.norm, ("instance", "batch", "none"))
     _choice("hist_kind", c.hist_kind, ("l2", "emd", "hellinger"))
     _choice("gan_loss", c.gan_loss, ("bce", "lsgan"))
     for name in ("steps", "batch_size", "image_size", "ngf", "ndf", "n_down", "d_layers", "code_dim", "bins"):
         _positive_int(name, getattr(c, name))
-    for name in ("n_blocks", "pool_size", "num_workers", "log_every", "sample_every", "checkpoint_every",
+    for name in ("n_blocks", "warmup", "pool_size", "num_workers", "log_every", "sample_every", "checkpoint_every",
                  "keep_checkpoints", "seed"):
         if not (name == "num_workers" and c.num_workers is None):
             _positive_int(name, getattr(c, name), minimum=0)

@@ -49,7 +49,7 @@ __all__ = [
     "JisGrade", "JIS_TABLE", "JIS_SOURCE", "RANGE_TOLERANCE", "rgb_to_lab", "lab_to_rgb", "to_unit", "masked_mean",
     "mean_lab", "delta_e", "delta_e_lab", "jis_grade", "ssim", "ssim_unit", "psnr",
     "segment_foreground", "iou", "reference_means", "foreground_iou", "filter_same", "lowpass_sigma",
-    "gaussian_lowpass", "composite", "foreground_ssim",
+    "gaussian_lowpass", "composite", "foreground_ssim", "stripe_energy",
 ]
 
 
@@ -236,3 +236,23 @@ def foreground_iou(
     pred = segment_foreground(_lab_from_unit(uo), fg.to(uo.dtype), bg.to(uo.dtype))
     out = iou(pred, _as_mask(target_mask, uo, "target_mask") > 0)
     return np.where(np.isnan(bg.double().cpu().numpy()).any(axis=1), np.nan, out)
+
+
+def stripe_energy(images: Tensor) -> np.ndarray:
+    """Share of each image's spectral energy in stripes: straight lines along a pixel axis.
+
+    An image made of vertical stripes varies along x only, so its 2-D spectrum lies on the row
+    ``k_y = 0``; horizontal stripes lie on the column ``k_x = 0``. Per image: the grey level (mean of
+    the channels) minus its mean, the power spectrum ``|FFT|²``, and the energy on that row and column
+    over all the energy. Edges of real scenes put some energy there too, so compare with real images
+    (the realism table's calibration rows): a generator that paints stripes scores higher than they do.
+
+    ``images (N, C, H, W)`` (any range) → ``(N,)`` shares in [0, 1] (NaN for a constant image).
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    grey = images.double().mean(1)
+    power = torch.fft.fft2(grey - grey.mean((-2, -1), keepdim=True)).abs().square()
+    axes = power[:, 0, :].sum(-1) + power[:, :, 0].sum(-1)  # the DC term is 0 after the mean is removed
+    total = power.sum((-2, -1))
+    return (axes / total).numpy()

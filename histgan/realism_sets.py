@@ -37,10 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from histgan.errors import HistganError
+from histgan.metrics import stripe_energy
 from histgan.realism import SwdReference, c2st_accuracy, fill_background
 from histgan.results import EvalData
 
@@ -48,7 +50,7 @@ __all__ = ["REALISM_METRICS", "MAX_IMAGES", "MIN_IMAGES", "BACKGROUND_FILL", "Re
            "realism_size", "build_reference", "score", "calibration"]
 
 #: Set-level realism columns, in report order.
-REALISM_METRICS = ("swd_whole", "swd_fg", "c2st_whole", "c2st_fg")
+REALISM_METRICS = ("swd_whole", "swd_fg", "c2st_whole", "c2st_fg", "stripes")
 #: Images per set at most (cost: SWD grows linearly with it; the classifier trains a fixed number of steps).
 MAX_IMAGES = 128
 #: ``realism="auto"`` skips realism when a set would hold fewer images than this.
@@ -149,7 +151,8 @@ def score(ref: RealismReference, images: Tensor, masks: Tensor) -> dict[str, Any
 
     Returns:
         ``swd_whole`` / ``swd_fg`` (SWD ×10³, mean over pyramid levels), ``swd_whole_levels`` /
-        ``swd_fg_levels`` (per level, finest first), ``c2st_whole`` / ``c2st_fg`` (held-out accuracy).
+        ``swd_fg_levels`` (per level, finest first), ``c2st_whole`` / ``c2st_fg`` (held-out accuracy),
+        ``stripes`` (mean share of spectral energy in axis-aligned stripes, :func:`histgan.metrics.stripe_energy`).
     """
     fg = fill_background(images, masks, BACKGROUND_FILL)
     real_fg = fill_background(ref.real, ref.real_mask, BACKGROUND_FILL)
@@ -158,6 +161,7 @@ def score(ref: RealismReference, images: Tensor, masks: Tensor) -> dict[str, Any
         levels = ref.swd[kind].distance(a)
         out[f"swd_{kind}"], out[f"swd_{kind}_levels"] = float(levels.mean()), [float(v) for v in levels]
         out[f"c2st_{kind}"] = c2st_accuracy(a, b, seed=ref.seed)
+    out["stripes"] = float(np.nanmean(stripe_energy(images)))
     return {k: out[k] for k in (*REALISM_METRICS, "swd_whole_levels", "swd_fg_levels")}
 
 

@@ -50,6 +50,8 @@ COLUMNS = {
     "c2st_whole": ("C2ST acc. whole", "held-out accuracy of a small CNN trained to tell outputs from real images "
                    "(Lopez-Paz & Oquab 2017); 0.5 = indistinguishable, 1 = always told apart"),
     "c2st_fg": ("C2ST acc. fg", "the same with every background set to one grey"),
+    "stripes": ("stripe energy %", "share of the spectral energy (grey level, whole image) on the axes k_x = 0 "
+                "and k_y = 0, i.e. in horizontal and vertical stripes; compare with the real images' rows"),
 }
 #: Labels of the realism calibration rows.
 CALIBRATION_LABELS = {"floor": "calibration: other real images (floor)",
@@ -107,7 +109,8 @@ def _calibration(results: dict[str, EvalResult]) -> dict[str, dict[str, Any]]:
 
 
 def _realism_cells(values: dict[str, Any], columns: list[str]) -> list[str]:
-    return [_fmt(values.get(k), 1 if k.startswith("swd") else 3) for k in columns]
+    return [_fmt(100 * values[k] if k == "stripes" and k in values else values.get(k),
+                 1 if k.startswith("swd") or k == "stripes" else 3) for k in columns]
 
 
 #: Column groups of :func:`markdown_table`: the paper's colour columns, shape against the truth, realism.

@@ -401,6 +401,7 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
                                workers, pin_memory=device.type == "cuda")
     pending: list[tuple[int, Tensor, list[str], tuple[Any, Any]]] = []  # (step, row, loss names, image names)
     t0 = time.perf_counter()
+    warming = config.replace(lambda_gan=0.0)  # the first `warmup` steps: no adversarial terms for G, F
     for step in range(start, config.steps):
         lr = config.lr * lr_factor(step, config)
         for opt in optimisers.values():
@@ -408,7 +409,8 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
                 group["lr"] = lr
         batch = to_device(next(batches), device)
         done = step + 1
-        pending.append((done, *_lazy_step(models, optimisers, batch, config, pools, amp_dtype)))
+        step_config = warming if step < config.warmup else config
+        pending.append((done, *_lazy_step(models, optimisers, batch, step_config, pools, amp_dtype)))
         bar.update(1)
         checkpoint = done % config.checkpoint_every == 0 or done == config.steps
         logging = done % config.log_every == 0 or done == config.steps

@@ -265,3 +265,22 @@ def test_lowpass_sigma_scales_with_size_and_blur_keeps_constants():
     assert blurred.sum().item() == pytest.approx(1.0) and blurred[..., 10, 10] == blurred.max()
     with pytest.raises(ValueError, match="sigma"):
         M.gaussian_lowpass(const, 0.0)
+
+
+def test_stripe_energy_analytic_cases():
+    """Pure stripes put all energy on one axis; white noise spreads it evenly over the H·W − 1
+    non-DC frequencies, so the two axes (H + W − 2 of them) hold (H + W − 2) / (H·W − 1) of it."""
+    from histgan.metrics import stripe_energy
+
+    x = torch.zeros(3, 3, 32, 32)
+    x[0, :, :, ::4] = 1.0  # vertical stripes
+    x[1, :, 5:9, :] = 1.0  # one horizontal band: varies along y only
+    x[2, :, 10:20, 10:20] = 1.0  # a square: energy off the axes too
+    s = stripe_energy(x)
+    assert s[0] == pytest.approx(1.0) and s[1] == pytest.approx(1.0)
+    assert 0.2 < s[2] < 0.9
+    noise = torch.randn(64, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert stripe_energy(noise).mean() == pytest.approx(62 / 1023, rel=0.05)
+    assert stripe_energy(x.transpose(-1, -2)) == pytest.approx(s)  # the same for the other axis
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        stripe_energy(torch.zeros(3, 8, 8))

@@ -40,7 +40,10 @@ def test_colour_code_changes_output(variant, injection):
     c = make_config("quick", variant=variant, injection=injection)
     torch.manual_seed(0)
     m = build_models(c)
-    train_step(m, make_optimisers(m, c), _batch(), c)  # one step: FiLM projections leave zero
+    train_step(m, make_optimisers(m, c), _batch(), c)  # one step of training
+    for name, p in m["G"].named_parameters():  # FiLM / AdaIN projections as after some training
+        if ".proj." in name:
+            torch.nn.init.normal_(p, 0.0, 0.01)
     x = _batch(1, seed=1)["x"]
     dark = soft_histogram(torch.full((1, 3, 8, 8), -0.8), c.bins)
     light = soft_histogram(torch.full((1, 3, 8, 8), 0.8), c.bins)
@@ -139,3 +142,101 @@ def test_injection_as_a_bias_map_equals_the_concatenation_in_float64(size):
     grads_ref = torch.autograd.grad((ref * g).sum(), [f, code, G.inject[0].weight])
     for a, b in zip(grads, grads_ref):
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("injection", INJECTIONS)
+def test_unet_shapes_and_colour_code(injection):
+    c = make_config("quick", variant="histgan_bi", injection=injection, generator="unet")
+    torch.manual_seed(0)
+    m = build_models(c)
+    b = _batch()
+    out = m["G"](b["x"], soft_histogram(b["y"], c.bins))
+    assert out.shape == b["x"].shape and out.abs().max() < 1
+    assert len(m["G"].fuse) == c.n_down
+
+
+def test_unet_skips_have_the_encoders_shapes():
+    """Each skip is the encoder's feature map at one resolution: ngf·2^k channels at (H, W) / 2^k."""
+    G = Generator(ngf=8, n_down=3, n_blocks=1, arch="unet")
+    x = torch.zeros(2, 3, 32, 40)
+    bottom, skips = G.encode_image(x)
+    assert bottom.shape == (2, 64, 4, 5)
+    assert [tuple(s.shape) for s in skips] == [(2, 8, 32, 40), (2, 16, 16, 20), (2, 32, 8, 10)]
+    # the decoder's fusing convs take [upsampled, skip] at each level, coarsest first
+    assert [f.in_channels for f in G.fuse] == [64, 32, 16] and [f.out_channels for f in G.fuse] == [32, 16, 8]
+    # a change at one pixel of the input reaches the output at that pixel through the finest skip
+    # even with the bottleneck's features frozen: the skip path is live
+    G.eval()
+    with torch.no_grad():
+        ref = G(x)
+        x2 = x.clone()
+        x2[:, :, 10, 10] = 1.0
+        assert (G(x2) - ref)[:, :, 10, 10].abs().max() > 0
+
+
+def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
+    """AdaIN's projections start at zero: scale 1 + 0 and shift 0 after every norm, so the conditioned
+    generator computes exactly what the same weights compute without a code."""
+    torch.manual_seed(0)
+    G = Generator(ngf=8, n_blocks=2, code_dim=6, bins=8, injection="adain")
+    plain = Generator(ngf=8, n_blocks=2, code_dim=0, injection="adain")
+    shared = {k: v for k, v in G.state_dict().items() if k in plain.state_dict()}
+    assert set(shared) == set(plain.state_dict())  # same names: the AdaIN blocks are ResBlocks + FiLM
+    plain.load_state_dict(shared)
+    x = _batch(1)["x"]
+    h = soft_histogram(_batch(1, seed=3)["y"], 8)
+    with torch.no_grad():
+        assert torch.allclose(G(x, h), plain(x), atol=1e-6)
+        # a code that encodes a real scale and shift changes the output
+        for film in [f for b in G.middle for f in b.film]:
+            torch.nn.init.normal_(film.proj.weight, 0, 0.5)
+        assert (G(x, h) - plain(x)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("overrides", [dict(generator="unet"), dict(injection="adain"), dict(warmup=6),
+                                       dict(gan_loss="lsgan")])
+def test_new_options_train_a_few_steps(tmp_path, overrides):
+    from histgan.synthetic import write_dataset
+    from histgan.train import fit
+
+    data = tmp_path / "data"
+    write_dataset(data, n_train=4, n_test=2, size=32, seed=0, progress=False)
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), **overrides)
+    fit(c, progress=False)
+    ck = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=True)
+    assert ck["state"]["step"] == c.steps and ck["state"]["config"]["generator"] == c.generator
+
+
+def test_warmup_steps_leave_out_the_adversarial_terms(tmp_path):
+    """In fit, G's loss of the first ``warmup`` steps is eq (7) without its λ_GAN terms; later, with them."""
+    import json
+
+    from histgan.synthetic import write_dataset
+    from histgan.train import fit
+
+    data = tmp_path / "data"
+    write_dataset(data, n_train=4, n_test=2, size=32, seed=0, progress=False)
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), warmup=3,
+                    steps=5)
+    fit(c, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()]
+    weights = {"gan": c.lambda_gan, "cycle": c.lambda_cycle, "idt": c.lambda_idt, "hist": c.lambda_hist}
+    for row in log:
+        parts = {g: sum(v for k, v in row.items() if k.split("_")[0] == g and k != "loss_G") for g in weights}
+        without_gan = sum(weights[g] * parts[g] for g in ("cycle", "idt", "hist"))
+        expected = without_gan if row["step"] <= c.warmup else without_gan + weights["gan"] * parts["gan"]
+        assert parts["gan"] > 0.01
+        assert row["loss_G"] == pytest.approx(expected, rel=1e-4), row["step"]
+
+
+def test_a_config_written_before_the_new_fields_still_loads(tmp_path):
+    import json
+
+    from histgan.config import TrainConfig
+
+    old = make_config("cpu").to_dict()
+    for field in ("generator", "warmup"):
+        old.pop(field)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    c = TrainConfig.from_json(tmp_path / "config.json")
+    assert c.generator == "resnet" and c.warmup == 0
