@@ -75,6 +75,7 @@ class TrainConfig:
     decay_start: float = 0.5  # fraction of `steps` after which the lr decays linearly to 0
     warmup: int = 0  # first steps without the adversarial terms (G, F learn cycle, identity, colour only)
     pool_size: int = 50  # image pool of past fakes shown to D (Shrivastava et al.); 0 = off
+    ema: float = 0.0  # decay of a moving average of G's and F's weights, used to translate (0 = off)
     # ---- reproducibility and hardware ----------------------------------------------------------
     seed: int = 0  # seeds Python, NumPy and torch (and the data order)
     device: str = "auto"  # "auto" (cuda → mps → cpu) | "cpu" | "cuda" | "cuda:1" | "mps"
@@ -184,6 +185,8 @@ def _validate(c: TrainConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if isinstance(c.ema, bool) or not isinstance(c.ema, (int, float)) or not 0 <= c.ema < 1:
+        raise ValueError(f"ema must be a decay in [0, 1) (0 = no moving average), got {c.ema!r}")
     if c.beta1 >= 1 or c.beta2 >= 1 or c.decay_start > 1:
         raise ValueError("beta1 and beta2 must be < 1 and decay_start a fraction in [0, 1]")
     if not (c.amp in (True, False, "auto")):

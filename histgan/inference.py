@@ -22,7 +22,7 @@ from histgan.checkpoint import list_checkpoints, load_checkpoint
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.losses import masked_histogram
-from histgan.networks import build_models
+from histgan.networks import build_models, load_average
 from histgan.reference_mask import resolve_reference_mask
 from histgan.runtime import select_device
 from histgan.viz import to_uint8
@@ -90,7 +90,8 @@ def _resolve_checkpoint(run_dir: Path, checkpoint: str | int | os.PathLike) -> P
 
 def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "latest",
              device: str | torch.device = "cpu") -> Translator:
-    """Load a run's generators from one of its checkpoints.
+    """Load a run's generators from one of its checkpoints (their weight averages when the run kept
+    them, ``TrainConfig.ema``).
 
     Args:
         run_dir: a run directory written by :func:`histgan.train.fit`, or a checkpoint ``.pt`` file.
@@ -118,6 +119,8 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "
     device = select_device(str(device))
     for name in ("G", "F"):
         models[name].load_state_dict(state["models"][name])
+        if "ema" in state:  # trained with a weight average (config.ema): translate with the average
+            load_average(models[name], state["ema"][name])
         models[name].to(device)
     return Translator(models["G"], models["F"], config, int(state.get("step", 0)), device, run_dir)
 

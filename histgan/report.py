@@ -23,7 +23,7 @@ from histgan.realism_sets import REALISM_METRICS
 from histgan.results import EvalResult
 
 __all__ = ["PAPER_DELTA_E", "VARIANT_LABELS", "SHAPE_METRICS", "COLUMNS", "CALIBRATION_LABELS", "TABLE_GROUPS", "summarise",
-           "report_order", "markdown_table", "write_report"]
+           "report_order", "markdown_table", "write_report", "ablation_table"]
 
 #: The paper's Table 2 (mean ΔE over its 784 pairs of *real* knee photographs), by variant.
 PAPER_DELTA_E = {"cyclegan": 14.1, "cyclegan_sn": 13.7, "histgan_uni": 5.0, "histgan_bi": 4.6}
@@ -224,3 +224,21 @@ def write_report(results: dict[str, EvalResult], out_dir: str | os.PathLike,
     if figures:
         written.update(fig.write_figures({n: results[n] for n in order}, out, checkpoints))
     return written
+
+
+#: The ablation's columns: (key in a point's record, heading, digits); a share is shown in percent.
+ABLATION_COLUMNS = (("delta_e_mean", "ΔE", 2), ("ssim_gt_fg_mean", "SSIM fg vs GT", 3),
+                    ("ssim_gt_fg_lowpass_mean", "low-pass", 3), ("swd_whole", "SWD×10³ whole", 1),
+                    ("swd_fg", "SWD×10³ fg", 1), ("c2st_whole", "C2ST whole", 3), ("c2st_fg", "C2ST fg", 3),
+                    ("stripes", "stripe energy %", 1), ("sec_per_step", "s / step", 2))
+
+
+def ablation_table(results: dict[str, Any]) -> str:
+    """A markdown table of an ablation (``benchmarks/ablation_translator.py``'s results): one row per
+    point — its name, what it changes, and the evaluation's colour, shape and realism numbers."""
+    head = ["point", "what changes", *(h for _, h, _ in ABLATION_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results["points"].items():
+        cells = [f"`{name}`", r["what"], *(_fmt(100 * r[k] if k == "stripes" else r[k], d) for k, _, d in ABLATION_COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

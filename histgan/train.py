@@ -32,7 +32,7 @@ from histgan.histogram import trusted_inputs
 from histgan.io import atomic_write_json, atomic_write_text
 from histgan.loader import default_num_workers, to_device, training_batches
 from histgan.losses import GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, total_loss
-from histgan.networks import build_models
+from histgan.networks import WeightAverage, build_models
 from histgan.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
                              seed_everything, set_rng_state)
 
@@ -383,7 +383,8 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
     optimisers = make_optimisers(models, config)
     pools = {"x": ImagePool(config.pool_size), "y": ImagePool(config.pool_size)}
     samples = _sample_batch(dataset, device)
-    start, log = _start(config, resume, run_dir, models, optimisers, pools, device, dist)
+    averages = {k: WeightAverage(models[k], config.ema) for k in ("G", "F")} if config.ema else {}
+    start, log = _start(config, resume, run_dir, models, optimisers, pools, device, dist, averages)
     if start >= config.steps:  # finished before (e.g. shown by a notebook): its records stay as written
         return
     if dist.is_main:
@@ -411,6 +412,8 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
         done = step + 1
         step_config = warming if step < config.warmup else config
         pending.append((done, *_lazy_step(models, optimisers, batch, step_config, pools, amp_dtype)))
+        for k, average in averages.items():
+            average.update(_unwrap(models[k]))
         bar.update(1)
         checkpoint = done % config.checkpoint_every == 0 or done == config.steps
         logging = done % config.log_every == 0 or done == config.steps
@@ -427,7 +430,7 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
         if config.sample_every and (done % config.sample_every == 0 or done == config.steps):
             _save_samples(_unwrap(models["G"]), samples, config, run_dir / "samples" / f"step_{done:06d}.png")
         if checkpoint:
-            _save(run_dir, done, config, models, optimisers, pools, dist, ranks)
+            _save(run_dir, done, config, models, optimisers, pools, dist, ranks, averages)
     bar.close()
     if dist.enabled:  # no rank leaves (and tears the group down) before rank 0 has written the last checkpoint
         torch.distributed.barrier()
@@ -473,7 +476,7 @@ def _read_pending(pending: list[tuple[int, Tensor, list[str], tuple[Any, Any]]],
 
 
 def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers, pools, device: torch.device,
-           dist: Distributed) -> tuple[int, list[dict[str, Any]]]:
+           dist: Distributed, averages: Mapping[str, WeightAverage] | None = None) -> tuple[int, list[dict[str, Any]]]:
     """Restore the newest readable checkpoint (``resume``) or check the run directory is fresh."""
     has_any = (run_dir / "checkpoints" / "latest.pt").exists() or bool(list_checkpoints(run_dir))
     if not resume:
@@ -487,7 +490,8 @@ def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers,
         warnings.warn(f"--resume: {run_dir} has no checkpoint yet, starting at step 0", RuntimeWarning, stacklevel=3)
         return 0, []
     state, path = found
-    saved, now = state["config"], config.to_dict()
+    # fields added since the checkpoint was written count with their defaults (an old run still resumes)
+    saved, now = {**TrainConfig().to_dict(), **state["config"]}, config.to_dict()
     diff = [f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
     if diff:
         raise HistganError(f"checkpoint {path} was trained with other settings: {', '.join(diff)}; "
@@ -496,6 +500,8 @@ def _start(config: TrainConfig, resume: bool, run_dir: Path, models, optimisers,
         m.load_state_dict(state["models"][k])
     for k, opt in optimisers.items():
         opt.load_state_dict(state["optimisers"][k])
+    for k, average in (averages or {}).items():
+        average.load_state_dict(state["ema"][k])
     others = state.get("ranks") or []  # ranks 1.. of a DDP run: their own pools and RNG states
     own = state if dist.is_main else others[dist.rank - 1] if len(others) == dist.world_size - 1 else None
     for k, pool in pools.items():
@@ -520,8 +526,9 @@ def _gather_rank_states(pools: Mapping[str, ImagePool], dist: Distributed) -> li
 
 
 def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, pools, dist: Distributed,
-          ranks: list[dict[str, Any]] | None = None) -> None:
-    """Checkpoint ``step``: models, optimisers (their lr follows from the step), pools, RNG states.
+          ranks: list[dict[str, Any]] | None = None, averages: Mapping[str, WeightAverage] | None = None) -> None:
+    """Checkpoint ``step``: models, optimisers (their lr follows from the step), pools, RNG states, and
+    the weight averages of G and F (``config.ema``) under ``"ema"``.
 
     ``ranks``: under DDP, every rank's pools and RNG states from :func:`_gather_rank_states`.
     """
@@ -530,6 +537,8 @@ def _save(run_dir: Path, step: int, config: TrainConfig, models, optimisers, poo
              "optimisers": {k: opt.state_dict() for k, opt in optimisers.items()},
              "pools": {k: pool.state() for k, pool in pools.items()}, "rng": get_rng_state(),
              "ranks": (ranks or [])[1:]}
+    if averages:
+        state["ema"] = {k: a.state_dict() for k, a in averages.items()}
     write_run_checkpoint(run_dir, step, state, config.keep_checkpoints)
 
 

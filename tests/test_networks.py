@@ -240,3 +240,26 @@ def test_a_config_written_before_the_new_fields_still_loads(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(old))
     c = TrainConfig.from_json(tmp_path / "config.json")
     assert c.generator == "resnet" and c.warmup == 0
+
+
+def test_a_run_checkpointed_before_the_new_fields_resumes(tmp_path):
+    """A checkpoint whose config lacks ``generator`` and ``warmup`` (written by an older version)
+    resumes under a config with their defaults, and is refused when a new field really differs."""
+    from histgan.checkpoint import load_checkpoint, save_checkpoint
+    from histgan.errors import HistganError
+    from histgan.synthetic import write_dataset
+    from histgan.train import fit
+
+    data = tmp_path / "data"
+    write_dataset(data, n_train=4, n_test=2, size=32, seed=0, progress=False)
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), steps=4)
+    fit(c, progress=False)
+    for path in (tmp_path / "run" / "checkpoints").glob("*.pt"):
+        state = load_checkpoint(path)
+        for field in ("generator", "warmup"):
+            state["config"].pop(field)
+        save_checkpoint(path, state)
+    fit(c.replace(steps=8), resume=True, progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["step"] == 8
+    with pytest.raises(HistganError, match="generator='resnet'"):
+        fit(c.replace(steps=12, generator="unet"), resume=True, progress=False)
