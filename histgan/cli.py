@@ -121,6 +121,7 @@ def _counts(out) -> list:
 # ---- train / translate --------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``translate``."""
+    from histgan.config import GENERATORS, INJECTIONS  # no torch
     t = sub.add_parser("train", help="train one of the four models (resumable, DDP under torchrun)",
                        description="Train a model on an unpaired CycleGAN-layout folder. The run folder gets "
                        "config.json, environment.json, losses.jsonl, samples/ and checkpoints/. Under "
@@ -139,7 +140,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lambda-hist", type=float, metavar="W", help="weight of the histogram loss, eq (6)")
     t.add_argument("--bins", type=int, metavar="K", help="histogram bins per channel")
     t.add_argument("--bandwidth", type=float, metavar="B", help="KDE bandwidth (default 2/K)")
-    t.add_argument("--injection", choices=("concat", "film", "concat+film"), help="colour-code injection")
+    t.add_argument("--injection", choices=INJECTIONS, help="colour-code injection")
+    t.add_argument("--generator", choices=GENERATORS, help="generator architecture: resnet or unet (skip connections)")
+    t.add_argument("--gan-loss", choices=("bce", "lsgan"), help="adversarial loss: bce or lsgan (least squares)")
+    t.add_argument("--ema", type=float, metavar="BETA", help="decay of the generators' weight average (0: none)")
+    t.add_argument("--warmup", type=int, metavar="N", help="first steps without the adversarial terms")
     t.add_argument("--seed", type=int, metavar="S", help="random seed")
     t.add_argument("--amp", choices=("auto", "on", "off"), help="bf16 autocast (auto: on CUDA only)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -172,8 +177,8 @@ def _train(args: argparse.Namespace) -> int:
     from histgan.config import make_config
     from histgan.train import fit
 
-    names = ("steps", "batch_size", "image_size", "lambda_hist", "bins", "bandwidth", "injection", "seed",
-             "num_workers")
+    names = ("steps", "batch_size", "image_size", "lambda_hist", "bins", "bandwidth", "injection", "generator",
+             "gan_loss", "ema", "warmup", "seed", "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]

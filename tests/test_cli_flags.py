@@ -65,3 +65,18 @@ def test_bad_parallel_flags_exit_2_with_one_line(flag, value, tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith("histgan: error: ") and flag in err, err
+
+
+def test_train_flags_of_the_translator_options_reach_the_config(monkeypatch, tmp_path):
+    """--generator, --gan-loss, --ema, --warmup, --injection become TrainConfig fields of the run."""
+    import histgan.train
+
+    seen = {}
+    monkeypatch.setattr(histgan.train, "fit", lambda config, resume, progress: seen.setdefault("c", config))
+    code = main(["train", "--variant", "histgan_bi", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                 "--preset", "quick", "--generator", "unet", "--gan-loss", "lsgan", "--ema", "0.99",
+                 "--warmup", "3", "--injection", "adain", "--no-progress"])
+    c = seen["c"]
+    assert code == 0 and (c.generator, c.gan_loss, c.ema, c.warmup, c.injection) == ("unet", "lsgan", 0.99, 3, "adain")
+    assert main(["train", "--variant", "histgan_bi", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                 "--preset", "quick", "--ema", "1.5"]) == 2
