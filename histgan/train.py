@@ -411,9 +411,7 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
         batch = to_device(next(batches), device)
         done = step + 1
         step_config = warming if step < config.warmup else config
-        pending.append((done, *_lazy_step(models, optimisers, batch, step_config, pools, amp_dtype)))
-        for k, average in averages.items():
-            average.update(_unwrap(models[k]))
+        pending.append((done, *_lazy_step(models, optimisers, batch, step_config, pools, amp_dtype, averages)))
         bar.update(1)
         checkpoint = done % config.checkpoint_every == 0 or done == config.steps
         logging = done % config.log_every == 0 or done == config.steps
@@ -437,11 +435,15 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
 
 
 def _lazy_step(models, optimisers, batch: Mapping[str, Any], config: TrainConfig, pools,
-               amp_dtype: torch.dtype | None) -> tuple[Tensor, list[str], tuple[Any, Any]]:
-    """One :func:`train_step_lazy`; returns its losses and the batch's finiteness stacked into one
-    device vector ``[losses..., x finite, y finite]`` (read later by :func:`_read_pending`), the
-    losses' names and the batch's image names. Nothing is read from the device here."""
+               amp_dtype: torch.dtype | None,
+               averages: Mapping[str, WeightAverage] | None = None) -> tuple[Tensor, list[str], tuple[Any, Any]]:
+    """One :func:`train_step_lazy` (then one update of each weight average); returns its losses and the
+    batch's finiteness stacked into one device vector ``[losses..., x finite, y finite]`` (read later by
+    :func:`_read_pending`), the losses' names and the batch's image names. Nothing is read from the
+    device here."""
     losses = train_step_lazy(models, optimisers, batch, config, pools, amp_dtype)
+    for k, average in (averages or {}).items():
+        average.update(_unwrap(models[k]))
     values = torch.stack(list(losses.values()))
     finite = torch.stack([torch.isfinite(batch["x"]).all(), torch.isfinite(batch["y"]).all()]).to(values.dtype)
     return torch.cat([values, finite]), list(losses), (batch.get("x_name"), batch.get("y_name"))
