@@ -58,7 +58,8 @@ from histgan.runtime import select_device
 
 __all__ = ["EvalData", "Samples", "EvalResult", "load_eval_data", "evaluate", "evaluate_checkpoints",
            "summarise", "SHAPE_METRICS", "REALISM_METRICS", "PAPER_DELTA_E", "VARIANT_LABELS", "report_order",
-           "markdown_table", "write_report", "evaluate_runs", "with_predicted_reference_masks"]
+           "markdown_table", "write_report", "evaluate_runs", "with_predicted_reference_masks",
+           "shift_reference_colours"]
 
 REALISM_METRICS = RS.REALISM_METRICS
 #: Seeds the realism sets, patch positions, projections and classifiers (one fixed draw for every model).
@@ -307,3 +308,27 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data: str | os.PathLike, ou
         sweeps = {n: evaluate_checkpoints(run, ev, checkpoint_pairs, batch_size, device, progress)
                   for n, (_, run) in models.items()}
     return write_report(results, out_dir, sweeps)
+
+
+def shift_reference_colours(data: EvalData, hue_degrees: float = 10.0, chroma_scale: float = 1.3) -> EvalData:
+    """The same test set with references of colours outside the training photographs' range.
+
+    Inside each reference's mask, its CIE L*a*b* colours keep their lightness L* while their hue angle
+    turns by ``hue_degrees`` (towards red for negative values, towards yellow for positive ones) and their
+    chroma is multiplied by ``chroma_scale`` (redder, more saturated skin than the benchmark's swatches
+    when > 1); colours that leave the sRGB gamut are clipped. The background is unchanged. The result has
+    no dataset root (``root=None``): its references have no rendered ground truth, and ΔE is measured
+    against the shifted references themselves.
+    """
+    if not (np.isfinite(hue_degrees) and np.isfinite(chroma_scale) and chroma_scale > 0):
+        raise ValueError(f"hue_degrees must be finite and chroma_scale > 0, got {hue_degrees!r}, {chroma_scale!r}")
+    lab = M.rgb_to_lab(data.ref.double())
+    angle = torch.tensor(np.deg2rad(hue_degrees), dtype=lab.dtype)
+    a, b = lab[:, 1], lab[:, 2]
+    turned = torch.stack([lab[:, 0], chroma_scale * (a * angle.cos() - b * angle.sin()),
+                          chroma_scale * (a * angle.sin() + b * angle.cos())], dim=1)
+    shifted = M.lab_to_rgb(turned).to(data.ref.dtype)
+    mask = data.ref_mask > 0
+    ref = torch.where(mask, shifted, data.ref)
+    return EvalData(data.x, data.x_mask, data.x_names, ref, data.ref_mask,
+                    [f"{n} (hue {hue_degrees:+g}°, chroma ×{chroma_scale:g})" for n in data.ref_names], root=None)

@@ -277,3 +277,31 @@ def test_fig3_with_truth_adds_a_ground_truth_column(data):
     truth = with_truth.axes[2].get_images()[0].get_array()
     expected = data.ground_truth([0], [0])[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(np.asarray(truth), expected, atol=1e-6)
+
+
+def test_shifted_references_turn_hue_and_scale_chroma_inside_the_mask_only():
+    from histgan import metrics as M
+    from histgan.results import EvalData
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.empty(2, 3, 8, 8)
+    ref[:, 0], ref[:, 1], ref[:, 2] = 0.3, -0.1, -0.35  # a skin-like brown in [-1, 1]
+    ref += 0.02 * torch.randn(ref.shape, generator=g)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    data = EvalData(ref.clone(), mask, ["x0", "x1"], ref.clone(), mask.clone(), ["r0", "r1"])
+    out = E.shift_reference_colours(data, hue_degrees=-10.0, chroma_scale=1.2)
+    inside = mask.bool().expand_as(ref)
+    assert torch.equal(out.ref[~inside], ref[~inside]) and out.root is None
+    lab0, lab1 = M.rgb_to_lab(ref.double()), M.rgb_to_lab(out.ref.double())
+    m = mask.bool()[:, 0]
+    hue0 = torch.atan2(lab0[:, 2], lab0[:, 1])[m]
+    hue1 = torch.atan2(lab1[:, 2], lab1[:, 1])[m]
+    chroma0, chroma1 = lab0[:, 1:].norm(dim=1)[m], lab1[:, 1:].norm(dim=1)[m]
+    assert torch.allclose(torch.rad2deg(hue1 - hue0), torch.full_like(hue0, -10.0), atol=0.2)
+    assert torch.allclose(chroma1 / chroma0, torch.full_like(chroma0, 1.2), rtol=0.02)
+    assert torch.allclose(lab1[:, 0][m], lab0[:, 0][m], atol=0.05)  # lightness kept (in gamut here)
+    same = E.shift_reference_colours(data, 0.0, 1.0)
+    assert torch.allclose(same.ref, ref, atol=1e-5)
+    with pytest.raises(ValueError, match="chroma_scale"):
+        E.shift_reference_colours(data, 5.0, 0.0)
