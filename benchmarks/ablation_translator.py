@@ -36,6 +36,7 @@ POINTS: dict[str, tuple[dict, str]] = {
     "warmup_200": ({"warmup": 200}, "200 steps without the adversarial terms first"),
     "flip": ({"flip": True}, "random horizontal flips of the training images"),
     "ema": ({"ema": 0.995}, "translate with a moving average of the generators' weights (horizon ~200 steps)"),
+    "unet+lsgan+ema": ({"generator": "unet", "gan_loss": "lsgan", "ema": 0.995}, "the three together"),
 }
 
 METRICS = ("delta_e_mean", "delta_e2000_mean", "ssim_gt_fg_mean", "ssim_gt_fg_lowpass_mean", "ssim_input_lum_mean",
