@@ -12,6 +12,12 @@ prints none of them, so these are ours:
   ``2 · L_hist`` weighs about like ``lambda_cycle · L_cycle`` (1–4). Larger values (10) or a sharper
   kernel gave slightly lower ΔE but flattened the shading in a prototype (the paper's
   colour-versus-shape trade-off).
+
+The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``injection``, ``gan_loss``,
+``ema`` (a moving average of the generators' weights, used to translate), ``warmup`` — default to the
+CycleGAN-style choices in the dataclass, so that a config written before a field existed loads as the
+run it was; the ``cpu`` and ``paper`` presets set the combination the ablation of the training page
+chose (``generator="unet"``, ``gan_loss="lsgan"``, ``ema``; the ``quick`` preset keeps the plain one).
 """
 
 from __future__ import annotations
@@ -204,12 +210,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # train_step, two runs): histgan_bi 0.30–0.42 s, cyclegan 0.25–0.36 s, so 5–7 min per variant
     # (BENCHMARKS.md §2, §6). Batch 4 gives ~1.9x the images/s but, for the same time, a 35 % higher
     # ΔE (§3a), so the preset keeps batch 1.
+    # Generator, adversarial loss and weight average chosen by the ablation of the training page
+    # (benchmarks/ablation_translator.py): U-Net skips + least squares + a moving average together kept
+    # the shading better than every non-learned baseline and made the outputs more real (SWD).
     "cpu": dict(steps=1000, batch_size=1, image_size=64, ngf=32, ndf=32, n_blocks=4, d_layers=2, code_dim=32,
-                bins=32, pool_size=50, log_every=10, sample_every=250, checkpoint_every=250, keep_checkpoints=3),
+                bins=32, pool_size=50, log_every=10, sample_every=250, checkpoint_every=250, keep_checkpoints=3,
+                generator="unet", gan_loss="lsgan", ema=0.995),
     # The paper's setting on a GPU: 256², 9 residual blocks, ngf/ndf 64, 70×70 PatchGAN.
     "paper": dict(steps=100_000, batch_size=1, image_size=256, ngf=64, ndf=64, n_blocks=9, d_layers=3,
                   code_dim=64, bins=32, pool_size=50, log_every=100, sample_every=2_000,
-                  checkpoint_every=2_000, keep_checkpoints=3),
+                  checkpoint_every=2_000, keep_checkpoints=3, generator="unet", gan_loss="lsgan", ema=0.999),
 }
 
 

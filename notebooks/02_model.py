@@ -130,7 +130,12 @@ viz.show_source(networks.HistogramEncoder)
 #
 # FiLM is the conditional cousin of the "style" half of fast arbitrary style transfer in the survey of Yanai and Shimoda: there
 # a style encoder sets the channel mean and variance of normalised feature maps; here the colour code
-# does.
+# does. A third option, `injection="adain"`, takes that mechanism all the way: eq (M3) after *every*
+# instance normalisation of the residual blocks and of the decoder, adaptive instance normalisation
+# {cite:p}`huang2017adain`, and no concatenation. The generator's other option is its shape:
+# `generator="unet"` adds U-Net skip connections {cite:p}`ronneberger2015unet` as pix2pix does
+# {cite:p}`isola2017pix2pix`: each decoder level concatenates the encoder's feature map of its resolution
+# before its normalisation and FiLM. The training page measures every option.
 
 # %%
 viz.show_source(networks._FiLM)
@@ -148,7 +153,7 @@ outputs = {}
 for injection in cfg.INJECTIONS:
     torch.manual_seed(seed)
     G = networks.Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim, config.bins,
-                           injection).eval()
+                           injection, arch=config.generator).eval()
     with torch.no_grad():
         code = G.encode(h_ref)
         outputs[injection] = (G(x, h_ref), G(x, h_swapped))
@@ -156,6 +161,7 @@ for injection in cfg.INJECTIONS:
     print(f"{injection:12s} code {tuple(code.shape)}; max |G(x, h₁) − G(x, h₂)| = {change:.2e}")
 assert code.shape == (batch, config.code_dim)
 assert torch.equal(*outputs["film"]), "FiLM starts as the identity: the reference has no effect yet"
+assert torch.equal(*outputs["adain"]), "so does AdaIN: its projections start at zero too"
 assert not torch.allclose(*outputs["concat"]), "concatenation makes the output depend on the reference"
 
 # %% [markdown]
