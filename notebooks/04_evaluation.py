@@ -486,5 +486,7 @@ for s in statements:
 #   test), each calibrated by other real images, the true targets and the untranslated inputs.
 # - Fig. 3 (with the ground truth) and Fig. 4 analogues, histogram overlays and the colour-against-shape
 #   trail over checkpoints show what the single number hides.
+# - References redder and more saturated than the training photographs test whether the colour code
+#   generalises beyond the range it was trained on.
 # - A small U-Net finds the skin in references without masks; its IoU and its effect on $\Delta E$ are
 #   measured above.
