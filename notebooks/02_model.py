@@ -146,7 +146,7 @@ viz.show_source(networks._FiLM)
 # reference until training moves the projection. Concatenation acts from the first step: two different
 # references give two different outputs.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 h_ref = histogram.soft_histogram(y, config.bins, mask=y_mask)  # (N, 3, K), background excluded
 h_swapped = h_ref.flip(0)  # the same references, given to the other input
 outputs = {}
@@ -330,7 +330,8 @@ print(histgan.__doc__.split("Paper ↔ code")[1].strip("\n-"))
 # ## Summary
 #
 # - A generator is a ResNet **encoder–decoder** (the third kind in the survey of Yanai and Shimoda); without skip connections its
-#   middle layer carries everything, and that is where the colour code enters.
+#   middle layer carries everything, and that is where the colour code enters. The `cpu` and `paper`
+#   presets add U-Net skip connections (`generator="unet"`), which the training page's ablation chose.
 # - The **colour code** eq (M1) is made by fully-connected layers from the reference's masked
 #   histogram and enters by **concatenation** eq (M2) at the middle layer and by **FiLM**
 #   eq (M3) in the decoder; FiLM starts as the identity, concatenation acts at once.

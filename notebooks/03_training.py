@@ -97,7 +97,10 @@ viz.show_source(losses.total_loss)
 # $$
 #
 # $D_Y$ maximises eq (9), $G$ minimises it. Written as binary cross-entropy on the PatchGAN's
-# logits, with the usual non-saturating form $-\log D_Y(G(x))$ for the generator:
+# logits, with the usual non-saturating form $-\log D_Y(G(x))$ for the generator (`gan_loss="bce"`), or
+# in the least-squares form of {cite:t}`mao2017lsgan`, CycleGAN's own choice, which the `cpu` and `paper`
+# presets use (`gan_loss="lsgan"`: $D_Y$ regresses 1 on real and 0 on generated patches, $G$ minimises
+# $(D_Y(G(x)) - 1)^2$; section 7 shows the measurements behind that choice):
 
 # %%
 viz.show_source(losses.GANLoss)
