@@ -103,20 +103,16 @@ class _FiLM(nn.Module):
         return x * (1 + gamma) + beta
 
 
-class _AdaResBlock(nn.Module):
+class _AdaResBlock(_ResBlock):
     """A residual block whose two instance norms are adaptive (Huang & Belongie 2017, AdaIN): after
     each norm the colour code sets every channel's scale and shift, ``(1 + γ(c)) · x̂ + β(c)``.
 
-    The parameters are named as :class:`_ResBlock`'s (``body.1``, ``body.5``) plus ``film``; with
-    ``γ = β = 0`` (the zero-initialised projections) it computes exactly what :class:`_ResBlock` does.
+    The parameters are :class:`_ResBlock`'s plus ``film``; with ``γ = β = 0`` (the zero-initialised
+    projections) it computes exactly what :class:`_ResBlock` does.
     """
 
     def __init__(self, ch: int, norm: str, code_dim: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), _norm(norm, ch), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), _norm(norm, ch),
-        )
+        super().__init__(ch, norm)
         self.film = nn.ModuleList([_FiLM(code_dim, ch), _FiLM(code_dim, ch)])
 
     def forward(self, x: Tensor, code: Tensor) -> Tensor:

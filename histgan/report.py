@@ -109,8 +109,16 @@ def _calibration(results: dict[str, EvalResult]) -> dict[str, dict[str, Any]]:
 
 
 def _realism_cells(values: dict[str, Any], columns: list[str]) -> list[str]:
-    return [_fmt(100 * values[k] if k == "stripes" and k in values else values.get(k),
-                 1 if k.startswith("swd") or k == "stripes" else 3) for k in columns]
+    return [_fmt(_shown(k, values.get(k)), 1 if k.startswith("swd") or k in PERCENT else 3) for k in columns]
+
+
+#: Shares shown in percent.
+PERCENT = {"stripes"}
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A metric's value as a table shows it (shares in :data:`PERCENT` × 100)."""
+    return 100 * value if key in PERCENT and value is not None else value
 
 
 #: Column groups of :func:`markdown_table`: the paper's colour columns, shape against the truth, realism.
@@ -239,6 +247,6 @@ def ablation_table(results: dict[str, Any]) -> str:
     head = ["point", "what changes", *(h for _, h, _ in ABLATION_COLUMNS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results["points"].items():
-        cells = [f"`{name}`", r["what"], *(_fmt(100 * r[k] if k == "stripes" else r[k], d) for k, _, d in ABLATION_COLUMNS)]
+        cells = [f"`{name}`", r["what"], *(_fmt(_shown(k, r[k]), d) for k, _, d in ABLATION_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -40,15 +40,14 @@ def test_colour_code_changes_output(variant, injection):
     c = make_config("quick", variant=variant, injection=injection)
     torch.manual_seed(0)
     m = build_models(c)
-    train_step(m, make_optimisers(m, c), _batch(), c)  # one step of training
-    for name, p in m["G"].named_parameters():  # FiLM / AdaIN projections as after some training
-        if ".proj." in name:
-            torch.nn.init.normal_(p, 0.0, 0.01)
+    train_step(m, make_optimisers(m, c), _batch(), c)  # one step: FiLM / AdaIN projections leave zero
     x = _batch(1, seed=1)["x"]
     dark = soft_histogram(torch.full((1, 3, 8, 8), -0.8), c.bins)
     light = soft_histogram(torch.full((1, 3, 8, 8), 0.8), c.bins)
     with torch.no_grad():
-        assert (m["G"](x, dark) - m["G"](x, light)).abs().max() > 1e-4
+        # with zero projections the two outputs would be bit-identical (FiLM, AdaIN), so any difference
+        # above float32 noise shows the trained code path is live (AdaIN's first step moves it least)
+        assert (m["G"](x, dark) - m["G"](x, light)).abs().max() > 1e-5
 
 
 def test_unconditioned_generator_has_no_colour_path():
@@ -203,8 +202,10 @@ def test_new_options_train_a_few_steps(tmp_path, overrides):
     write_dataset(data, n_train=4, n_test=2, size=32, seed=0, progress=False)
     c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), **overrides)
     fit(c, progress=False)
-    ck = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=True)
-    assert ck["state"]["step"] == c.steps and ck["state"]["config"]["generator"] == c.generator
+    from histgan.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert ck["step"] == c.steps and ck["config"]["generator"] == c.generator
 
 
 def test_warmup_steps_leave_out_the_adversarial_terms(tmp_path):
