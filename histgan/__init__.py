@@ -23,42 +23,48 @@ L_hist, eq (6)     ``histogram_loss``             Σ_c ‖h_fake^c − h_ref^c�
 =================  =============================  ==============================================
 """
 
-from histgan.histogram import (
-    default_bandwidth,
-    hard_histogram,
-    histogram_loss,
-    soft_histogram,
-    soft_histogram_reference,
-)
-from histgan.data import UnpairedImageFolder, load_domain, load_image, load_mask
-from histgan.synthetic import ground_truth, write_dataset
-from histgan.checkpoint import load_checkpoint, save_checkpoint
-from histgan.config import PRESETS, TrainConfig, make_config
-from histgan.inference import Translator, load_run, translate
-from histgan.train import fit
+# The public names and the module each comes from. They are imported on first use (PEP 562), so that
+# ``import histgan.train`` runs the training code and what it needs, not the whole package: the main
+# job's stage keys hash exactly the modules a stage runs.
+_EXPORTS = {
+    "default_bandwidth": "histogram",
+    "hard_histogram": "histogram",
+    "histogram_loss": "histogram",
+    "soft_histogram": "histogram",
+    "soft_histogram_reference": "histogram",
+    "UnpairedImageFolder": "data",
+    "load_domain": "data",
+    "load_image": "data",
+    "load_mask": "data",
+    "ground_truth": "synthetic",
+    "write_dataset": "synthetic",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "PRESETS": "config",
+    "TrainConfig": "config",
+    "make_config": "config",
+    "Translator": "inference",
+    "load_run": "inference",
+    "translate": "inference",
+    "fit": "train",
+}
+
+
+def __getattr__(name: str):
+    """``histgan.translate`` and friends: import the defining module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'histgan' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"histgan.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "default_bandwidth",
-    "hard_histogram",
-    "histogram_loss",
-    "soft_histogram",
-    "soft_histogram_reference",
-    "UnpairedImageFolder",
-    "load_domain",
-    "load_image",
-    "load_mask",
-    "ground_truth",
-    "write_dataset",
-    "PRESETS",
-    "TrainConfig",
-    "make_config",
-    "fit",
-    "save_checkpoint",
-    "load_checkpoint",
-    "Translator",
-    "load_run",
-    "translate",
-]
+__all__ = ["__version__", *_EXPORTS]
