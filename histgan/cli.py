@@ -170,7 +170,33 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "(default: the model's image size)")
     r.add_argument("--out", required=True, metavar="PNG", help="output image")
     r.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    r.add_argument("--edit", action="append", type=_edit_arg, metavar="NAME=VALUE",
+                   help="move the colour code so the output changes by VALUE in L*a*b*: lightness (L*), redness "
+                   "(a*) or yellowness (b*); repeatable, e.g. --edit lightness=+10 --edit redness=-3 (directions "
+                   "are fitted on first use into RUN/edit_directions.pt; see 'python -m histgan edits fit')")
+    r.add_argument("--edit-method", choices=("linear", "rbf"), default="linear",
+                   help="linear directions (edits commute; default) or a curved path along an RBF field")
     r.set_defaults(func=_translate)
+
+
+def _edit_arg(text: str) -> tuple[str, float]:
+    """``--edit NAME=VALUE`` of ``translate``."""
+    import math
+
+    from histgan.edits import ATTRIBUTES  # torch, but only once the flag is used
+
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE (e.g. lightness=+10), got {text!r}")
+    if name.strip() not in ATTRIBUTES:
+        raise argparse.ArgumentTypeError(f"unknown attribute {name.strip()!r}; use one of {', '.join(ATTRIBUTES)}")
+    try:
+        amount = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"VALUE must be a number (L*a*b* units), got {value!r}") from None
+    if not math.isfinite(amount):
+        raise argparse.ArgumentTypeError(f"VALUE must be finite, got {value!r}")
+    return name.strip(), amount
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -221,7 +247,15 @@ def _translate(args: argparse.Namespace) -> int:
         h = reference_histogram(arr, model)
     else:
         h = reference_histogram(args.color, model)
-    save_image_grid([[model(x, h_ref=h)[0]]], args.out, pad=0)
+    if args.edit:
+        from histgan.edits import edited_translation
+
+        edit: dict[str, float] = {}
+        for name, amount in args.edit:  # a repeated attribute adds up
+            edit[name] = edit.get(name, 0.0) + amount
+        save_image_grid([[edited_translation(model, x, h, edit, args.edit_method)[0]]], args.out, pad=0)
+    else:
+        save_image_grid([[model(x, h_ref=h)[0]]], args.out, pad=0)
     print(f"histgan: wrote {args.out}")
     return 0
 
@@ -423,6 +457,41 @@ def _masker(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- edit directions in the colour code's space -------------------------------------------------
+def _add_edits(sub: argparse._SubParsersAction) -> None:
+    """Register ``edits fit``."""
+    p = sub.add_parser("edits", help="edit directions in the colour code's space (lighter, redder, more yellow)",
+                       description="Edit directions for 'translate --edit'.",
+                       epilog="Example: python -m histgan edits fit runs/mine")
+    edits_sub = p.add_subparsers(dest="edits_command", metavar="EDITS_COMMAND", parser_class=_Parser)
+    edits_sub.required = True
+    f = edits_sub.add_parser(
+        "fit", help="fit linear and RBF edit directions on a run's training references",
+        description="Encode the training references of Y (DATA/trainB with its masks, plus colour-shifted "
+        "copies), regress their colour codes on their mean L*, a*, b* (linear directions) and fit RBF fields "
+        "predicting L*, a*, b* from the code; write RUN/edit_directions.pt.",
+        epilog="Example: python -m histgan edits fit runs/mine --data data/synthetic")
+    f.add_argument("run", metavar="RUN", help="run folder (its latest checkpoint)")
+    f.add_argument("--data", metavar="DIR", help="dataset root with trainB/ (default: the run's training data)")
+    f.add_argument("--augment", type=_positive_int, default=4, metavar="N",
+                   help="colour-shifted copies per reference (default 4)")
+    f.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    f.set_defaults(func=_edits_fit)
+
+
+def _edits_fit(args: argparse.Namespace) -> int:
+    from histgan.edits import ATTRIBUTES, DIRECTIONS_FILE, fit_directions, save_directions
+    from histgan.inference import load_run
+
+    model = load_run(args.run, device=args.device)
+    d = fit_directions(model, args.data, augment=args.augment)
+    save_directions(d, model.run_dir / DIRECTIONS_FILE)
+    r2 = ", ".join(f"{a} {float(v):.2f}" for a, v in zip(ATTRIBUTES, d.rbf_r2))
+    print(f"histgan: fitted edit directions on {d.n_references} references (RBF leave-one-out R²: {r2}) "
+          f"→ {model.run_dir / DIRECTIONS_FILE}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="histgan",
@@ -430,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_data, _add_train, _add_evaluate, _add_sweep, _add_masker):
+    for add in (_add_data, _add_train, _add_evaluate, _add_sweep, _add_masker, _add_edits):
         add(sub)
     return parser
 

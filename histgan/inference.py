@@ -188,7 +188,7 @@ def reference_histogram(reference: Any, model: Translator, reference_mask: Any =
 
 
 def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, reference_mask: Any = "auto",
-              masker: Any = None) -> Any:
+              masker: Any = None, edit: dict[str, float] | None = None, edit_method: str = "linear") -> Any:
     """Translate one image (or a batch) X → Y with a reference's colours.
 
     Args:
@@ -200,13 +200,23 @@ def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, ref
             or a mask (PIL ``L`` image, ``(H, W)`` tensor, or a mask file path).
         masker: for ``"auto"``: a :class:`~histgan.segment.Masker` or its folder (default: the run's
             ``RUN/masker/``).
+        edit: move the reference's colour code by ``{attribute: amount}`` in L*a*b* units, attributes
+            ``lightness`` (L*), ``redness`` (a*), ``yellowness`` (b*) (:mod:`histgan.edits`; the
+            directions come from ``RUN/edit_directions.pt``, fitted on first use).
+        edit_method: ``"linear"`` (edits commute) or ``"rbf"`` (a curved path along an RBF field).
 
     Returns:
         the same kind as ``x``: a PIL image, or a tensor of ``x``'s shape in [-1, 1].
     """
     model = model if isinstance(model, Translator) else load_run(model)
     batch, was_pil = _as_tensor(x, "x")
-    out = model(batch, h_ref=reference_histogram(reference, model, reference_mask, masker))
+    h = reference_histogram(reference, model, reference_mask, masker)
+    if edit:
+        from histgan.edits import edited_translation
+
+        out = edited_translation(model, batch, h, edit, edit_method)
+    else:
+        out = model(batch, h_ref=h)
     if was_pil:
         from PIL import Image
 

@@ -1,0 +1,114 @@
+"""How well edits in the colour code's space do what they promise (:mod:`histgan.edits`).
+
+* **Accuracy**: for requested changes ``t`` of one attribute, the achieved change of the output's
+  mean foreground L*, a*, b* (against the unedited output of the same code): the slope of achieved on
+  requested (1 is exact), its R², and the slopes of the *other* two channels (side effects, 0 is clean).
+* **Commutativity** (the comparison of Aoshima & Matsubara, "Deep curvilinear editing: commutative and
+  nonlinear image manipulation for pretrained deep generative model"): edit A then B against B then A;
+  the ΔE (eq 12) between the two outputs' mean colours and the gap between the two codes relative to
+  the length of the edit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from histgan.colour_difference import delta_e_lab, mean_lab
+from histgan.edits import ATTRIBUTES, METHODS, EditDirections, apply_edits
+
+__all__ = ["render", "edit_response", "accuracy", "accuracy_table", "commutativity", "commutativity_table",
+           "edit_grid"]
+
+_CHANNELS = ("ΔL*", "Δa*", "Δb*")
+
+
+@torch.no_grad()
+def render(model: Any, x: Tensor, code: Tensor) -> Tensor:
+    """``G(x, code)`` clamped to [-1, 1], on the CPU: ``(N, 3, H, W)``, ``(N, D)`` → ``(N, 3, H, W)``."""
+    dev = model.device
+    return model.G(x.to(dev).float(), code=code.to(dev).float()).clamp(-1, 1).cpu()
+
+
+def edit_response(model: Any, d: EditDirections, x: Tensor, x_mask: Tensor, code: Tensor, attribute: str,
+                  amounts: Sequence[float], method: str = "linear") -> np.ndarray:
+    """Achieved change of mean foreground L*a*b* for each requested amount: ``(len(amounts), N, 3)``.
+
+    ``x (N, 3, H, W)`` inputs with masks ``x_mask (N, 1, H, W)``, ``code (N, D)`` their reference codes.
+    """
+    base = mean_lab(render(model, x, code), x_mask)
+    return np.stack([mean_lab(render(model, x, apply_edits(code, {attribute: t}, d, method)), x_mask) - base
+                     for t in amounts])
+
+
+def accuracy(model: Any, d: EditDirections, x: Tensor, x_mask: Tensor, code: Tensor,
+             amounts: Mapping[str, Sequence[float]], methods: Sequence[str] = METHODS) -> list[dict[str, Any]]:
+    """One row per (method, attribute): ``slope`` and ``r2`` of the attribute's own channel, and
+    ``per_unit`` (3,), the slopes of ΔL*, Δa*, Δb* on the requested amount (least squares with intercept)."""
+    rows = []
+    for method in methods:
+        for attribute, ts in amounts.items():
+            resp = edit_response(model, d, x, x_mask, code, attribute, ts, method)  # (T, N, 3)
+            t = np.repeat(np.asarray(ts, dtype=np.float64), resp.shape[1])
+            y = resp.reshape(-1, 3)
+            design = np.stack([t, np.ones_like(t)], 1)
+            coef = np.linalg.lstsq(design, y, rcond=None)[0]  # (2, 3)
+            k = ATTRIBUTES.index(attribute)
+            resid = y[:, k] - design @ coef[:, k]
+            r2 = 1.0 - float(resid.var()) / max(float(y[:, k].var()), 1e-12)
+            rows.append({"method": method, "attribute": attribute, "slope": float(coef[0, k]), "r2": r2,
+                         "per_unit": coef[0].copy()})
+    return rows
+
+
+def accuracy_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`accuracy`: achieved per requested unit (diagonal 1 and off-diagonal 0 are ideal)."""
+    lines = ["| method | edit | slope (1 = exact) | R² | " + " | ".join(f"{c} per unit" for c in _CHANNELS) + " |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{v:+.2f}" for v in r["per_unit"]]
+        lines.append(f"| {r['method']} | {r['attribute']} | {r['slope']:.2f} | {r['r2']:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def commutativity(model: Any, d: EditDirections, x: Tensor, code: Tensor, x_mask: Tensor,
+                  amounts: Mapping[str, float], methods: Sequence[str] = METHODS) -> list[dict[str, Any]]:
+    """Edit A then B against B then A, for every pair of attributes in ``amounts`` and every method.
+
+    Returns rows with ``delta_e`` (mean over inputs of eq (12) between the two outputs' mean colours)
+    and ``code_gap`` (mean ``‖z_AB − z_BA‖ / ‖z_AB − z‖``).
+    """
+    names = list(amounts)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for method in methods:
+                ab = apply_edits(apply_edits(code, {a: amounts[a]}, d, method), {b: amounts[b]}, d, method)
+                ba = apply_edits(apply_edits(code, {b: amounts[b]}, d, method), {a: amounts[a]}, d, method)
+                de = delta_e_lab(mean_lab(render(model, x, ab), x_mask), mean_lab(render(model, x, ba), x_mask))
+                gap = ((ab - ba).double().norm(dim=1) / (ab - code).double().norm(dim=1).clamp_min(1e-12)).mean()
+                rows.append({"pair": f"{a} {amounts[a]:+g}, {b} {amounts[b]:+g}", "method": method,
+                             "delta_e": float(de.mean()), "code_gap": float(gap)})
+    return rows
+
+
+def commutativity_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`commutativity`: one row per pair, a column pair per method."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    pairs = list(dict.fromkeys(r["pair"] for r in rows))
+    cell = {(r["pair"], r["method"]): r for r in rows}
+    head = "| edits A, B | " + " | ".join(f"{m}: ΔE(AB, BA) | {m}: code gap" for m in methods) + " |"
+    lines = [head, "|---|" + "---|---|" * len(methods)]
+    for p in pairs:
+        lines.append(f"| {p} | " + " | ".join(f"{cell[p, m]['delta_e']:.2f} | {cell[p, m]['code_gap']:.3f}"
+                                               for m in methods) + " |")
+    return "\n".join(lines)
+
+
+def edit_grid(model: Any, d: EditDirections, x: Tensor, code: Tensor, amounts: Mapping[str, Sequence[float]],
+              method: str = "linear") -> list[list[Tensor]]:
+    """Images for a figure: one row per attribute, one column per amount, for one input ``x (1, 3, H, W)``."""
+    return [[render(model, x, apply_edits(code, {a: t}, d, method))[0] for t in ts] for a, ts in amounts.items()]
