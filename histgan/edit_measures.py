@@ -3,6 +3,7 @@
 * **Accuracy**: for requested changes ``t`` of one attribute, the achieved change of the output's
   mean foreground L*, a*, b* (against the unedited output of the same code): the slope of achieved on
   requested (1 is exact), its R², and the slopes of the *other* two channels (side effects, 0 is clean).
+  As a yardstick, the same for references whose colours really are shifted by ``t``.
 * **Commutativity** (the comparison of Aoshima & Matsubara, "Deep curvilinear editing: commutative and
   nonlinear image manipulation for pretrained deep generative model"): edit A then B against B then A;
   the ΔE (eq 12) between the two outputs' mean colours and the gap between the two codes relative to
@@ -18,9 +19,9 @@ import torch
 from torch import Tensor
 
 from histgan.colour_difference import delta_e_lab, mean_lab
-from histgan.edits import ATTRIBUTES, METHODS, EditDirections, apply_edits
+from histgan.edits import ATTRIBUTES, METHODS, EditDirections, apply_edits, shift_references
 
-__all__ = ["render", "edit_response", "accuracy", "accuracy_table", "commutativity", "commutativity_table",
+__all__ = ["render", "edit_response", "reference_response", "accuracy", "accuracy_table", "commutativity", "commutativity_table",
            "edit_grid"]
 
 _CHANNELS = ("ΔL*", "Δa*", "Δb*")
@@ -44,14 +45,40 @@ def edit_response(model: Any, d: EditDirections, x: Tensor, x_mask: Tensor, code
                      for t in amounts])
 
 
+@torch.no_grad()
+def reference_response(model: Any, x: Tensor, x_mask: Tensor, ref: Tensor, ref_mask: Tensor, attribute: str,
+                       amounts: Sequence[float]) -> np.ndarray:
+    """The same measurement with the *references* shifted in L*a*b* (:func:`histgan.edits.shift_references`)
+    instead of the codes: what the generator does with a reference that really is ``t`` lighter —
+    the most a code edit can expect. ``ref (N, 3, H', W')`` with masks → ``(len(amounts), N, 3)``."""
+    k = ATTRIBUTES.index(attribute)
+
+    def out(shift: float) -> np.ndarray:
+        s = torch.zeros(len(ref), 3)
+        s[:, k] = shift
+        refs = shift_references(ref, ref_mask, s)
+        return mean_lab(render(model, x, model.G.encode(model.histogram(refs, ref_mask)).cpu()), x_mask)
+
+    base = out(0.0)
+    return np.stack([out(t) - base for t in amounts])
+
+
 def accuracy(model: Any, d: EditDirections, x: Tensor, x_mask: Tensor, code: Tensor,
-             amounts: Mapping[str, Sequence[float]], methods: Sequence[str] = METHODS) -> list[dict[str, Any]]:
+             amounts: Mapping[str, Sequence[float]], methods: Sequence[str] = METHODS,
+             references: tuple[Tensor, Tensor] | None = None) -> list[dict[str, Any]]:
     """One row per (method, attribute): ``slope`` and ``r2`` of the attribute's own channel, and
-    ``per_unit`` (3,), the slopes of ΔL*, Δa*, Δb* on the requested amount (least squares with intercept)."""
+    ``per_unit`` (3,), the slopes of ΔL*, Δa*, Δb* on the requested amount (least squares with intercept).
+
+    With ``references = (ref, ref_mask)`` (the images ``code`` was encoded from) a row ``"shifted
+    reference"`` per attribute is added (:func:`reference_response`).
+    """
     rows = []
-    for method in methods:
+    for method in [*methods, *(["shifted reference"] if references is not None else [])]:
         for attribute, ts in amounts.items():
-            resp = edit_response(model, d, x, x_mask, code, attribute, ts, method)  # (T, N, 3)
+            if method == "shifted reference":
+                resp = reference_response(model, x, x_mask, *references, attribute, ts)
+            else:
+                resp = edit_response(model, d, x, x_mask, code, attribute, ts, method)  # (T, N, 3)
             t = np.repeat(np.asarray(ts, dtype=np.float64), resp.shape[1])
             y = resp.reshape(-1, 3)
             design = np.stack([t, np.ones_like(t)], 1)

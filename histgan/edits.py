@@ -13,10 +13,10 @@ Two kinds of direction are fitted from a run's training references (images of Y 
   is ``z + Σ_k t_k w_k``: a sum, so edits commute.
 * **RBF field** (Tzelepis et al., "WarpedGANSpace: Finding non-linear RBF paths in GAN latent space"):
   per attribute ``f_k(z) = b_k + Σ_i α_ki exp(−γ_k ‖z − s_i‖²)`` predicts the attribute from the
-  code; the edit walks along the normalised gradient ``∇f_k`` (with its components along the other
-  attributes' gradients removed, so that their predictions stay put) until ``f_k`` has changed by
-  the requested amount. A curved path: edits need not commute (Aoshima & Matsubara, "Deep curvilinear
-  editing").
+  code; the edit walks uphill on ``f_k`` — steepest ascent in the metric of the codes' covariance,
+  with the other two attributes' predictions held — until ``f_k`` has changed by the requested
+  amount. A curved path: edits need not commute (Aoshima & Matsubara, "Deep curvilinear editing:
+  commutative and nonlinear image manipulation for pretrained deep generative model").
 
 The references are augmented by colour-shifted copies (L*, a*, b* shifted inside the mask), which
 spreads the three attributes independently so the regression can tell them apart. Directions are
@@ -39,7 +39,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_path
 
 __all__ = ["ATTRIBUTES", "METHODS", "EditDirections", "check_edit", "shift_references", "reference_codes",
-           "fit_linear", "fit_rbf", "rbf_value", "rbf_gradient", "apply_edits", "fit_directions",
+           "fit_linear", "fit_rbf", "whitening", "rbf_value", "rbf_gradient", "apply_edits", "fit_directions",
            "save_directions", "load_directions", "directions_for", "edited_translation", "DIRECTIONS_FILE"]
 
 #: Attribute names, in the order of the L*a*b* channels they change.
@@ -63,7 +63,8 @@ class EditDirections:
     gamma: Tensor  # (3,): RBF width γ_k per attribute (one for all centres, chosen by leave-one-out error)
     bias: Tensor  # (3,): b_k
     rbf_r2: Tensor  # (3,): leave-one-out R² of f_k on the references
-    step_size: float  # largest code step of an RBF walk (a fraction of the centres' typical spacing)
+    whiten: Tensor  # (D, D): Cholesky factor L of the codes' covariance Σ = L Lᵀ (the walk's metric)
+    step_size: float  # largest step of an RBF walk in whitened units (standard deviations of the codes)
     step: int  # training step of the checkpoint the directions belong to
     n_references: int  # references (with their shifted copies) they were fitted on
 
@@ -127,24 +128,29 @@ def _farthest_points(codes: Tensor, m: int) -> Tensor:
     return codes[chosen]
 
 
-def _loo_ridge(phi: Tensor, y: Tensor, ridge: float) -> tuple[Tensor, Tensor]:
-    """Ridge fit of ``y (N,)`` on ``[1, phi]``; returns coefficients and leave-one-out residuals
-    (``r_i / (1 − H_ii)`` of the hat matrix ``H``: exact for a linear smoother)."""
+def _loo_ridge(phi: Tensor, y: Tensor, ridge: float) -> tuple[Tensor, Tensor, float]:
+    """Ridge fit of ``y (N,)`` on ``[1, phi]``; returns the coefficients, the leave-one-out residuals
+    (``r_i / (1 − H_ii)`` of the hat matrix ``H``: exact for a linear smoother) and the degrees of
+    freedom ``trace H``."""
     x = torch.cat([torch.ones(len(phi), 1, dtype=phi.dtype), phi], dim=1)
     reg = ridge * torch.eye(x.shape[1], dtype=x.dtype)
     reg[0, 0] = 0.0  # the bias is not shrunk
     inv = torch.linalg.inv(x.T @ x + reg)
     coef = inv @ x.T @ y
     hat = ((x @ inv) * x).sum(1)
-    return coef, (y - x @ coef) / (1.0 - hat).clamp_min(1e-9)
+    return coef, (y - x @ coef) / (1.0 - hat).clamp_min(1e-9), float(hat.sum())
 
 
-def fit_rbf(codes: Tensor, attrs: Tensor, centres: int = 64, ridge: float = 1e-3,
-            scales: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)) -> dict[str, Tensor]:
+def fit_rbf(codes: Tensor, attrs: Tensor, centres: int = 64,
+            scales: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0), ridges: tuple[float, ...] = (1e-3, 1e-1, 10.0, 1e3)
+            ) -> dict[str, Tensor]:
     """RBF fields ``f_k(z) = b_k + Σ_i α_ki exp(−γ_k ‖z − s_i‖²)`` predicting each attribute.
 
-    Centres ``s_i``: farthest-point sample of the codes. ``γ_k = scale / median ‖s_i − s_j‖²`` with the
-    scale of the lowest leave-one-out error; ``α, b`` by ridge least squares.
+    Centres ``s_i``: farthest-point sample of the codes. ``γ_k = scale / median ‖s_i − s_j‖²`` and the
+    ridge weight on ``α`` are chosen on a grid by the one-standard-error rule (Hastie, Tibshirani &
+    Friedman, *The Elements of Statistical Learning*, §7.10): of the fits whose leave-one-out error is
+    within one standard error of the best, the one with the fewest degrees of freedom — the smoothest
+    field that predicts as well, whose gradient is not a wiggle between neighbouring centres.
     Returns ``centres (M, D)``, ``alpha (3, M)``, ``gamma (3,)``, ``bias (3,)``, ``r2 (3,)`` (leave-one-out).
     """
     codes, attrs = codes.double(), attrs.double()
@@ -155,13 +161,15 @@ def fit_rbf(codes: Tensor, attrs: Tensor, centres: int = 64, ridge: float = 1e-3
     out = {k: [] for k in ("alpha", "gamma", "bias", "r2")}
     for k in range(attrs.shape[1]):
         y = attrs[:, k]
-        best = None
+        fits = []
         for scale in scales:
-            coef, loo = _loo_ridge(torch.exp(-(scale / median) * d2), y, ridge)
-            err = float(loo.pow(2).mean())
-            if best is None or err < best[0]:
-                best = (err, scale / median, coef)
-        err, gamma, coef = best
+            phi = torch.exp(-(scale / median) * d2)
+            for ridge in ridges:
+                coef, loo, dof = _loo_ridge(phi, y, ridge)
+                sq = loo.pow(2)
+                fits.append((float(sq.mean()), float(sq.std()) / math.sqrt(len(sq)), dof, scale / median, coef))
+        best = min(fits, key=lambda f: f[0])
+        err, _, _, gamma, coef = min((f for f in fits if f[0] <= best[0] + best[1]), key=lambda f: f[2])
         out["alpha"].append(coef[1:])
         out["gamma"].append(torch.tensor(gamma, dtype=torch.float64))
         out["bias"].append(coef[0])
@@ -187,10 +195,14 @@ def _rbf_walk(z: Tensor, d: EditDirections, k: int, amount: float, keep_others: 
               max_steps: int = 500, tol: float = 1e-3) -> Tensor:
     """Walk codes ``(N, D)`` until ``f_k`` changed by ``amount`` (or the field stops rising).
 
-    Each step is the least-norm ``Δz`` with ``J Δz = r`` (``J``: the gradients of the attributes held,
-    ``r``: what is left to reach their targets), at most ``d.step_size`` long. With ``keep_others`` the
-    other two attributes are held at their start values; without, ``J = ∇f_kᵀ`` and the step is along
-    ``∇f_k`` itself.
+    Steepest ascent in the metric of the codes' covariance ``Σ = L Lᵀ``: each step is
+    ``Δz = L u`` with ``u`` the least-norm solution of ``(J L) u = r`` (``J``: the gradients of the
+    attributes held, ``r``: what is left to reach their targets), ``‖u‖ ≤ d.step_size``. For one
+    attribute that is ``Δz ∝ Σ ∇f_k``. The plain gradient ``∇f_k`` of a field fitted on codes that
+    fill only part of the code space points mostly *off* the references' codes (the field is steep
+    where no reference constrains it) and the generator ignores such moves; ``Σ`` keeps the walk
+    where the references vary. With ``keep_others`` the other two attributes are held at their
+    start values; without, only ``f_k`` is steered.
     """
     z = z.double().clone()
     held = list(range(len(ATTRIBUTES))) if keep_others else [k]
@@ -201,10 +213,10 @@ def _rbf_walk(z: Tensor, d: EditDirections, k: int, amount: float, keep_others: 
         active = left.abs().amax(1) > tol * max(abs(amount), 1.0)
         if not bool(active.any()):
             break
-        jac = rbf_gradient(z, d)[:, held]  # (N, len(held), D)
-        step = torch.linalg.lstsq(jac, left[..., None], driver="gelsd").solution[..., 0]  # least norm
-        scale = (d.step_size / step.norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
-        z = z + torch.where(active, scale, torch.zeros_like(scale))[:, None] * step
+        jac = rbf_gradient(z, d)[:, held] @ d.whiten  # (N, len(held), D): J L
+        u = torch.linalg.lstsq(jac, left[..., None], driver="gelsd").solution[..., 0]  # least norm
+        scale = (d.step_size / u.norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
+        z = z + torch.where(active, scale, torch.zeros_like(scale))[:, None] * (u @ d.whiten.T)
     return z
 
 
@@ -227,6 +239,13 @@ def apply_edits(code: Tensor, edit: Mapping[str, float] | None, d: EditDirection
         else:
             out = _rbf_walk(out.cpu(), d, k, amount, keep_others).to(device=code.device, dtype=code.dtype)
     return out
+
+
+def whitening(codes: Tensor, ridge: float = 1e-6) -> Tensor:
+    """Cholesky factor ``L (D, D)`` of the codes' covariance (plus ``ridge · tr Σ / D`` on the diagonal)."""
+    z = codes.double() - codes.double().mean(0)
+    cov = z.T @ z / max(len(z) - 1, 1)
+    return torch.linalg.cholesky(cov + ridge * float(torch.trace(cov)) / len(cov) * torch.eye(len(cov), dtype=cov.dtype))
 
 
 def fit_directions(model: Any, data: str | os.PathLike | None = None, augment: int = 4, centres: int = 64,
@@ -253,10 +272,8 @@ def fit_directions(model: Any, data: str | os.PathLike | None = None, augment: i
                                           * torch.tensor(SHIFT_RANGE)) for _ in range(augment)]
     codes, attrs = reference_codes(model, torch.cat(copies), masks.repeat(augment + 1, 1, 1, 1))
     rbf = fit_rbf(codes, attrs, centres)
-    spacing = torch.cdist(rbf["centres"], rbf["centres"])
-    step_size = 0.05 * float(spacing[spacing > 0].median()) if len(rbf["centres"]) > 1 else 0.05
     return EditDirections(fit_linear(codes, attrs), rbf["centres"], rbf["alpha"], rbf["gamma"], rbf["bias"],
-                          rbf["r2"], step_size, int(model.step), len(codes))
+                          rbf["r2"], whitening(codes), 0.02, int(model.step), len(codes))
 
 
 def save_directions(d: EditDirections, path: str | os.PathLike) -> None:

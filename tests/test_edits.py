@@ -12,7 +12,7 @@ from histgan.config import make_config
 from histgan.edit_measures import accuracy, accuracy_table, commutativity, commutativity_table
 from histgan.edits import (
     ATTRIBUTES, DIRECTIONS_FILE, EditDirections, apply_edits, check_edit, directions_for, fit_linear, fit_rbf,
-    load_directions, rbf_gradient, rbf_value, save_directions,
+    load_directions, rbf_gradient, rbf_value, save_directions, whitening,
 )
 from histgan.errors import HistganError
 from histgan.inference import load_run, translate
@@ -36,7 +36,8 @@ def _random_directions(d: int = 5, m: int = 7, seed: int = 0) -> EditDirections:
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
     return EditDirections(linear=r(3, d), centres=r(m, d), alpha=r(3, m) * 5, gamma=torch.tensor([0.3, 0.5, 0.2]).double(),
-                          bias=r(3), rbf_r2=torch.ones(3).double(), step_size=0.05, step=0, n_references=m)
+                          bias=r(3), rbf_r2=torch.ones(3).double(), whiten=torch.eye(d).double(), step_size=0.05,
+                          step=0, n_references=m)
 
 
 def _cli(args, capsys):
@@ -124,7 +125,7 @@ def test_rbf_fit_and_walk_reach_the_requested_prediction():
     rbf = fit_rbf(codes, attrs, centres=40)
     assert bool((rbf["r2"] > 0.9).all()), rbf["r2"]
     d = EditDirections(torch.zeros(3, 4).double(), rbf["centres"], rbf["alpha"], rbf["gamma"], rbf["bias"],
-                       rbf["r2"], 0.05, 0, 120)
+                       rbf["r2"], whitening(codes), 0.02, 0, 120)
     z = codes[:5].float()
     moved = apply_edits(z, {"lightness": 2.0}, d, "rbf")
     change = rbf_value(moved, d) - rbf_value(z, d)
@@ -184,8 +185,9 @@ def test_measures_on_a_tiny_run(run, data):
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     mask = torch.ones(2, 1, 32, 32)
     code = model.G.encode(model.histogram(x)).detach()
-    rows = accuracy(model, d, x, mask, code, {"lightness": [-5, 0, 5], "redness": [-2, 0, 2]})
-    assert len(rows) == 4 and all(math.isfinite(r["slope"]) for r in rows)
+    rows = accuracy(model, d, x, mask, code, {"lightness": [-5, 0, 5], "redness": [-2, 0, 2]}, references=(x, mask))
+    assert len(rows) == 6 and all(math.isfinite(r["slope"]) for r in rows)
+    assert [r["method"] for r in rows][-2:] == ["shifted reference"] * 2
     assert "| linear | lightness |" in accuracy_table(rows)
     comm = commutativity(model, d, x, code, mask, {"lightness": 10.0, "redness": 4.0})
     linear = [r for r in comm if r["method"] == "linear"][0]
