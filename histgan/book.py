@@ -94,6 +94,12 @@ NOTEBOOKS: tuple[NotebookStage, ...] = (
                                      "data": "{data}", "out": "{runs}/sweeps", "pairs": 8},
                   needs=("data",), title="a λ_hist sweep, notebook 03 via papermill, two runs at a time",
                   clears=("{runs}/sweeps/lambda_hist",)),
+    NotebookStage("07_latent_space", main={"data": "{data}", "run_dir": "{runs}/dcgan", "steps": 600, "size": 64,
+                                           "batch_size": 32, "invert_steps": 200, "restarts": 3, "set_size": 6,
+                                           "n_test": 8},
+                  quick={"data": "{data}", "run_dir": "{runs}/dcgan"}, needs=("data",),
+                  title="a DCGAN of knees: generation, inversion, morphing, latent arithmetic",
+                  clears=("{runs}/dcgan",)),
 )
 
 

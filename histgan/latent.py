@@ -32,8 +32,8 @@ from torch import Tensor
 
 from histgan.errors import HistganError
 
-__all__ = ["lerp", "slerp", "interpolate", "Inversion", "invert", "centre_mask", "pick", "true_between_lab",
-           "morph_delta_e"]
+__all__ = ["lerp", "slerp", "nnz", "interpolate", "Inversion", "invert", "set_latent", "centre_mask", "centre_lab",
+           "pick", "corner", "true_between_lab", "morph_delta_e"]
 
 
 def lerp(z0: Tensor, z1: Tensor, t: float | Tensor) -> Tensor:
@@ -129,9 +129,15 @@ def _device(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
-def centre_mask(size: int, fraction: float = 0.5) -> Tensor:
+def centre_mask(size: int, fraction: float = 0.35) -> Tensor:
     """``(1, 1, size, size)``: 1 in the central square of side ``fraction · size``, else 0 — the
-    foreground estimate of an unmasked generated knee (module docstring)."""
+    foreground estimate of an unmasked generated knee (module docstring).
+
+    Measured on the benchmark's 400 training knees at 64² (``cpu`` preset) against their true masks:
+    the default square (side 0.35 S) is 91 % skin on average (66 % for the worst image), and its mean
+    colour lies ΔE 4.1 on average (median 3.3) from the whole foreground's — the floor of any ΔE read
+    this way. A side of 0.5 S holds 70 % skin (ΔE 11); 0.25 S is 98 % skin but sees only the joint (ΔE 4.9).
+    """
     if not 0 < fraction <= 1:
         raise HistganError(f"fraction must lie in (0, 1], got {fraction}")
     side = max(1, round(fraction * size))
@@ -159,6 +165,21 @@ def pick(root: str | os.PathLike, folder: str = "trainB", tone: tuple[float, flo
         raise HistganError(f"no image of {Path(root) / folder} has tone in {tone} and |bend| in {bend}; widen them")
     rows.sort(reverse=order == "-tone")
     return [name for _, name in rows[:n]]
+
+
+def corner(root: str | os.PathLike, folder: str = "trainB", dark: bool = True, bent: bool = True,
+           n: int = 6) -> list[str]:
+    """The ``n`` images of ``root/folder`` nearest a corner of the (Monk tone, ``|bend|``) plane: those with
+    the largest sum of their rank by tone (darkest first when ``dark``) and by flexion (most bent first
+    when ``bent``), from ``meta.json``. Never empty, unlike fixed ranges on a small set."""
+    from histgan.synthetic import load_meta
+
+    entries = load_meta(root)["images"][folder]
+    names = sorted(entries)
+    tone = np.array([entries[k]["appearance"]["tone"] for k in names]) * (1 if dark else -1)
+    flex = np.array([abs(entries[k]["shape"]["bend"]) for k in names]) * (1 if bent else -1)
+    score = tone.argsort().argsort() + flex.argsort().argsort()
+    return [names[i] for i in np.argsort(-score, kind="stable")[:n]]
 
 
 def true_between_lab(root: str | os.PathLike, folder: str, names_a: Sequence[str], names_b: Sequence[str],
@@ -192,10 +213,23 @@ def true_between_lab(root: str | os.PathLike, folder: str, names_a: Sequence[str
     return np.asarray(out)
 
 
-def morph_delta_e(frames: Tensor, truth_lab: np.ndarray, fraction: float = 0.5) -> np.ndarray:
-    """ΔE (eq 12) of each frame's central-square mean colour (:func:`centre_mask`) to the true colour
-    at its ``t``: frames ``(T, 3, S, S)`` in [-1, 1], ``truth_lab`` ``(T, 3)`` → ``(T,)``."""
-    from histgan.metrics import delta_e_lab, mean_lab
+def centre_lab(images: Tensor, fraction: float = 0.35) -> np.ndarray:
+    """Mean L*a*b* of each image's central square (:func:`centre_mask`): ``(N, 3, S, S)`` in [-1, 1] → ``(N, 3)``."""
+    from histgan.metrics import mean_lab
 
-    return delta_e_lab(mean_lab(frames, centre_mask(frames.shape[-1], fraction).expand(len(frames), -1, -1, -1)),
-                       truth_lab)
+    return mean_lab(images, centre_mask(images.shape[-1], fraction).expand(len(images), -1, -1, -1))
+
+
+def morph_delta_e(frames: Tensor, truth_lab: np.ndarray, fraction: float = 0.35) -> np.ndarray:
+    """ΔE (eq 12) of each frame's central-square mean colour (:func:`centre_lab`) to the true colour
+    at its ``t``: frames ``(T, 3, S, S)`` in [-1, 1], ``truth_lab`` ``(T, 3)`` → ``(T,)``."""
+    from histgan.metrics import delta_e_lab
+
+    return delta_e_lab(centre_lab(frames, fraction), truth_lab)
+
+
+def set_latent(G: torch.nn.Module, D: torch.nn.Module | None, images: Tensor, **options) -> tuple[Tensor, Inversion]:
+    """The mean latent of a set of images ``(N, 3, S, S)`` — each inverted (:func:`invert`, ``options``
+    passed on) — and the inversion: ``((nz,), Inversion)``."""
+    found = invert(G, D, images, **options)
+    return found.z.mean(0), found
