@@ -1,0 +1,212 @@
+"""The colour code as a latent space: morphing between references and inverting to a target colour.
+
+A conditioned generator reads a reference only through its colour code ``c = E(h_ref)`` (``(N, D)``,
+:meth:`histgan.networks.Generator.encode`), a small vector the user can steer directly:
+
+* **Morphing** — mix the codes of several references with weights ``w`` (non-negative, summing to 1):
+  ``c = Σ_r w_r E(h_r)`` (:func:`mix_codes`); or, for comparison, mix the histograms and encode the
+  mixture, ``E(Σ_r w_r h_r)`` (:func:`mix_histograms`). :func:`morph_path` renders the frames of
+  ``t ↦ ((1 − t), t)`` between two references.
+* **Inversion** — for one input, optimise the code itself so that the output's histogram (over the
+  input's mask) matches a target histogram (eq (6)), optionally plus ``λ_lab`` times the ΔE of eq (12)
+  between the output's mean L*a*b* and a target colour (:func:`refine_codes`). The network is frozen:
+  only the code moves (Adam). Each image has its own code and its own loss term, and Adam updates
+  every element from that element's gradient alone, so refining a batch with the *sum* of the
+  per-image losses takes exactly the steps that refining each image alone would.
+
+Weights are never normalised silently: :func:`mix_weights` rejects negative weights and weights that
+do not sum to 1, so a typo cannot extrapolate outside the references' span.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from histgan.colour_difference import _EPSILON, _F_TO_LAB, _KAPPA, _M_XYZ_OVER_WHITE, _SRGB_KNEE
+from histgan.histogram import histogram_loss
+from histgan.losses import masked_histogram
+
+__all__ = ["WEIGHT_TOLERANCE", "mix_weights", "mix_codes", "mix_histograms", "lab_from_rgb", "refine_codes",
+           "Refinement", "morph_path"]
+
+#: How far the weights' sum may be from 1 (round-off of decimal weights such as 0.1 + 0.2 + 0.7).
+WEIGHT_TOLERANCE = 1e-6
+
+
+def mix_weights(mix: float | Sequence[float], n_references: int) -> tuple[float, ...]:
+    """The weights of ``n_references`` references from ``mix``.
+
+    Args:
+        mix: with two references, a number ``t`` in [0, 1] — weights ``(1 − t, t)``, so ``t = 0`` is the
+            first reference and ``t = 1`` the second; or one weight per reference, each ≥ 0, summing to 1.
+        n_references: how many references are mixed (≥ 1).
+
+    Raises:
+        ValueError: ``t`` outside [0, 1], a weight count that differs from ``n_references``, a negative or
+            non-finite weight, or weights whose sum is not 1 (within :data:`WEIGHT_TOLERANCE`; they are
+            not normalised for you).
+    """
+    if isinstance(n_references, bool) or not isinstance(n_references, int) or n_references < 1:
+        raise ValueError(f"n_references must be a positive integer, got {n_references!r}")
+    if isinstance(mix, (int, float)) and not isinstance(mix, bool):
+        if n_references != 2:
+            raise ValueError(f"mix as one number t needs exactly 2 references, got {n_references}; "
+                             "pass one weight per reference instead")
+        if not 0.0 <= float(mix) <= 1.0:
+            raise ValueError(f"mix t must lie in [0, 1] (0: the first reference, 1: the second), got {mix}")
+        return (1.0 - float(mix), float(mix))
+    weights = tuple(float(w) for w in mix)
+    if len(weights) != n_references:
+        raise ValueError(f"mix has {len(weights)} weights for {n_references} references; give one per reference")
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise ValueError(f"mix weights must be finite and non-negative, got {list(weights)}")
+    if abs(sum(weights) - 1.0) > WEIGHT_TOLERANCE:
+        raise ValueError(f"mix weights must sum to 1 (they are not normalised), got sum {sum(weights):.6g}")
+    return weights
+
+
+def mix_codes(G: nn.Module, histograms: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    """Weighted mean of the references' colour codes, ``Σ_r w_r E(h_r)``.
+
+    Args:
+        G: a conditioned :class:`~histgan.networks.Generator`.
+        histograms: one ``(N, 3, K)`` histogram batch per reference.
+        weights: one weight per reference (checked by :func:`mix_weights`).
+
+    Returns:
+        ``(N, D)``; with weights ``(1, 0, …)`` exactly the first reference's code.
+    """
+    weights = mix_weights(list(weights), len(histograms))
+    codes = [G.encode(h) for h in histograms]
+    return sum((w * c for w, c in zip(weights[1:], codes[1:])), weights[0] * codes[0])
+
+
+def mix_histograms(histograms: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    """Weighted mean of histograms, ``Σ_r w_r h_r``: ``R × (N, 3, K)`` → ``(N, 3, K)``.
+
+    The mixture of two one-peaked histograms has two peaks (a cross-fade of two colours), while the
+    code mixture is whatever the encoder and generator make of a point between two codes.
+    """
+    weights = mix_weights(list(weights), len(histograms))
+    return sum((w * h for w, h in zip(weights[1:], histograms[1:])), weights[0] * histograms[0])
+
+
+def lab_from_rgb(images: Tensor) -> Tensor:
+    """Differentiable sRGB in [-1, 1] → CIE L*a*b* (D65, 2°): ``(N, 3, H, W)`` → ``(N, 3, H, W)``.
+
+    The conversion of :func:`histgan.metrics.rgb_to_lab` (same constants), written without in-place
+    operations so that gradients flow; values are clamped to [-1, 1] first (a tanh output's round-off).
+    """
+    u = (images.clamp(-1.0, 1.0) + 1.0) / 2.0
+    n, _, h, w = u.shape
+    flat = u.reshape(n, 3, h * w)
+    curve = ((flat.clamp_min(_SRGB_KNEE) + 0.055) / 1.055) ** 2.4  # sRGB decoding (IEC 61966-2-1)
+    lin = torch.where(flat <= _SRGB_KNEE, flat / 12.92, curve)
+    t = torch.matmul(torch.as_tensor(_M_XYZ_OVER_WHITE, dtype=u.dtype, device=u.device), lin)  # XYZ / white
+    f = torch.where(t > _EPSILON, t.clamp_min(_EPSILON) ** (1.0 / 3.0), t * (_KAPPA / 116.0) + 16.0 / 116.0)
+    lab = torch.matmul(torch.as_tensor(_F_TO_LAB, dtype=u.dtype, device=u.device), f)
+    return (lab - torch.tensor([16.0, 0.0, 0.0], dtype=u.dtype, device=u.device)[:, None]).reshape(n, 3, h, w)
+
+
+def per_image_loss(out: Tensor, x_mask: Tensor | None, h_target: Tensor, bins: int, bandwidth: float | None,
+                   lab_target: Tensor | None = None, lambda_lab: float = 0.0) -> Tensor:
+    """Each image's refinement loss: eq (6) of its output's histogram (over ``x_mask``) against its
+    target, plus ``lambda_lab`` × the ΔE of eq (12) between its mean L*a*b* (over ``x_mask``) and
+    ``lab_target``. ``out (N, 3, H, W)``, ``h_target (N, 3, K)``, ``lab_target (N, 3)`` → ``(N,)``.
+    """
+    h_fake = masked_histogram(out, x_mask, bins, bandwidth)
+    loss = torch.stack([histogram_loss(h_fake[i : i + 1], h_target[i : i + 1]) for i in range(len(out))])
+    if lambda_lab and lab_target is not None:
+        m = torch.ones_like(out[:, :1]) if x_mask is None else (x_mask != 0).to(out.dtype)
+        mean = (lab_from_rgb(out) * m).sum((2, 3)) / m.sum((2, 3))
+        loss = loss + lambda_lab * ((mean - lab_target.to(out.dtype)) ** 2).sum(1).add(1e-12).sqrt()
+    return loss
+
+
+@dataclass
+class Refinement:
+    """What :func:`refine_codes` returns."""
+
+    code: Tensor  # (N, D) the refined codes after the last step
+    losses: Tensor  # (steps + 1, N) each image's loss before every step and after the last one
+    codes: dict[int, Tensor] = field(default_factory=dict)  # step → (N, D) codes after that many steps
+    seconds: float = 0.0  # wall time of the optimisation
+
+
+def refine_codes(G: nn.Module, x: Tensor, code: Tensor, h_target: Tensor, steps: int, *, lr: float = 0.01,
+                 x_mask: Tensor | None = None, bins: int = 32, bandwidth: float | None = None,
+                 lab_target: Tensor | None = None, lambda_lab: float = 0.0,
+                 record: Sequence[int] = ()) -> Refinement:
+    """Test-time optimisation of colour codes, the generator frozen (Adam on the codes only).
+
+    Minimises ``Σ_n loss_n(G(x_n, code=c_n))`` (:func:`per_image_loss`) over ``c``. The sum of
+    independent per-image terms gives every ``c_n`` the gradient of its own term, and Adam's update is
+    element-wise, so a batch refines exactly as its images would one by one (up to float round-off).
+    The network's parameters are never updated nor given gradients (``torch.autograd.grad`` on the codes).
+
+    Args:
+        G: a conditioned :class:`~histgan.networks.Generator` (put in eval mode here).
+        x: inputs ``(N, 3, H, W)`` in [-1, 1]. code: starting codes ``(N, D)`` (e.g. ``G.encode(h_ref)``).
+        h_target: target histograms ``(N, 3, K)`` (e.g. of the references over their masks).
+        steps: Adam steps (≥ 0). lr: Adam's learning rate.
+        x_mask: the inputs' masks ``(N, 1, H, W)``: the histogram and mean colour are taken there.
+        bins, bandwidth: the histogram's ``K`` and ``B`` (the model's, ``config.bins``, ``config.bandwidth``).
+        lab_target: target mean L*a*b* ``(N, 3)`` for the ΔE term; lambda_lab: its weight (0: none).
+        record: step counts after which to keep a copy of the codes (in :attr:`Refinement.codes`).
+
+    Returns:
+        a :class:`Refinement`.
+    """
+    import time
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer (0: no refinement), got {steps!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    G.eval()
+    start = time.perf_counter()
+    c = code.detach().clone().float().requires_grad_(True)
+    opt = torch.optim.Adam([c], lr=lr)
+    losses, kept = [], {0: c.detach().clone()} if 0 in record else {}
+    with torch.enable_grad():
+        for step in range(steps + 1):
+            per = per_image_loss(G(x, code=c), x_mask, h_target, bins, bandwidth, lab_target, lambda_lab)
+            losses.append(per.detach())
+            if step == steps:
+                break
+            (grad,) = torch.autograd.grad(per.sum(), [c])
+            c.grad = grad
+            opt.step()
+            if step + 1 in record:
+                kept[step + 1] = c.detach().clone()
+    return Refinement(c.detach(), torch.stack(losses), kept, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def morph_path(G: nn.Module, x: Tensor, h_a: Tensor, h_b: Tensor, ts: Sequence[float], mode: str = "code") -> Tensor:
+    """Frames of a morph from reference ``a`` (``t = 0``) to ``b`` (``t = 1``).
+
+    Args:
+        G: a conditioned generator. x: inputs ``(N, 3, H, W)``.
+        h_a, h_b: the two references' histograms ``(N, 3, K)`` (or ``(1, 3, K)`` for all inputs).
+        ts: the mixing fractions, each in [0, 1].
+        mode: ``"code"`` (:func:`mix_codes`) or ``"histogram"`` (:func:`mix_histograms`, then encode).
+
+    Returns:
+        ``(T, N, 3, H, W)`` in [-1, 1].
+    """
+    if mode not in ("code", "histogram"):
+        raise ValueError(f"mode must be 'code' or 'histogram', got {mode!r}")
+    h_a, h_b = (h.expand(len(x), -1, -1) for h in (h_a, h_b))
+    frames = []
+    for t in ts:
+        w = mix_weights(float(t), 2)
+        code = mix_codes(G, [h_a, h_b], w) if mode == "code" else G.encode(mix_histograms([h_a, h_b], w))
+        frames.append(G(x, code=code).clamp(-1, 1))
+    return torch.stack(frames)
