@@ -123,15 +123,15 @@ def commutativity(model: Any, d: EditDirections, x: Tensor, code: Tensor, x_mask
 
 
 def commutativity_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table of :func:`commutativity`: one row per pair, a column pair per method."""
+    """Markdown table of :func:`commutativity` in the layout of Aoshima & Matsubara's comparison: one
+    row per method, one column per pair of edits, each cell ``ΔE(AB, BA) / code gap`` (0 / 0: they commute)."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     pairs = list(dict.fromkeys(r["pair"] for r in rows))
     cell = {(r["pair"], r["method"]): r for r in rows}
-    head = "| edits A, B | " + " | ".join(f"{m}: ΔE(AB, BA) | {m}: code gap" for m in methods) + " |"
-    lines = [head, "|---|" + "---|---|" * len(methods)]
-    for p in pairs:
-        lines.append(f"| {p} | " + " | ".join(f"{cell[p, m]['delta_e']:.2f} | {cell[p, m]['code_gap']:.3f}"
-                                               for m in methods) + " |")
+    lines = ["| method | " + " | ".join(pairs) + " |", "|---|" + "---|" * len(pairs)]
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(f"{cell[p, m]['delta_e']:.2f} / {cell[p, m]['code_gap']:.3f}"
+                                              for p in pairs) + " |")
     return "\n".join(lines)
 
 
