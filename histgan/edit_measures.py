@@ -22,7 +22,7 @@ from histgan.colour_difference import delta_e_lab, mean_lab
 from histgan.edits import ATTRIBUTES, METHODS, EditDirections, apply_edits, shift_references
 
 __all__ = ["render", "edit_response", "reference_response", "accuracy", "accuracy_table", "commutativity", "commutativity_table",
-           "edit_grid"]
+           "edit_grid", "describe"]
 
 _CHANNELS = ("ΔL*", "Δa*", "Δb*")
 
@@ -139,3 +139,25 @@ def edit_grid(model: Any, d: EditDirections, x: Tensor, code: Tensor, amounts: M
               method: str = "linear") -> list[list[Tensor]]:
     """Images for a figure: one row per attribute, one column per amount, for one input ``x (1, 3, H, W)``."""
     return [[render(model, x, apply_edits(code, {a: t}, d, method))[0] for t in ts] for a, ts in amounts.items()]
+
+
+def describe(rows: list[dict[str, Any]], comm: list[dict[str, Any]]) -> str:
+    """Sentences for the book from :func:`accuracy` and :func:`commutativity` rows (Markdown)."""
+    slope = {(r["method"], r["attribute"]): r["slope"] for r in rows}
+    best = max((r for r in rows if r["method"] in METHODS), key=lambda r: r["slope"])
+    parts = [f"The edit that comes closest to its promise is the {best['method']} {best['attribute']} edit: "
+             f"{best['slope']:.2f} of the requested change arrives in the output (R² {best['r2']:.2f})."]
+    if ("shifted reference", best["attribute"]) in slope:
+        ref = slope["shifted reference", best["attribute"]]
+        parts.append(f"A reference whose {best['attribute']} really is shifted moves the output by {ref:.2f} "
+                     "per unit: " + ("the edit does better than changing the reference." if best["slope"] > ref
+                                     else "the edit reaches no further than changing the reference would."))
+    weak = [a for a in ATTRIBUTES if all(slope.get((m, a), 0.0) < 0.2 for m in METHODS)]
+    if weak:
+        parts.append(f"For {' and '.join(weak)} neither kind of edit moves the output by a fifth of what is "
+                     "asked: the generator barely follows its code along those attributes.")
+    gap = {m: max(r["delta_e"] for r in comm if r["method"] == m) for m in dict.fromkeys(r["method"] for r in comm)}
+    if "linear" in gap and "rbf" in gap:
+        parts.append(f"Linear edits commute (largest ΔE between A-then-B and B-then-A {gap['linear']:.2f}); "
+                     f"the RBF walks do not (up to ΔE {gap['rbf']:.2f}).")
+    return " ".join(parts)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from histgan.cli import main
 from histgan.config import make_config
-from histgan.edit_measures import accuracy, accuracy_table, commutativity, commutativity_table
+from histgan.edit_measures import accuracy, accuracy_table, commutativity, commutativity_table, describe
 from histgan.edits import (
     ATTRIBUTES, DIRECTIONS_FILE, EditDirections, apply_edits, check_edit, directions_for, fit_linear, fit_rbf,
     load_directions, rbf_gradient, rbf_value, save_directions, whitening,
@@ -192,6 +192,8 @@ def test_measures_on_a_tiny_run(run, data):
     comm = commutativity(model, d, x, code, mask, {"lightness": 10.0, "redness": 4.0})
     linear = [r for r in comm if r["method"] == "linear"][0]
     assert linear["delta_e"] < 1e-3 and linear["code_gap"] < 1e-5
+    text = describe(rows, comm)
+    assert "Linear edits commute" in text and "{" not in text
     table = commutativity_table(comm)
     assert table.splitlines()[0] == "| method | lightness +10, redness +4 |" and "| rbf | " in table
 
