@@ -21,7 +21,8 @@ from torch import Tensor
 from histgan.colour_difference import delta_e_lab, mean_lab
 from histgan.edits import ATTRIBUTES, METHODS, EditDirections, apply_edits, shift_references
 
-__all__ = ["render", "edit_response", "reference_response", "accuracy", "accuracy_table", "commutativity", "commutativity_table",
+__all__ = ["render", "edit_response", "reference_response", "accuracy", "accuracy_table", "commutativity",
+           "commutativity_table",
            "edit_grid", "describe"]
 
 _CHANNELS = ("ΔL*", "Δa*", "Δb*")
@@ -97,7 +98,8 @@ def accuracy_table(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{v:+.2f}" for v in r["per_unit"]]
-        lines.append(f"| {r['method']} | {r['attribute']} | {r['slope']:.2f} | {r['r2']:.2f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['method']} | {r['attribute']} | {r['slope']:.2f} | {r['r2']:.2f} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -245,7 +245,8 @@ def whitening(codes: Tensor, ridge: float = 1e-6) -> Tensor:
     """Cholesky factor ``L (D, D)`` of the codes' covariance (plus ``ridge · tr Σ / D`` on the diagonal)."""
     z = codes.double() - codes.double().mean(0)
     cov = z.T @ z / max(len(z) - 1, 1)
-    return torch.linalg.cholesky(cov + ridge * float(torch.trace(cov)) / len(cov) * torch.eye(len(cov), dtype=cov.dtype))
+    jitter = ridge * float(torch.trace(cov)) / len(cov)
+    return torch.linalg.cholesky(cov + jitter * torch.eye(len(cov), dtype=cov.dtype))
 
 
 def fit_directions(model: Any, data: str | os.PathLike | None = None, augment: int = 4, centres: int = 64,
