@@ -157,7 +157,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--checkpoint", required=True, metavar="RUN", help="run folder (latest checkpoint) or a .pt file")
     r.add_argument("--input", required=True, metavar="PNG", help="input image (domain X)")
     ref = r.add_mutually_exclusive_group(required=True)
-    ref.add_argument("--reference", metavar="PNG", help="reference image whose colours to take")
+    ref.add_argument("--reference", action="append", metavar="PNG",
+                     help="reference image whose colours to take; repeat it to mix several with --mix")
     ref.add_argument("--histogram", metavar="NPY", help="a (3, K) histogram saved with numpy.save")
     ref.add_argument("--color", metavar="HEX", help='a colour swatch, e.g. "#a07e56"')
     r.add_argument("--reference-mask", type=_reference_mask_arg, metavar="auto|none|PNG",
@@ -176,7 +177,41 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "are fitted on first use into RUN/edit_directions.pt; see 'python -m histgan edits fit')")
     r.add_argument("--edit-method", choices=("linear", "rbf"), default="linear",
                    help="linear directions (edits commute; default) or a curved path along an RBF field")
+    r.add_argument("--mix", type=_mix_arg, metavar="T|W1,W2,...",
+                   help="with repeated --reference: mix their colour codes, T in [0, 1] for two (0: the first, 1: "
+                   "the second), or one weight per reference, each >= 0, summing to 1")
+    r.add_argument("--refine", type=_refine_arg, default=0, metavar="N",
+                   help="N steps of test-time optimisation of the colour code (network frozen) so the output's "
+                   "histogram, and mean colour for --reference or --color, hit the target's (default 0: none)")
+    r.add_argument("--input-mask", type=_reference_mask_arg, metavar="auto|none|PNG",
+                   help="for --refine: which pixels of --input are compared with the target, like --reference-mask "
+                   "(default auto: its alpha, else DIR_mask/NAME, else the masker's prediction)")
     r.set_defaults(func=_translate)
+
+
+def _mix_arg(text: str) -> float | tuple[float, ...]:
+    """``--mix`` of ``translate``: one number in [0, 1], or comma-separated weights summing to 1."""
+    from histgan.colour_code import mix_weights  # torch, but only once the flag is used
+
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number T in [0, 1] or weights W1,W2,..., got {text!r}") from None
+    try:
+        return mix_weights(values[0], 2)[1] if len(values) == 1 else mix_weights(values, len(values))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _refine_arg(text: str) -> int:
+    """``--refine`` of ``translate``: a number of steps >= 0."""
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = -1
+    if steps < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of steps >= 0 (0: no refinement), got {text!r}")
+    return steps
 
 
 def _edit_arg(text: str) -> tuple[str, float]:
@@ -219,22 +254,27 @@ def _translate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from histgan.data import load_image, load_mask
-    from histgan.inference import load_run, reference_histogram
+    from histgan.inference import load_run, reference_histogram, reference_lab
+    from histgan.metrics import reference_means
     from histgan.reference_mask import REFERENCE_MASK_MODES, load_reference, resolve_reference_mask
     from histgan.viz import save_image_grid
 
     model = load_run(args.checkpoint, device=args.device)
     size = args.size or model.config.image_size
     x = load_image(args.input, size=size).unsqueeze(0)
-    if args.reference is not None:
-        ref, alpha, native = load_reference(args.reference, size)
+    hs, labs = [], []
+    for path in args.reference or ():
+        ref, alpha, native = load_reference(path, size)
         mode = args.reference_mask or "auto"
         if mode not in REFERENCE_MASK_MODES and tuple(load_mask(mode).shape[-2:]) != native:
             mh, mw = load_mask(mode).shape[-2:]
-            raise HistganError(f"reference mask {mode} is {mw}x{mh} but the reference {args.reference} is "
+            raise HistganError(f"reference mask {mode} is {mw}x{mh} but the reference {path} is "
                                f"{native[1]}x{native[0]}; they must match")
-        mask = resolve_reference_mask(mode, ref, alpha, args.reference, args.masker, model.run_dir)
-        h = model.histogram(ref, mask)
+        mask = resolve_reference_mask(mode, ref, alpha, path, args.masker, model.run_dir)
+        hs.append(model.histogram(ref, mask))
+        labs.append(reference_means(ref, mask)[0].float())
+    if args.reference is not None:
+        h = hs[0]
     elif args.reference_mask or args.masker:
         raise ValueError("--reference-mask and --masker need --reference")
     elif args.histogram is not None:
@@ -247,6 +287,11 @@ def _translate(args: argparse.Namespace) -> int:
         h = reference_histogram(arr, model)
     else:
         h = reference_histogram(args.color, model)
+    if args.input_mask and not args.refine:
+        raise ValueError("--input-mask needs --refine (it chooses the pixels the refinement compares)")
+    if len(hs) > 1 or args.mix is not None or args.refine:
+        return _steered_translate(args, model, x, hs or [h], labs or [reference_lab(args.color, model)
+                                                                     if args.color else None])
     if args.edit:
         from histgan.edits import edited_translation
 
@@ -256,6 +301,31 @@ def _translate(args: argparse.Namespace) -> int:
         save_image_grid([[edited_translation(model, x, h, edit, args.edit_method)[0]]], args.out, pad=0)
     else:
         save_image_grid([[model(x, h_ref=h)[0]]], args.out, pad=0)
+    print(f"histgan: wrote {args.out}")
+    return 0
+
+
+def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list) -> int:
+    """``translate`` with --mix and/or --refine (:func:`histgan.colour_code.steered_code`)."""
+    from histgan.colour_code import steered_code
+    from histgan.reference_mask import load_reference, resolve_reference_mask
+    from histgan.viz import save_image_grid
+
+    if args.edit:
+        raise ValueError("--edit cannot be combined with --mix or --refine yet; translate first, then edit")
+    if (len(hs) > 1) != (args.mix is not None):
+        raise ValueError(f"--mix needs two or more --reference, and several --reference need --mix (got {len(hs)})")
+    weights = None
+    if args.mix is not None:
+        weights = (1.0 - args.mix, args.mix) if isinstance(args.mix, float) else args.mix
+        if len(weights) != len(hs):
+            raise ValueError(f"--mix gives {len(weights)} weights for {len(hs)} --reference images; give one each")
+    x_mask = None
+    if args.refine:
+        _, alpha, _ = load_reference(args.input, x.shape[-1])
+        x_mask = resolve_reference_mask(args.input_mask or "auto", x, alpha, args.input, args.masker, model.run_dir)
+    code = steered_code(model, x, hs, weights, args.refine, x_mask, labs)
+    save_image_grid([[model.G(x.to(model.device), code=code).clamp(-1, 1)[0].detach()]], args.out, pad=0)
     print(f"histgan: wrote {args.out}")
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,8 @@ from histgan.reference_mask import resolve_reference_mask
 from histgan.runtime import select_device
 from histgan.viz import to_uint8
 
-__all__ = ["Translator", "load_run", "list_checkpoints", "translate", "colour_histogram", "reference_histogram"]
+__all__ = ["Translator", "load_run", "list_checkpoints", "translate", "colour_histogram", "colour_image",
+           "reference_histogram", "reference_lab"]
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -127,11 +128,16 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "
 
 def colour_histogram(colour: str, bins: int, bandwidth: float | None = None) -> Tensor:
     """Histogram ``(3, K)`` of a one-colour swatch, e.g. ``"#a07e56"`` (the soft histogram of one pixel)."""
+    return masked_histogram(colour_image(colour), None, bins, bandwidth)[0]
+
+
+def colour_image(colour: str) -> Tensor:
+    """A one-pixel image ``(1, 3, 1, 1)`` in [-1, 1] of a hex colour such as ``"#a07e56"``."""
     m = _HEX.match(colour.strip()) if isinstance(colour, str) else None
     if m is None:
         raise ValueError(f"colour must be a hex string like '#a07e56', got {colour!r}")
     rgb = torch.tensor([int(m.group(1)[i:i + 2], 16) for i in (0, 2, 4)], dtype=torch.float32)
-    return masked_histogram((rgb / 127.5 - 1.0).reshape(1, 3, 1, 1), None, bins, bandwidth)[0]
+    return (rgb / 127.5 - 1.0).reshape(1, 3, 1, 1)
 
 
 def _as_tensor(image: Any, what: str) -> tuple[Tensor, bool]:
@@ -188,7 +194,8 @@ def reference_histogram(reference: Any, model: Translator, reference_mask: Any =
 
 
 def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, reference_mask: Any = "auto",
-              masker: Any = None, edit: dict[str, float] | None = None, edit_method: str = "linear") -> Any:
+              masker: Any = None, edit: dict[str, float] | None = None, edit_method: str = "linear",
+              mix: float | Sequence[float] | None = None, refine: int = 0, input_mask: Any = "auto") -> Any:
     """Translate one image (or a batch) X → Y with a reference's colours.
 
     Args:
@@ -204,21 +211,72 @@ def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, ref
             ``lightness`` (L*), ``redness`` (a*), ``yellowness`` (b*) (:mod:`histgan.edits`; the
             directions come from ``RUN/edit_directions.pt``, fitted on first use).
         edit_method: ``"linear"`` (edits commute) or ``"rbf"`` (a curved path along an RBF field).
+        mix: with a list of references, how to mix their colour codes (:mod:`histgan.colour_code`):
+            ``t`` in [0, 1] for two (weights ``1 − t``, ``t``), or one weight per reference, each ≥ 0,
+            summing to 1 (not normalised; anything else is an error).
+        refine: steps of test-time optimisation of the code towards the reference's histogram (and,
+            for an image or colour reference, its mean L*a*b*), the network frozen; 0: none.
+        input_mask: for ``refine``: which pixels of ``x`` are compared with the reference, chosen like
+            ``reference_mask`` (``"auto"``, ``"none"``, or a mask).
 
     Returns:
         the same kind as ``x``: a PIL image, or a tensor of ``x``'s shape in [-1, 1].
     """
     model = model if isinstance(model, Translator) else load_run(model)
     batch, was_pil = _as_tensor(x, "x")
-    h = reference_histogram(reference, model, reference_mask, masker)
-    if edit:
+    if isinstance(reference, (list, tuple)) or mix is not None or refine:
+        out = _steered(batch, x, reference, model, reference_mask, masker, mix, refine, input_mask, edit)
+    elif edit:
         from histgan.edits import edited_translation
 
-        out = edited_translation(model, batch, h, edit, edit_method)
+        out = edited_translation(model, batch, reference_histogram(reference, model, reference_mask, masker), edit,
+                                 edit_method)
     else:
-        out = model(batch, h_ref=h)
+        out = model(batch, h_ref=reference_histogram(reference, model, reference_mask, masker))
     if was_pil:
         from PIL import Image
 
         return Image.fromarray(to_uint8(out[0]))
     return out if isinstance(x, Tensor) and x.dim() == 4 else out[0]
+
+
+def reference_lab(reference: Any, model: Translator, reference_mask: Any = "auto", masker: Any = None
+                  ) -> Tensor | None:
+    """A reference's mean L*a*b* colour ``(1, 3)`` (an image's over its mask, as the evaluation takes
+    it; a hex colour's own), or None for a histogram, which has no single colour."""
+    from histgan.metrics import reference_means, rgb_to_lab
+
+    if isinstance(reference, str):
+        return rgb_to_lab(colour_image(reference)).reshape(1, 3)
+    if isinstance(reference, np.ndarray) or (isinstance(reference, Tensor) and reference.dim() == 2):
+        return None
+    ref, _ = _as_tensor(reference, "reference")
+    mask = resolve_reference_mask(reference_mask, ref, alpha=_alpha(reference), masker=masker, run_dir=model.run_dir)
+    return reference_means(ref, mask)[0].float()
+
+
+def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference_mask: Any, masker: Any,
+             mix: Any, refine: int, input_mask: Any, edit: Any) -> Tensor:
+    """:func:`translate` with several references and/or a refined code (:mod:`histgan.colour_code`)."""
+    from histgan.colour_code import steered_code
+
+    from histgan.colour_code import check_refine, mix_weights
+
+    check_refine(refine)
+    refs = list(reference) if isinstance(reference, (list, tuple)) else [reference]
+    if edit:
+        raise ValueError("edit cannot be combined with several references or refine; translate first, then edit")
+    if not refs:
+        raise ValueError("reference is an empty list; pass one reference, or several with mix")
+    if (len(refs) > 1) != (mix is not None):
+        raise ValueError("mix needs a list of two or more references, and several references need mix "
+                         f"(t in [0, 1] for two, or one weight per reference); got {len(refs)} reference(s)")
+    weights = mix_weights(mix, len(refs)) if mix is not None else None
+    hs = [reference_histogram(r, model, reference_mask, masker) for r in refs]
+    x_mask, labs = None, None
+    if refine:
+        x_mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
+        labs = [reference_lab(r, model, reference_mask, masker) for r in refs]
+    code = steered_code(model, batch, hs, weights, refine, x_mask, labs)
+    with torch.no_grad():
+        return model.G(batch.to(model.device).float(), code=code).clamp(-1, 1)

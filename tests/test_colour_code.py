@@ -1,0 +1,206 @@
+"""The colour code as a latent space: mixing references, refining the code, the differentiable L*a*b*."""
+
+import numpy as np
+import pytest
+import torch
+
+from histgan import metrics as M
+from histgan.cli import main
+from histgan.colour_code import (lab_from_rgb, mix_codes, mix_histograms, mix_weights, morph_path,
+                                 per_image_loss, refine_codes, steered_code)
+from histgan.config import make_config
+from histgan.inference import Translator, colour_histogram, translate
+from histgan.networks import build_models
+from histgan.synthetic import write_dataset
+from histgan.train import fit
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    config = make_config("quick", variant="histgan_bi", data="unused", run_dir="unused")
+    models = build_models(config)
+    return Translator(models["G"], models["F"], config, 0, torch.device("cpu"))
+
+
+def _images(n, seed=0, size=32):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g) * 2 - 1
+
+
+def test_mix_weights_from_t_and_from_weights():
+    assert mix_weights(0.3, 2) == pytest.approx((0.7, 0.3))
+    assert mix_weights(0.0, 2) == (1.0, 0.0) and mix_weights(1, 2) == (0.0, 1.0)
+    assert mix_weights([0.1, 0.2, 0.7], 3) == pytest.approx((0.1, 0.2, 0.7))  # 0.1 + 0.2 + 0.7 rounds, accepted
+
+
+@pytest.mark.parametrize("mix, n, message", [
+    (1.5, 2, "in \\[0, 1\\]"), (-0.1, 2, "in \\[0, 1\\]"), (0.5, 3, "exactly 2 references"),
+    ([0.5, 0.5], 3, "2 weights for 3"), ([1.5, -0.5], 2, "non-negative"), ([0.5, 0.4], 2, "sum to 1"),
+    ([float("nan"), 1.0], 2, "finite"), ([0.2, 0.2], 2, "not normalised"),
+])
+def test_mix_weights_rejects_bad_weights(mix, n, message):
+    with pytest.raises(ValueError, match=message):
+        mix_weights(mix, n)
+
+
+def test_mix_zero_and_one_reproduce_single_reference_exactly(model):
+    x = _images(2)
+    a, b = _images(1, 1), _images(1, 2)
+    for t, single in ((0.0, a), (1.0, b)):
+        assert torch.equal(translate(x, [a[0], b[0]], model, mix=t, reference_mask="none"),
+                           translate(x, single[0], model, reference_mask="none"))
+    assert torch.equal(translate(x, ["#a07e56", "#203040", "#ffffff"], model, mix=[0, 1, 0]),
+                       translate(x, "#203040", model))
+    middle = translate(x, [a[0], b[0]], model, mix=0.5, reference_mask="none")
+    assert (middle - translate(x, a[0], model, reference_mask="none")).abs().max() > 0
+
+
+def test_code_and_histogram_mixtures_are_weighted_means(model):
+    h = [colour_histogram(c, model.config.bins).unsqueeze(0) for c in ("#a07e56", "#203040")]
+    w = (0.25, 0.75)
+    assert torch.allclose(mix_histograms(h, w), 0.25 * h[0] + 0.75 * h[1])
+    with torch.no_grad():
+        assert torch.allclose(mix_codes(model.G, h, w), 0.25 * model.G.encode(h[0]) + 0.75 * model.G.encode(h[1]))
+    frames = morph_path(model.G, _images(2), h[0], h[1], [0.0, 0.5, 1.0], mode="histogram")
+    assert frames.shape == (3, 2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(frames[0], model.G(_images(2), h[0].expand(2, -1, -1)).clamp(-1, 1))
+    with pytest.raises(ValueError, match="mode"):
+        morph_path(model.G, _images(1), h[0], h[1], [0.5], mode="latent")
+
+
+def test_translate_rejects_inconsistent_mix(model):
+    x = _images(1)
+    with pytest.raises(ValueError, match="need mix|several references need mix"):
+        translate(x, ["#a07e56", "#203040"], model)
+    with pytest.raises(ValueError, match="mix needs a list"):
+        translate(x, "#a07e56", model, mix=0.5)
+    with pytest.raises(ValueError, match="sum to 1"):
+        translate(x, ["#a07e56", "#203040"], model, mix=[0.5, 0.6])
+    with pytest.raises(ValueError, match="refine must be"):
+        translate(x, "#a07e56", model, refine=-1)
+
+
+def test_lab_from_rgb_matches_colour_science_and_has_gradients():
+    import colour
+
+    x = _images(2, 3, size=6).double()
+    srgb = ((x + 1) / 2).permute(0, 2, 3, 1).numpy()
+    expected = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(srgb))  # independent implementation, float64
+    assert np.abs(lab_from_rgb(x).permute(0, 2, 3, 1).numpy() - expected).max() < 1e-3
+    assert torch.allclose(lab_from_rgb(x), M.rgb_to_lab(x), atol=1e-9)
+    dark = torch.full((1, 3, 2, 2), -0.999, dtype=torch.float64)  # both linear segments (sRGB and CIE f)
+    for probe in (x[:1, :, :2, :2], dark):
+        assert torch.autograd.gradcheck(lab_from_rgb, (probe.clone().requires_grad_(True),))
+
+
+def test_refinement_lowers_the_loss_monotonically_and_keeps_the_weights(model):
+    x, ref = _images(3), _images(3, 5)
+    h = model.histogram(ref)
+    before = {k: v.clone() for k, v in model.G.state_dict().items()}
+    with torch.no_grad():
+        code = model.G.encode(model.histogram(_images(3, 6)))  # start from another reference's code
+    r = refine_codes(model.G, x, code, h, 25, lr=1e-3, bins=model.config.bins, record=(5, 25),
+                     lab_target=M.reference_means(ref, None)[0].float(), lambda_lab=0.01)
+    assert r.losses.shape == (26, 3) and set(r.codes) == {5, 25} and torch.equal(r.codes[25], r.code)
+    assert bool((r.losses[1:] < r.losses[:-1]).all()), "a small step lowers every image's loss at every step"
+    after = model.G.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the network is frozen"
+    assert all(p.grad is None for p in model.G.parameters())
+
+
+def test_batched_refinement_equals_per_image_refinement(model):
+    x, h = _images(3), model.histogram(_images(3, 7))
+    with torch.no_grad():
+        code = model.G.encode(model.histogram(_images(3, 8)))
+    batch = refine_codes(model.G, x, code, h, 8, lr=0.05, bins=model.config.bins)
+    for i in range(3):
+        alone = refine_codes(model.G, x[i : i + 1], code[i : i + 1], h[i : i + 1], 8, lr=0.05, bins=model.config.bins)
+        assert torch.allclose(alone.code, batch.code[i : i + 1], atol=1e-5)
+        assert torch.allclose(alone.losses[:, 0], batch.losses[:, i], atol=1e-5)
+
+
+def test_per_image_loss_is_eq6_per_image(model):
+    from histgan.losses import colour_loss
+
+    out, h = _images(2), model.histogram(_images(2, 9))
+    per = per_image_loss(out, None, h, model.config.bins, None)
+    assert per.shape == (2,) and torch.allclose(per.mean(), colour_loss(out, None, h, model.config.bins, None))
+
+
+def test_refine_towards_a_colour_moves_the_mean_colour_closer(model):
+    x = _images(2)
+    target = "#c08060"
+    lab = M.rgb_to_lab(torch.tensor([0xC0, 0x80, 0x60]).float().reshape(1, 3, 1, 1) / 127.5 - 1).reshape(1, 3)
+    dist = [float(np.linalg.norm(M.mean_lab(translate(x, target, model, refine=n, input_mask="none"))
+                                 - lab.double().numpy(), axis=1).mean()) for n in (0, 30)]
+    assert dist[1] < dist[0]
+    with pytest.raises(ValueError, match="steps"):
+        refine_codes(model.G, x, torch.zeros(2, model.config.code_dim), model.histogram(x), 1.5)
+    with pytest.raises(ValueError, match="lr"):
+        refine_codes(model.G, x, torch.zeros(2, model.config.code_dim), model.histogram(x), 1, lr=0)
+    code = steered_code(model, x, [model.histogram(_images(1, 4))], None, 0)
+    assert code.shape == (2, model.config.code_dim)
+
+
+# ---- the CLI --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("code")
+    data = write_dataset(root / "synth", size=32, n_train=4, n_test=2, progress=False)
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(root / "run"), steps=2,
+                    keep_checkpoints=0)
+    return fit(c, progress=False), data
+
+
+def _cli(args, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_cli_mix_and_refine(run, tmp_path, capsys):
+    run_dir, data = run
+    base = ["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA" / "x0000.png")]
+    refs = ["--reference", str(data / "testB" / "y0000.png"), "--reference", str(data / "testB" / "y0001.png")]
+    for name, extra in (("mix", [*refs, "--mix", "0.3"]), ("weights", [*refs, "--mix", "0.5,0.5"]),
+                        ("refine", ["--color", "#a07e56", "--refine", "3"]),
+                        ("both", [*refs, "--mix", "1", "--refine", "2"])):
+        code, err = _cli(base + extra + ["--out", str(tmp_path / f"{name}.png")], capsys)
+        assert code == 0, err
+        assert (tmp_path / f"{name}.png").is_file()
+
+
+@pytest.mark.parametrize("args, flag, message", [
+    (["--mix", "1.5"], "--mix", "in \\[0, 1\\]"),
+    (["--mix", "abc"], "--mix", "must be a number"),
+    (["--mix", "0.5,0.6"], "--mix", "sum to 1"),
+    (["--mix=-0.5,1.5"], "--mix", "non-negative"),
+    (["--refine", "-2"], "--refine", ">= 0"),
+    (["--refine", "x"], "--refine", ">= 0"),
+    (["--input-mask", "/no/such/mask.png"], "--input-mask", "auto, none"),
+])
+def test_cli_bad_values_exit_2_naming_the_flag(run, args, flag, message, tmp_path, capsys):
+    run_dir, data = run
+    code, err = _cli(["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA" / "x0000.png"),
+                      "--color", "#a07e56", "--out", str(tmp_path / "o.png"), *args], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert flag in err and __import__("re").search(message, err), err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--color", "#a07e56", "--mix", "0.5"], "--mix needs two or more --reference"),
+    (["--reference", "A", "--reference", "B"], "several --reference need --mix"),
+    (["--reference", "A", "--reference", "B", "--mix", "0.2,0.3,0.5"], "3 weights for 2"),
+    (["--color", "#a07e56", "--input-mask", "none"], "--input-mask needs --refine"),
+])
+def test_cli_inconsistent_flags_exit_2_with_one_line(run, args, message, tmp_path, capsys):
+    run_dir, data = run
+    args = [str(data / "testB" / "y0000.png") if a == "A" else str(data / "testB" / "y0001.png") if a == "B" else a
+            for a in args]
+    code, err = _cli(["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA" / "x0000.png"),
+                      "--out", str(tmp_path / "o.png"), *args], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
