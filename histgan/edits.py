@@ -39,7 +39,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_path
 
 __all__ = ["ATTRIBUTES", "METHODS", "EditDirections", "check_edit", "shift_references", "reference_codes",
-           "fit_linear", "fit_rbf", "whitening", "rbf_value", "rbf_gradient", "apply_edits", "fit_directions",
+           "fit_linear", "fit_rbf", "whitening", "encoder_digest", "rbf_value", "rbf_gradient", "apply_edits", "fit_directions",
            "save_directions", "load_directions", "directions_for", "edited_translation", "DIRECTIONS_FILE"]
 
 #: Attribute names, in the order of the L*a*b* channels they change.
@@ -66,6 +66,7 @@ class EditDirections:
     whiten: Tensor  # (D, D): Cholesky factor L of the codes' covariance Σ = L Lᵀ (the walk's metric)
     step_size: float  # largest step of an RBF walk in whitened units (standard deviations of the codes)
     step: int  # training step of the checkpoint the directions belong to
+    encoder: str  # SHA-256 of the histogram encoder's weights: the codes, hence the directions, depend on them alone
     n_references: int  # references (with their shifted copies) they were fitted on
 
 
@@ -241,6 +242,17 @@ def apply_edits(code: Tensor, edit: Mapping[str, float] | None, d: EditDirection
     return out
 
 
+def encoder_digest(model: Any) -> str:
+    """SHA-256 over the histogram encoder's parameters (float32 bytes, in order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.G.encoder_hist.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def whitening(codes: Tensor, ridge: float = 1e-6) -> Tensor:
     """Cholesky factor ``L (D, D)`` of the codes' covariance (plus ``ridge · tr Σ / D`` on the diagonal)."""
     z = codes.double() - codes.double().mean(0)
@@ -274,7 +286,7 @@ def fit_directions(model: Any, data: str | os.PathLike | None = None, augment: i
     codes, attrs = reference_codes(model, torch.cat(copies), masks.repeat(augment + 1, 1, 1, 1))
     rbf = fit_rbf(codes, attrs, centres)
     return EditDirections(fit_linear(codes, attrs), rbf["centres"], rbf["alpha"], rbf["gamma"], rbf["bias"],
-                          rbf["r2"], whitening(codes), 0.02, int(model.step), len(codes))
+                          rbf["r2"], whitening(codes), 0.02, int(model.step), encoder_digest(model), len(codes))
 
 
 def save_directions(d: EditDirections, path: str | os.PathLike) -> None:
@@ -301,14 +313,14 @@ def load_directions(path: str | os.PathLike) -> EditDirections:
 
 
 def directions_for(model: Any, data: str | os.PathLike | None = None, refit: bool = False) -> EditDirections:
-    """The run's directions: ``RUN/edit_directions.pt`` if it belongs to this checkpoint, else fitted
-    (from ``data`` or the run's training data) and saved there."""
+    """The run's directions: ``RUN/edit_directions.pt`` if it was fitted for this checkpoint's encoder
+    (:func:`encoder_digest`), else fitted (from ``data`` or the run's training data) and saved there."""
     if model.run_dir is None:
         raise HistganError("the model has no run folder to keep edit directions in; use fit_directions()")
     path = Path(model.run_dir) / DIRECTIONS_FILE
     if path.is_file() and not refit:
         d = load_directions(path)
-        if d.step == model.step:
+        if d.encoder == encoder_digest(model):
             return d
     try:
         d = fit_directions(model, data)

@@ -37,7 +37,7 @@ def _random_directions(d: int = 5, m: int = 7, seed: int = 0) -> EditDirections:
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
     return EditDirections(linear=r(3, d), centres=r(m, d), alpha=r(3, m) * 5, gamma=torch.tensor([0.3, 0.5, 0.2]).double(),
                           bias=r(3), rbf_r2=torch.ones(3).double(), whiten=torch.eye(d).double(), step_size=0.05,
-                          step=0, n_references=m)
+                          step=0, encoder="", n_references=m)
 
 
 def _cli(args, capsys):
@@ -125,7 +125,7 @@ def test_rbf_fit_and_walk_reach_the_requested_prediction():
     rbf = fit_rbf(codes, attrs, centres=40)
     assert bool((rbf["r2"] > 0.9).all()), rbf["r2"]
     d = EditDirections(torch.zeros(3, 4).double(), rbf["centres"], rbf["alpha"], rbf["gamma"], rbf["bias"],
-                       rbf["r2"], whitening(codes), 0.02, 0, 120)
+                       rbf["r2"], whitening(codes), 0.02, 0, "", 120)
     z = codes[:5].float()
     moved = apply_edits(z, {"lightness": 2.0}, d, "rbf")
     change = rbf_value(moved, d) - rbf_value(z, d)
@@ -161,8 +161,15 @@ def test_directions_for_fits_once_and_translate_edits(run, data):
     model = load_run(run)
     d = directions_for(model)
     assert (run / DIRECTIONS_FILE).is_file() and d.n_references == 6 * 5 and d.linear.shape == (3, model.config.code_dim)
+    stamp = (run / DIRECTIONS_FILE).stat().st_mtime_ns
     again = directions_for(model)
-    assert torch.equal(again.linear, d.linear)
+    assert torch.equal(again.linear, d.linear) and (run / DIRECTIONS_FILE).stat().st_mtime_ns == stamp
+    # Another encoder (a retrained run): the stored directions are refitted, not reused.
+    with torch.no_grad():
+        model.G.encoder_hist.net[0].bias.add_(0.5)
+    other = directions_for(model)
+    assert not torch.equal(other.linear, d.linear) and load_directions(run / DIRECTIONS_FILE).encoder == other.encoder
+    model = load_run(run)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     plain = translate(x, "#a07e56", model)
     assert torch.equal(translate(x, "#a07e56", model, edit={"lightness": 0.0}), plain)
