@@ -242,6 +242,8 @@ def _fit(config: DcganConfig, resume: bool, progress: bool) -> None:
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     start, log = _start(config, resume, {"G": G, "D": D}, {"opt_g": opt_g, "opt_d": opt_d})
     run_dir = Path(config.run_dir)
+    if start >= config.steps and (run_dir / "metrics.json").is_file():
+        return  # finished: keep the run's records (its time and rate) as they are
     atomic_write_json(run_dir / "config.json", dataclasses.asdict(config))
     atomic_write_json(run_dir / "environment.json", {**environment_report(dev), "started_at_step": start})
     bar = progress_bar(total=config.steps, initial=start, disable=not progress, desc="dcgan", unit="step")

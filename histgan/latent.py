@@ -228,8 +228,17 @@ def morph_delta_e(frames: Tensor, truth_lab: np.ndarray, fraction: float = 0.35)
     return delta_e_lab(centre_lab(frames, fraction), truth_lab)
 
 
-def set_latent(G: torch.nn.Module, D: torch.nn.Module | None, images: Tensor, **options) -> tuple[Tensor, Inversion]:
+def set_latent(G: torch.nn.Module, D: torch.nn.Module | None, images: Tensor, keep_norm: bool = True,
+               **options) -> tuple[Tensor, Inversion]:
     """The mean latent of a set of images ``(N, 3, S, S)`` — each inverted (:func:`invert`, ``options``
-    passed on) — and the inversion: ``((nz,), Inversion)``."""
+    passed on) — and the inversion: ``((nz,), Inversion)``.
+
+    The mean of ``N`` latents pointing different ways is shorter than any of them (about ``1/√N`` of
+    their norm when they are independent), and a generator draws a short latent as a dim, average image.
+    ``keep_norm`` keeps the mean's direction and gives it the mean norm of the set's latents (measured
+    on the book's DCGAN: the plain mean of the six lightest knees' latents draws L* 50 where their
+    reconstructions have L* 84; the rescaled mean draws L* 91).
+    """
     found = invert(G, D, images, **options)
-    return found.z.mean(0), found
+    z = found.z.mean(0)
+    return (nnz(z) * found.z.norm(dim=1).mean() if keep_norm else z), found

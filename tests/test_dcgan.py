@@ -169,3 +169,14 @@ def test_corner_sets_sit_at_their_corners(quick_data):
     assert np.mean([tone[k] for k in dark_bent]) > np.mean([tone[k] for k in light_straight])
     assert np.mean([flex[k] for k in dark_bent]) > np.mean([flex[k] for k in light_straight])
     assert latent.corner(quick_data, n=100) and len(latent.corner(quick_data, n=100)) == len(meta)
+
+
+def test_set_latent_keeps_the_sets_norm_and_the_means_direction():
+    torch.manual_seed(0)
+    G = dcgan.Generator(nz=8, ngf=8, size=8)
+    images = G.eval()(torch.randn(4, 8)).detach()
+    kept, found = latent.set_latent(G, None, images, steps=5, restarts=1)
+    plain, _ = latent.set_latent(G, None, images, keep_norm=False, steps=5, restarts=1)
+    assert torch.allclose(plain, found.z.mean(0))
+    assert float(kept.norm()) == pytest.approx(float(found.z.norm(dim=1).mean()), rel=1e-5)
+    assert torch.allclose(latent.nnz(kept), latent.nnz(plain), atol=1e-6) and float(plain.norm()) < float(kept.norm())
