@@ -153,7 +153,7 @@ def test_main_job_streams_training_progress_and_no_kernel_noise(quick_run):
     assert any(bar.search(line) for line in lines[first:last]), "\n".join(lines[first:last + 1])
     assert "without encryption" not in out, "the kernel's transport warning reached the terminal"
     assert "test set:" not in out, "a notebook's printed output reached the terminal (it belongs in the book)"
-    assert len(names) == 5 and all(any(n in line for line in lines) for n in names)
+    assert len(names) == len(SOURCES) and all(any(n in line for line in lines) for n in names)
 
 
 @pytest.mark.slow
