@@ -19,11 +19,12 @@ import torch
 from torch import Tensor
 
 from histgan.colour_difference import delta_e_lab, mean_lab
-from histgan.edits import ATTRIBUTES, METHODS, EditDirections, apply_edits, shift_references
+from histgan.edits import ATTRIBUTES, METHODS, EditDirections, apply_edits, rbf_gradient, shift_references
 
 __all__ = ["render", "edit_response", "reference_response", "accuracy", "accuracy_table", "commutativity",
            "commutativity_table",
-           "edit_grid", "describe"]
+           "edit_grid", "describe", "direction_alignment",
+           "alignment_table"]
 
 _CHANNELS = ("ΔL*", "Δa*", "Δb*")
 
@@ -153,7 +154,7 @@ def describe(rows: list[dict[str, Any]], comm: list[dict[str, Any]]) -> str:
         ref = slope["shifted reference", best["attribute"]]
         parts.append(f"A reference whose {best['attribute']} really is shifted moves the output by {ref:.2f} "
                      "per unit: " + ("the edit does better than changing the reference." if best["slope"] > ref
-                                     else "the edit reaches no further than changing the reference would."))
+                                     else "changing the reference itself gets further."))
     weak = [a for a in ATTRIBUTES if all(slope.get((m, a), 0.0) < 0.2 for m in METHODS)]
     if weak:
         parts.append(f"For {' and '.join(weak)} neither kind of edit moves the output by a fifth of what is "
@@ -163,3 +164,32 @@ def describe(rows: list[dict[str, Any]], comm: list[dict[str, Any]]) -> str:
         parts.append(f"Linear edits commute (largest ΔE between A-then-B and B-then-A {gap['linear']:.2f}); "
                      f"the RBF walks do not (up to ΔE {gap['rbf']:.2f}).")
     return " ".join(parts)
+
+
+@torch.no_grad()
+def direction_alignment(model: Any, d: EditDirections, ref: Tensor, ref_mask: Tensor, attribute: str = "lightness",
+                        amount: float = 10.0) -> dict[str, float]:
+    """Mean cosine between the code change of references really shifted by ``amount`` in ``attribute``
+    and three directions at their codes: the linear ``w_k``, the plain RBF gradient ``∇f_k`` and the
+    covariance-weighted ``Σ ∇f_k`` the RBF walk starts along. ``ref (N, 3, H, W)`` with masks."""
+    k = ATTRIBUTES.index(attribute)
+    shift = torch.zeros(len(ref), 3)
+    shift[:, k] = amount
+    code = model.G.encode(model.histogram(ref, ref_mask)).double().cpu()
+    moved = model.G.encode(model.histogram(shift_references(ref, ref_mask, shift), ref_mask)).double().cpu()
+    grad = rbf_gradient(code, d)[:, k]
+    dirs = {"linear": d.linear[k].expand_as(code), "rbf gradient": grad,
+            "rbf gradient, covariance metric": grad @ d.whiten @ d.whiten.T}
+    cos = torch.nn.functional.cosine_similarity
+    return {name: float(cos(v, moved - code).mean()) for name, v in dirs.items()}
+
+
+def alignment_table(alignment: Mapping[str, Mapping[str, float]], d: EditDirections) -> str:
+    """Markdown table of :func:`direction_alignment` per attribute, with the RBF fields' leave-one-out R²."""
+    kinds = list(next(iter(alignment.values())))
+    lines = ["| attribute | " + " | ".join(f"cosine: {k}" for k in kinds) + " | RBF leave-one-out R² |",
+             "|---|" + "---|" * (len(kinds) + 1)]
+    for a, cos in alignment.items():
+        r2 = float(d.rbf_r2[ATTRIBUTES.index(a)])
+        lines.append(f"| {a} | " + " | ".join(f"{cos[k]:.2f}" for k in kinds) + f" | {r2:.2f} |")
+    return "\n".join(lines)

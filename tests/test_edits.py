@@ -9,7 +9,10 @@ from PIL import Image
 
 from histgan.cli import main
 from histgan.config import make_config
-from histgan.edit_measures import accuracy, accuracy_table, commutativity, commutativity_table, describe
+from histgan.edit_measures import (
+    accuracy, accuracy_table, commutativity, commutativity_table, describe,
+    direction_alignment, alignment_table,
+)
 from histgan.edits import (
     ATTRIBUTES, DIRECTIONS_FILE, EditDirections, apply_edits, check_edit, directions_for, fit_linear, fit_rbf,
     load_directions, rbf_gradient, rbf_value, save_directions, whitening,
@@ -199,6 +202,10 @@ def test_measures_on_a_tiny_run(run, data):
     comm = commutativity(model, d, x, code, mask, {"lightness": 10.0, "redness": 4.0})
     linear = [r for r in comm if r["method"] == "linear"][0]
     assert linear["delta_e"] < 1e-3 and linear["code_gap"] < 1e-5
+    align = direction_alignment(model, d, x, mask, "lightness", 10.0)
+    assert set(align) == {"linear", "rbf gradient", "rbf gradient, covariance metric"}
+    assert all(-1.0 - 1e-9 <= v <= 1.0 + 1e-9 for v in align.values())
+    assert alignment_table({"lightness": align}, d).count("\n") == 2
     text = describe(rows, comm)
     assert "Linear edits commute" in text and "{" not in text
     table = commutativity_table(comm)
