@@ -53,7 +53,7 @@ class DcganConfig:
     size: int = 64  # image side: a power of two >= 8; images are resized to it
     nz: int = 64  # dimension of the latent vector z
     ngf: int = 32  # generator channels at its last hidden layer (doubling towards the 4 × 4 start)
-    ndf: int = 32  # discriminator channels at its first layer (doubling at each stride-2 conv)
+    ndf: int = 16  # discriminator channels at its first layer (doubling per stride-2 conv); at 32 D won outright
     lr: float = 2e-4  # Adam learning rate, both networks (DCGAN paper)
     beta1: float = 0.5  # Adam β₁ (DCGAN paper; PyTorch's default 0.9 oscillates)
     seed: int = 0  # seeds the weights and every batch (batch s and its z are drawn from (seed, s))
@@ -109,7 +109,7 @@ class Discriminator(nn.Module):
     the first), and a 4 × 4 convolution gives one logit.
     """
 
-    def __init__(self, ndf: int = 32, size: int = 64) -> None:
+    def __init__(self, ndf: int = 16, size: int = 64) -> None:
         super().__init__()
         n_up = DcganConfig(size=size, ndf=ndf).n_up
         ch = [ndf * 2 ** i for i in range(n_up)]  # channels at S/2, S/4, ..., 4
