@@ -1,23 +1,26 @@
 """A kernel-free slider over precomputed images: a morph's frames switched in the browser.
 
-Like :mod:`histgan.static_slider`, the notebook computes every frame when it executes and returns one
+Like the histogram explorer of :mod:`histgan.static_slider` (kept apart so that neither page re-runs when
+the other's slider changes), the notebook computes every frame when it executes and returns one
 self-contained HTML block (the frames as PNG ``data:`` URIs, an ``<input type="range">``, an ``<img>``
 and a few lines of JavaScript), so the slider works in the built book with no kernel.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
+import io
 import itertools
 import json
 from typing import Sequence
 
 from torch import Tensor
 
-from histgan.static_slider import _png_data_uri
+from histgan.viz import to_uint8
 
-__all__ = ["frame_slider_html", "frame_slider"]
+__all__ = ["png_data_uri", "frame_slider_html", "frame_slider"]
 
 _counter = itertools.count()
 _SCRIPT = r"""
@@ -29,6 +32,15 @@ _SCRIPT = r"""
   s.addEventListener("input", draw); draw(); root.dataset.ready = "1";
 })();
 """
+
+
+def png_data_uri(image: Tensor) -> str:
+    """A ``data:`` URI of an image ``(3, H, W)`` in [-1, 1] as a PNG (embedded, so the page loads nothing)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(image.detach().cpu())).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def frame_slider_html(uris: Sequence[str], labels: Sequence[str], caption: str = "", width: int = 480) -> str:
@@ -59,5 +71,5 @@ def frame_slider(frames: Sequence[Tensor], labels: Sequence[str], caption: str =
     """
     from IPython.display import HTML
 
-    uris = [_png_data_uri(f, max_side=max(f.shape[-2:])) for f in frames]
+    uris = [png_data_uri(f) for f in frames]
     return HTML(frame_slider_html(uris, labels, caption, width))
