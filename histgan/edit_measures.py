@@ -157,7 +157,8 @@ def describe(rows: list[dict[str, Any]], comm: list[dict[str, Any]]) -> str:
                                      else "changing the reference itself gets further."))
     weak = [a for a in ATTRIBUTES if all(slope.get((m, a), 0.0) < 0.2 for m in METHODS)]
     if weak:
-        parts.append(f"For {' and '.join(weak)} neither kind of edit moves the output by a fifth of what is "
+        names = weak[0] if len(weak) == 1 else ", ".join(weak[:-1]) + " and " + weak[-1]
+        parts.append(f"For {names} neither kind of edit moves the output by a fifth of what is "
                      "asked: the generator barely follows its code along those attributes.")
     gap = {m: max(r["delta_e"] for r in comm if r["method"] == m) for m in dict.fromkeys(r["method"] for r in comm)}
     if "linear" in gap and "rbf" in gap:
