@@ -101,10 +101,12 @@ def test_refinement_lowers_the_loss_monotonically_and_keeps_the_weights(model):
     before = {k: v.clone() for k, v in model.G.state_dict().items()}
     with torch.no_grad():
         code = model.G.encode(model.histogram(_images(3, 6)))  # start from another reference's code
-    r = refine_codes(model.G, x, code, h, 25, lr=1e-3, bins=model.config.bins, record=(5, 25),
-                     lab_target=M.reference_means(ref, None)[0].float(), lambda_lab=0.01)
+    r = refine_codes(model.G, x, code, h, 25, lr=1e-3, bins=model.config.bins, record=(5, 25))  # eq (6) alone
     assert r.losses.shape == (26, 3) and set(r.codes) == {5, 25} and torch.equal(r.codes[25], r.code)
     assert bool((r.losses[1:] < r.losses[:-1]).all()), "a small step lowers every image's loss at every step"
+    with_lab = refine_codes(model.G, x, code, h, 10, lr=1e-3, bins=model.config.bins, lambda_lab=0.01,
+                            lab_target=M.reference_means(ref, None)[0].float())
+    assert bool((with_lab.losses[1:] < with_lab.losses[:-1]).all()), "and with the mean-colour term"
     after = model.G.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "the network is frozen"
     assert all(p.grad is None for p in model.G.parameters())
