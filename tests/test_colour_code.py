@@ -206,3 +206,50 @@ def test_cli_inconsistent_flags_exit_2_with_one_line(run, args, message, tmp_pat
     code, err = _cli(["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA" / "x0000.png"),
                       "--out", str(tmp_path / "o.png"), *args], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+# ---- the book's measurements and slider ------------------------------------------------------------
+def test_sample_pairs():
+    from histgan.colour_code_study import sample_pairs
+
+    assert sample_pairs(2, 3, "all") == [(i, j) for i in range(2) for j in range(3)] == sample_pairs(2, 3, 99)
+    some = sample_pairs(4, 4, 5, seed=1)
+    assert len(set(some)) == 5 and some == sorted(some) and some == sample_pairs(4, 4, 5, seed=1)
+    with pytest.raises(ValueError, match="pairs"):
+        sample_pairs(4, 4, 0)
+
+
+def test_morph_and_refinement_studies_on_a_tiny_run(run):
+    from histgan import colour_code_study as S
+    from histgan.evaluate import load_eval_data
+    from histgan.inference import load_run
+
+    run_dir, data = run
+    model, test_set = load_run(run_dir), load_eval_data(data)
+    a, b = S.extreme_references(test_set)
+    fg, _ = M.reference_means(test_set.ref, test_set.ref_mask)
+    assert fg[a, 0] >= fg[b, 0]
+    ms = S.morph_study(model, test_set, [0, 1], a, b, [0.0, 0.5, 1.0])
+    for mode in S.MODES:
+        r = ms[mode]
+        assert r["frames"].shape[:2] == (3, 2) and r["steps"].shape == (2, 2) and r["delta_e_gt"].shape == (3, 2)
+        # progress is the projection on the a → b segment: recompute it for one frame by hand
+        d = ms["lab_b"] - ms["lab_a"]
+        assert r["progress"][1, 0] == pytest.approx(float((r["lab"][1, 0] - ms["lab_a"]) @ d / (d @ d)))
+    assert "code mixing" in S.morph_verdict(ms) and "| code |" in S.morph_table(ms)
+    rs = S.refinement_study(model, test_set, S.sample_pairs(2, 2, 3), record=(1, 3))
+    assert [r["step"] for r in rs["rows"]] == [0, 1, 3] and rs["losses"].shape == (4, 3)
+    assert all(sum(r["grades"].values()) == pytest.approx(1.0) for r in rs["rows"])
+    verdict = S.refinement_verdict(rs, goal_delta_e=1e9, max_ssim_drop=1e9)
+    assert "the goal held" in verdict and "did not hold" in S.refinement_verdict(rs, goal_delta_e=-1.0)
+
+
+def test_frame_slider_html():
+    from histgan.frame_slider import frame_slider_html, png_data_uri
+
+    uri = png_data_uri(torch.zeros(3, 4, 4))
+    assert uri.startswith("data:image/png;base64,")
+    page = frame_slider_html([uri, uri], ["t = 0", "t = 1"], caption="t")
+    assert page.count("<script") == 2 and 'max="1"' in page and "t = 1" in page
+    with pytest.raises(ValueError, match="one label per frame"):
+        frame_slider_html([uri], ["a", "b"])
