@@ -281,9 +281,14 @@ def fit_directions(model: Any, data: str | os.PathLike | None = None, augment: i
                                 "references; pass the dataset root (--data DIR)")
     images, masks, _ = load_domain(root, "trainB", size=model.config.image_size)
     gen = torch.Generator().manual_seed(seed)
-    copies = [images] + [shift_references(images, masks, (2 * torch.rand(len(images), 3, generator=gen) - 1)
-                                          * torch.tensor(SHIFT_RANGE)) for _ in range(augment)]
-    codes, attrs = reference_codes(model, torch.cat(copies), masks.repeat(augment + 1, 1, 1, 1))
+    shifts = [torch.zeros(len(images), 3)] + [(2 * torch.rand(len(images), 3, generator=gen) - 1)
+                                              * torch.tensor(SHIFT_RANGE) for _ in range(augment)]
+    parts = []
+    for c, shift in enumerate(shifts):
+        for i in range(0, len(images), 64):  # in chunks: 477 references of 256² shifted 4 times fill gigabytes
+            x, m = images[i:i + 64], masks[i:i + 64]
+            parts.append(reference_codes(model, x if c == 0 else shift_references(x, m, shift[i:i + 64]), m))
+    codes, attrs = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     rbf = fit_rbf(codes, attrs, centres)
     return EditDirections(fit_linear(codes, attrs), rbf["centres"], rbf["alpha"], rbf["gamma"], rbf["bias"],
                           rbf["r2"], whitening(codes), 0.02, int(model.step), encoder_digest(model), len(codes))
@@ -309,6 +314,10 @@ def load_directions(path: str | os.PathLike) -> EditDirections:
     if not isinstance(state, dict) or state.get("format") != _FORMAT:
         raise HistganError(f"{path} is not a histgan edit-directions file; refit it with "
                            f"'python -m histgan edits fit {path.parent}'")
+    missing = [f.name for f in fields(EditDirections) if f.name not in state]
+    if missing:
+        raise HistganError(f"{path} lacks {', '.join(missing)} (an older version wrote it); refit it with "
+                           f"'python -m histgan edits fit {path.parent}'")
     return EditDirections(**{f.name: state[f.name] for f in fields(EditDirections)})
 
 
@@ -319,8 +328,11 @@ def directions_for(model: Any, data: str | os.PathLike | None = None, refit: boo
         raise HistganError("the model has no run folder to keep edit directions in; use fit_directions()")
     path = Path(model.run_dir) / DIRECTIONS_FILE
     if path.is_file() and not refit:
-        d = load_directions(path)
-        if d.encoder == encoder_digest(model):
+        try:
+            d = load_directions(path)
+        except HistganError:  # unreadable or outdated: it is only a cache of the fit, so fit again
+            d = None
+        if d is not None and d.encoder == encoder_digest(model):
             return d
     try:
         d = fit_directions(model, data)

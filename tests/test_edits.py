@@ -155,6 +155,9 @@ def test_directions_file_round_trip_and_errors(tmp_path):
     assert back.step_size == d.step_size and back.step == d.step
     with pytest.raises(FileNotFoundError, match="histgan edits fit"):
         load_directions(tmp_path / "none" / DIRECTIONS_FILE)
+    torch.save({"format": "histgan-edit-directions/1", "linear": d.linear}, tmp_path / "old.pt")
+    with pytest.raises(HistganError, match="older version"):
+        load_directions(tmp_path / "old.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a file")
     with pytest.raises(HistganError, match="histgan edits fit"):
         load_directions(tmp_path / "bad.pt")
@@ -172,6 +175,8 @@ def test_directions_for_fits_once_and_translate_edits(run, data):
         model.G.encoder_hist.net[0].bias.add_(0.5)
     other = directions_for(model)
     assert not torch.equal(other.linear, d.linear) and load_directions(run / DIRECTIONS_FILE).encoder == other.encoder
+    (run / DIRECTIONS_FILE).write_bytes(b"damaged")  # a damaged cache is refitted, not an error
+    assert torch.equal(directions_for(model).linear, other.linear)
     model = load_run(run)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     plain = translate(x, "#a07e56", model)
