@@ -225,8 +225,9 @@ def apply_edits(code: Tensor, edit: Mapping[str, float] | None, d: EditDirection
                 keep_others: bool = True) -> Tensor:
     """Move codes ``(N, D)`` by ``{attribute: amount}`` (L*a*b* units); returns ``(N, D)`` of ``code``'s dtype.
 
-    ``linear``: ``z + Σ_k t_k w_k`` (commutes). ``rbf``: walks along ``∇f_k`` for each attribute in the
-    order given (the order can matter). An amount of 0 leaves the code exactly as it was.
+    ``linear``: ``z + Σ_k t_k w_k`` (commutes). ``rbf``: walks uphill on ``f_k`` (:func:`_rbf_walk`) for
+    each attribute in the order given (the order can matter). An amount of 0 leaves the code exactly as
+    it was. ``keep_others`` (rbf): hold the other attributes' predictions during each walk.
     """
     if method not in METHODS:
         raise ValueError(f"edit method must be one of {', '.join(METHODS)}, got {method!r}")
