@@ -209,17 +209,18 @@ def plot_refinement(study: dict[str, Any]):
     steps = [r["step"] for r in rows]
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(11, 3), layout="constrained")
     a.plot(steps, [r["delta_e"] for r in rows], marker="o"), a.axhline(1.6, ls=":", color="grey", label="AA (1.6)")
-    a.set(xlabel="refinement steps", ylabel="mean ΔE (eq 12)", xscale="symlog"), a.legend(fontsize=7)
+    a.set(xlabel="refinement steps", ylabel="mean ΔE (eq 12)", xscale="symlog", xlim=(0, None)), a.legend(fontsize=7)
     if rows[0]["ssim_gt_fg"] is not None:
         b.plot(steps, [r["ssim_gt_fg"] for r in rows], marker="o")
         b.axhline(rows[0]["ssim_gt_fg"] - 0.02, ls=":", color="grey", label="allowed drop (0.02)"), b.legend(fontsize=7)
-    b.set(xlabel="refinement steps", ylabel="SSIM fg vs truth", xscale="symlog")
+    b.set(xlabel="refinement steps", ylabel="SSIM fg vs truth", xscale="symlog", xlim=(0, None))
     bottom = np.zeros(len(rows))
     for g in _GRADES:
         share = np.array([r["grades"][g] for r in rows])
         c.bar([str(s) for s in steps], share, bottom=bottom, label=g)
         bottom += share
-    c.set(xlabel="refinement steps", ylabel="share of pairs"), c.legend(fontsize=7, title="JIS grade")
+    c.set(xlabel="refinement steps", ylabel="share of pairs")
+    c.legend(fontsize=7, title="JIS grade", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
 
