@@ -253,3 +253,15 @@ def test_frame_slider_html():
     assert page.count("<script") == 2 and 'max="1"' in page and "t = 1" in page
     with pytest.raises(ValueError, match="one label per frame"):
         frame_slider_html([uri], ["a", "b"])
+
+
+def test_refine_towards_a_histogram_file_api_and_cli(model, run, tmp_path, capsys):
+    h = colour_histogram("#c08060", model.config.bins).numpy()
+    x = _images(1)
+    out = translate(x, h, model, refine=3, input_mask="none")
+    assert out.shape == x.shape and not torch.equal(out, translate(x, h, model))
+    run_dir, data = run
+    np.save(tmp_path / "h.npy", colour_histogram("#c08060", 16).numpy())  # the quick preset's K = 16
+    code, err = _cli(["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA" / "x0000.png"),
+                      "--histogram", str(tmp_path / "h.npy"), "--refine", "2", "--out", str(tmp_path / "h.png")], capsys)
+    assert code == 0 and (tmp_path / "h.png").is_file(), err
