@@ -128,6 +128,12 @@ assert torch.equal(morph["code"]["frames"][0], morph["histogram"]["frames"][0]),
 print("both morphs start at reference a's translation; every measure is finite")
 
 # %% [markdown]
+# At $t = 0$ and $t = 1$ both ways give the same frames (the same codes). In between, mixing the histograms
+# hands the encoder a histogram with two peaks — both skin colours at once, a kind of reference it never
+# saw in training — while mixing the codes asks for a point between two codes it did see. The table says
+# which of the two stays closer to the true intermediate skin and which moves more evenly, on this run.
+
+# %% [markdown]
 # ### The frames without a kernel
 #
 # Each frame shows, left to right: code mixing, histogram mixing and the true target at that $t$. The
@@ -205,6 +211,11 @@ first, last = refined["rows"][0], refined["rows"][-1]
 assert last["delta_e"] < first["delta_e"], "refinement lowers the mean colour difference"
 assert refined["losses"][-1].mean() < refined["losses"][0].mean(), "and the loss it minimises"
 print("refinement lowered the mean ΔE and the loss:", last["delta_e"] < first["delta_e"])
+
+# %% [markdown]
+# Nothing the network learned changes: its weights stay fixed and only the pair's code moves, so shading
+# comes from the same decoder as before. The price is time — every step is one forward and one backward
+# pass through the generator, for each image.
 
 # %% [markdown]
 # The same refinement is one option away in the package and the command line — towards a reference
