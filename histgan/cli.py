@@ -308,11 +308,10 @@ def _translate(args: argparse.Namespace) -> int:
 def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list) -> int:
     """``translate`` with --mix and/or --refine (:func:`histgan.colour_code.steered_code`)."""
     from histgan.colour_code import steered_code
+    from histgan.inference import _edited_code
     from histgan.reference_mask import load_reference, resolve_reference_mask
     from histgan.viz import save_image_grid
 
-    if args.edit:
-        raise ValueError("--edit cannot be combined with --mix or --refine yet; translate first, then edit")
     if (len(hs) > 1) != (args.mix is not None):
         raise ValueError(f"--mix needs two or more --reference, and several --reference need --mix (got {len(hs)})")
     weights = None
@@ -325,6 +324,10 @@ def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list)
         _, alpha, _ = load_reference(args.input, x.shape[-1])
         x_mask = resolve_reference_mask(args.input_mask or "auto", x, alpha, args.input, args.masker, model.run_dir)
     code = steered_code(model, x, hs, weights, args.refine, x_mask, labs)
+    edit: dict[str, float] = {}
+    for name, amount in args.edit or ():  # a repeated attribute adds up
+        edit[name] = edit.get(name, 0.0) + amount
+    code = _edited_code(model, code, edit, args.edit_method)
     save_image_grid([[model.G(x.to(model.device), code=code).clamp(-1, 1)[0].detach()]], args.out, pad=0)
     print(f"histgan: wrote {args.out}")
     return 0

@@ -225,7 +225,7 @@ def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, ref
     model = model if isinstance(model, Translator) else load_run(model)
     batch, was_pil = _as_tensor(x, "x")
     if isinstance(reference, (list, tuple)) or mix is not None or refine:
-        out = _steered(batch, x, reference, model, reference_mask, masker, mix, refine, input_mask, edit)
+        out = _steered(batch, x, reference, model, reference_mask, masker, mix, refine, input_mask, edit, edit_method)
     elif edit:
         from histgan.edits import edited_translation
 
@@ -256,16 +256,15 @@ def reference_lab(reference: Any, model: Translator, reference_mask: Any = "auto
 
 
 def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference_mask: Any, masker: Any,
-             mix: Any, refine: int, input_mask: Any, edit: Any) -> Tensor:
-    """:func:`translate` with several references and/or a refined code (:mod:`histgan.colour_code`)."""
+             mix: Any, refine: int, input_mask: Any, edit: Any, edit_method: str) -> Tensor:
+    """:func:`translate` with several references and/or a refined code (:mod:`histgan.colour_code`),
+    then the edits, if any (:mod:`histgan.edits`, applied to the mixed and refined code)."""
     from histgan.colour_code import steered_code
 
     from histgan.colour_code import check_refine, mix_weights
 
     check_refine(refine)
     refs = list(reference) if isinstance(reference, (list, tuple)) else [reference]
-    if edit:
-        raise ValueError("edit cannot be combined with several references or refine; translate first, then edit")
     if not refs:
         raise ValueError("reference is an empty list; pass one reference, or several with mix")
     if (len(refs) > 1) != (mix is not None):
@@ -278,5 +277,18 @@ def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference
         x_mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
         labs = [reference_lab(r, model, reference_mask, masker) for r in refs]
     code = steered_code(model, batch, hs, weights, refine, x_mask, labs)
+    code = _edited_code(model, code, edit, edit_method)
     with torch.no_grad():
         return model.G(batch.to(model.device).float(), code=code).clamp(-1, 1)
+
+
+def _edited_code(model: Translator, code: Tensor, edit: Any, edit_method: str) -> Tensor:
+    """``code`` moved by ``edit`` (:func:`histgan.edits.apply_edits`); unchanged for no edit or zero amounts."""
+    if not edit:
+        return code
+    from histgan.edits import METHODS, apply_edits, check_edit, directions_for
+
+    edit = check_edit(edit)
+    if edit_method not in METHODS:
+        raise ValueError(f"edit method must be one of {', '.join(METHODS)}, got {edit_method!r}")
+    return apply_edits(code, edit, directions_for(model), edit_method) if any(edit.values()) else code

@@ -265,3 +265,21 @@ def test_refine_towards_a_histogram_file_api_and_cli(model, run, tmp_path, capsy
     code, err = _cli(["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA" / "x0000.png"),
                       "--histogram", str(tmp_path / "h.npy"), "--refine", "2", "--out", str(tmp_path / "h.png")], capsys)
     assert code == 0 and (tmp_path / "h.png").is_file(), err
+
+
+def test_edits_apply_to_the_mixed_code(run, tmp_path, capsys):
+    from histgan.inference import load_run
+
+    run_dir, data = run
+    model = load_run(run_dir)
+    x = _images(1)
+    a, b = _images(1, 1)[0], _images(1, 2)[0]
+    plain = translate(x, a, model, reference_mask="none")
+    assert torch.equal(translate(x, [a, b], model, mix=0.0, reference_mask="none", edit={"lightness": 0.0}), plain)
+    edited = translate(x, a, model, reference_mask="none", edit={"lightness": 10.0})
+    assert torch.equal(translate(x, [a, b], model, mix=0.0, reference_mask="none", edit={"lightness": 10.0}), edited)
+    assert not torch.equal(edited, plain)
+    code, err = _cli(["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA" / "x0000.png"),
+                      "--color", "#a07e56", "--refine", "1", "--edit", "redness=3", "--out", str(tmp_path / "e.png")],
+                     capsys)
+    assert code == 0 and (tmp_path / "e.png").is_file(), err
