@@ -162,13 +162,19 @@ def _digest(paths: Sequence[Path]) -> str:
 
 def _imports(tree: ast.AST) -> set[str]:
     """Names of the ``histgan`` modules a parsed source imports anywhere (also inside functions)."""
+    from histgan import _EXPORTS  # the public names ``histgan.<name>`` imports on first use
+
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "histgan")
+            if any(a.name == "histgan" for a in node.names):  # ``histgan.fit(...)`` may follow: its modules too
+                found.update(f"histgan.{m}" for m in _EXPORTS.values())
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "histgan":
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)  # kept only if it is a module
+            if node.module == "histgan":
+                found.update(f"histgan.{_EXPORTS[a.name]}" for a in node.names if a.name in _EXPORTS)
     return found
 
 

@@ -40,7 +40,7 @@ lambda_hist = None  # λ_hist of eq (7)
 bins = None  # K, histogram bins per channel
 bandwidth = None  # B, KDE bandwidth (None: one bin width, 2/K)
 data = None  # dataset folder (CycleGAN layout); None: a temporary folder; a missing folder is generated
-data_preset = "quick"  # size of the synthetic set generated when `data` is missing (histgan.synthetic.PRESETS)
+data_preset = "quick"  # size of the synthetic set generated when `data` is missing (synthetic.PRESETS)
 run_dir = None  # the run folder; None: a fresh temporary folder
 seed = 0  # seeds Python, NumPy and torch (and the data order)
 resume = False  # continue the run in run_dir from its newest checkpoint: True, False or "auto" (if it has one)
@@ -58,7 +58,7 @@ import torch
 
 import histgan
 from histgan import config as cfg
-from histgan import losses, runtime, train, viz
+from histgan import inference, losses, runtime, synthetic, train, viz
 
 scratch = Path(tempfile.mkdtemp(prefix="histgan-training-")) if data is None or run_dir is None else None
 data = str(scratch / "data") if data is None else data
@@ -185,7 +185,7 @@ print(f"{'spectral norm':13s} {config.spectral_norm}; colour code in G: {config.
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 6.5))
 for ax, domain in zip(axes, ("plain", "photo")):
-    ax.imshow(histgan.synthetic.contact_sheet(n=6, size=64, domain=domain))
+    ax.imshow(synthetic.contact_sheet(n=6, size=64, domain=domain))
     ax.set_title(f"domain {domain!r}" + (" (this book's benchmark)" if domain == "photo" else " (the earlier one)"),
                  fontsize=10)
     ax.set_axis_off()
@@ -193,10 +193,10 @@ fig.tight_layout()
 
 # %%
 if not (Path(data) / "trainA").is_dir():
-    size = histgan.synthetic.PRESETS[data_preset]
+    size = synthetic.PRESETS[data_preset]
     histgan.write_dataset(data, size=size.size, n_train=size.n_train, n_test=size.n_test, progress=False)
 train_set = train.make_dataset(config)
-y_domain = histgan.synthetic.load_meta(data).get("domain", "plain") if (Path(data) / "meta.json").is_file() else None
+y_domain = synthetic.load_meta(data).get("domain", "plain") if (Path(data) / "meta.json").is_file() else None
 print(f"{len(train_set)} unpaired training items (X and Y) resized to {config.image_size}²; Y domain: {y_domain}")
 assert len(train_set) >= config.batch_size
 
@@ -210,7 +210,7 @@ assert len(train_set) >= config.batch_size
 
 # %% tags=["nbval-ignore-output"]
 if resume == "auto":
-    resume = bool(histgan.inference.list_checkpoints(run_dir)) or (Path(run_dir) / "checkpoints" / "latest.pt").is_file()
+    resume = bool(inference.list_checkpoints(run_dir)) or (Path(run_dir) / "checkpoints" / "latest.pt").is_file()
 print(f"device: {runtime.select_device(device)}; run folder: {run_dir}; resume: {resume}")
 run = histgan.fit(config, resume=resume, progress=progress)
 
@@ -271,7 +271,7 @@ assert grids, "the run wrote sample grids"
 # first test inputs, each with another test image as the reference:
 
 # %%
-checkpoints = histgan.inference.list_checkpoints(run)
+checkpoints = inference.list_checkpoints(run)
 model = histgan.load_run(run, device="cpu")
 x, x_mask, _ = histgan.load_domain(data, "testA", size=config.image_size)
 ref, ref_mask, _ = histgan.load_domain(data, "testB", size=config.image_size)

@@ -54,13 +54,13 @@ from matplotlib import cbook
 from PIL import Image
 
 import histgan
-from histgan import baselines, evaluate, figures, metrics, parallel, segment, sweep, train, viz
+from histgan import baselines, evaluate, figures, metrics, parallel, segment, sweep, synthetic, train, viz
 from histgan.config import VARIANTS
 
 runs = Path(runs) if runs is not None else Path(tempfile.mkdtemp(prefix="histgan-evaluation-"))
 data = Path(data) if data is not None else runs / "data"
 if not (data / "testA").is_dir():
-    size = histgan.synthetic.PRESETS[data_preset]
+    size = synthetic.PRESETS[data_preset]
     histgan.write_dataset(data, size=size.size, n_train=size.n_train, n_test=size.n_test, progress=False)
 test_set = evaluate.load_eval_data(data)
 n_in, n_ref = (len(test_set.x), len(test_set.ref)) if pairs == "all" else (pairs, pairs)

@@ -295,6 +295,18 @@ def test_stage_keys_cover_what_each_stage_runs_and_nothing_else(tmp_path):
     assert [p.name for p in book._module_sources(tmp_path, {"histgan.a"})] == ["__init__.py", "a.py", "b.py"]
 
 
+def test_a_cell_using_histgans_lazy_names_depends_on_their_modules():
+    """``import histgan`` then ``histgan.load_run(...)`` runs histgan.inference, which the package imports
+    only on first use: the key must still hash it. Training's own key does not (it never imports it)."""
+    import ast
+
+    assert "histgan.inference" in book._imports(ast.parse("import histgan\nhistgan.load_run('r')"))
+    assert "histgan.inference" in book._imports(ast.parse("from histgan import translate"))
+    assert "histgan.inference" not in book._imports(ast.parse("from histgan import config"))
+    train_key = {p.name for p in book._module_sources(ROOT, {"histgan.train"})}
+    assert "train.py" in train_key and "inference.py" not in train_key and "cli.py" not in train_key
+
+
 def test_headline_states_each_variants_delta_e_and_the_ratio_to_cyclegan(tmp_path):
     summary = tmp_path / "summary.json"
     models = {"cyclegan": {"delta_e_mean": 30.0, "grade_of_mean": "beyond D", "n_pairs": 256},
