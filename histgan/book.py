@@ -95,7 +95,7 @@ NOTEBOOKS: tuple[NotebookStage, ...] = (
                   needs=("data",), title="a λ_hist sweep, notebook 03 via papermill, two runs at a time",
                   clears=("{runs}/sweeps/lambda_hist",)),
     NotebookStage("06_colour_space", main={"run_dir": "{runs}/variants/variant=histgan_bi", "data": "{data}",
-                                           "morph_inputs": 4, "frames": 11, "refine_pairs": 8,
+                                           "morph_inputs": 4, "frames": 11, "refine_pairs": 16,
                                            "refine_steps": [10, 50, 200]},
                   quick={"run_dir": "{runs}/variants/variant=histgan_bi", "data": "{data}"},
                   needs=("data", "train"), title="the colour code as a latent space: morphing and refinement"),
