@@ -180,3 +180,20 @@ def test_set_latent_keeps_the_sets_norm_and_the_means_direction():
     assert torch.allclose(plain, found.z.mean(0))
     assert float(kept.norm()) == pytest.approx(float(found.z.norm(dim=1).mean()), rel=1e-5)
     assert torch.allclose(latent.nnz(kept), latent.nnz(plain), atol=1e-6) and float(plain.norm()) < float(kept.norm())
+
+
+def test_centre_floor_is_zero_for_a_uniform_knee_and_counts_the_square_skin_share():
+    from histgan.latent import centre_floor, centre_mask
+
+    size = 20
+    images = torch.full((2, 3, size, size), 0.3)
+    images[:, 0] = -0.2  # one uniform colour everywhere
+    masks = torch.ones(2, 1, size, size)
+    masks[1, :, :, : size // 2] = 0  # second knee: its left half is background
+    out = centre_floor(images, masks)
+    square = centre_mask(size)
+    left = float(square[..., : size // 2].sum() / square.sum())
+    assert out["skin"] == pytest.approx((1 + (1 - left)) / 2) and out["skin_min"] == pytest.approx(1 - left)
+    assert out["delta_e"] == pytest.approx(0, abs=1e-4)  # same colour inside and outside the square
+    images[:, :, : size // 4] = 0.9  # a light band at the top, outside the square but inside the mask
+    assert centre_floor(images, masks)["delta_e"] > 1
