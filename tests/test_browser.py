@@ -34,6 +34,8 @@ NOTEBOOK = ROOT / "notebooks" / "01_histogram.ipynb"
 PAGE = "book/executed/01_histogram.html"
 EVALUATION = ROOT / "notebooks" / "04_evaluation.ipynb"
 EVALUATION_PAGE = "book/executed/04_evaluation.html"
+COLOUR = ROOT / "notebooks" / "06_colour_space.ipynb"
+COLOUR_PAGE = "book/executed/06_colour_space.html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 try:
     from playwright.sync_api import sync_playwright
@@ -91,7 +93,8 @@ def _screenshot(page, name: str) -> Path:
 
 
 def _newer_than_sources(built: Path) -> bool:
-    sources = [NOTEBOOK, NOTEBOOK.with_suffix(".py"), EVALUATION.with_suffix(".py"), ROOT / "_config.yml",
+    sources = [NOTEBOOK, NOTEBOOK.with_suffix(".py"), EVALUATION.with_suffix(".py"), COLOUR.with_suffix(".py"),
+               ROOT / "_config.yml",
                ROOT / "package-lock.json", *(ROOT / "book" / "_static").glob("*.*"), *(ROOT / "histgan").glob("*.py")]
     return built.is_file() and all(built.stat().st_mtime > s.stat().st_mtime for s in sources if s.exists())
 
@@ -110,8 +113,9 @@ def _keep_existing(entries: list, src: Path) -> list:
 
 
 def _build_small_book(dest: Path) -> Path:
-    """Execute notebooks 01 and 04 (quick parameters of histgan.book) and build them with the real config
-    and the book's other pages that exist (not -W: links to pages left out would warn), in ``dest``."""
+    """Execute notebooks 01, 04 (quick parameters of histgan.book) and 06 (its own defaults: a tiny run
+    trained in it) and build them with the real config and the book's other pages that exist (not -W:
+    links to pages left out would warn), in ``dest``."""
     import yaml
 
     from histgan.book import NOTEBOOKS, Job
@@ -128,6 +132,8 @@ def _build_small_book(dest: Path) -> Path:
         quick = next(spec.parameters(job) for spec in NOTEBOOKS if spec.name == notebook.stem)
         execute_notebook(notebook.with_suffix(".py"), dest / "book/executed" / notebook.name, quick,
                          cwd=notebook.parent, progress=False)
+    execute_notebook(COLOUR.with_suffix(".py"), dest / "book/executed" / COLOUR.name, {}, cwd=COLOUR.parent,
+                     progress=False)
     assert not list(NOTEBOOK.parent.glob("{*")), "a notebook wrote into a folder named after an unfilled template"
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     if not any(dest.glob(toc["root"] + ".*")):
@@ -146,7 +152,7 @@ def _build_small_book(dest: Path) -> Path:
 def book_url(tmp_path_factory):
     """Serve the book's HTML on 127.0.0.1 from a thread; yields the base URL."""
     html = ROOT / "_build" / "html"
-    if not (_newer_than_sources(html / PAGE) and _newer_than_sources(html / EVALUATION_PAGE)):
+    if not all(_newer_than_sources(html / page) for page in (PAGE, EVALUATION_PAGE, COLOUR_PAGE)):
         if shutil.which("npm") is None and not (ROOT / "node_modules" / "mathjax").is_dir():
             pytest.skip("npm not found: building the book fetches MathJax and the widget manager with npm ci "
                         "(apt-get install nodejs npm; .ci/run does)")
@@ -234,6 +240,28 @@ def test_histogram_page_math_widgets_and_kernel_free_slider(book_url, tmp_path):
         assert explorer.get_attribute("data-frame") != frame1 and _soft_curve(page) != curve1
         explorer.evaluate("e => e.scrollIntoView({block: 'end'})")
         _screenshot(page, "book_01_histogram.png")
+        context.close()
+    assert context.foreign == [], f"the page requested other hosts: {context.foreign}"
+
+
+def test_colour_space_page_morph_slider_switches_frames_without_a_kernel(book_url, tmp_path):
+    """The morph's precomputed frames: moving the slider shows another frame and its read-out."""
+    base, _ = book_url
+    with sync_playwright() as p:
+        context = _browser_context(p, tmp_path / "profile")
+        page = context.new_page()
+        page.goto(base + COLOUR_PAGE)
+        slider = page.locator(".histgan-frames").first
+        slider.wait_for(state="attached", timeout=15000)
+        slider.scroll_into_view_if_needed()
+        img = slider.locator("img.fs-frame")
+        src0, label0 = img.get_attribute("src"), slider.locator("output").inner_text()
+        assert src0.startswith("data:image/png;base64,") and slider.get_attribute("data-frame") == "0"
+        slider.locator("input.fs-t").focus()
+        page.keyboard.press("ArrowRight")
+        assert slider.get_attribute("data-frame") == "1"
+        assert img.get_attribute("src") != src0 and slider.locator("output").inner_text() != label0
+        _screenshot(page, "book_06_colour_space.png")
         context.close()
     assert context.foreign == [], f"the page requested other hosts: {context.foreign}"
 

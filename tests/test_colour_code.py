@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from histgan import metrics as M
-from histgan.cli import main
 from histgan.colour_code import (lab_from_rgb, mix_codes, mix_histograms, mix_weights, morph_path,
                                  per_image_loss, refine_codes, steered_code)
 from histgan.config import make_config
@@ -13,6 +12,7 @@ from histgan.inference import Translator, colour_histogram, translate
 from histgan.networks import build_models
 from histgan.synthetic import write_dataset
 from histgan.train import fit
+from support import run_cli as _cli
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +154,6 @@ def run(tmp_path_factory):
     c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(root / "run"), steps=2,
                     keep_checkpoints=0)
     return fit(c, progress=False), data
-
-
-def _cli(args, capsys):
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def test_cli_mix_and_refine(run, tmp_path, capsys):

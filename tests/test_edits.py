@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-from histgan.cli import main
 from histgan.config import make_config
 from histgan.edit_measures import (
     accuracy, accuracy_table, commutativity, commutativity_table, describe,
@@ -21,6 +20,7 @@ from histgan.errors import HistganError
 from histgan.inference import load_run, translate
 from histgan.synthetic import write_dataset
 from histgan.train import fit
+from support import run_cli as _cli
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,6 @@ def _random_directions(d: int = 5, m: int = 7, seed: int = 0) -> EditDirections:
     return EditDirections(linear=r(3, d), centres=r(m, d), alpha=r(3, m) * 5, gamma=torch.tensor([0.3, 0.5, 0.2]).double(),
                           bias=r(3), rbf_r2=torch.ones(3).double(), whiten=torch.eye(d).double(), step_size=0.05,
                           step=0, encoder="", n_references=m)
-
-
-def _cli(args, capsys):
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def test_zero_edit_is_the_identity_exactly():

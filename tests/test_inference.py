@@ -6,7 +6,6 @@ import torch
 from PIL import Image
 
 from histgan.checkpoint import save_checkpoint
-from histgan.cli import main
 from histgan.config import make_config
 from histgan.data import load_image, load_mask
 from histgan.errors import HistganError
@@ -14,6 +13,7 @@ from histgan.histogram import soft_histogram
 from histgan.inference import Translator, colour_histogram, list_checkpoints, load_run, translate
 from histgan.synthetic import write_dataset
 from histgan.train import fit
+from support import run_cli as _cli
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,6 @@ def run(data, tmp_path_factory):
     c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path_factory.mktemp("inf") / "run"),
                     steps=8, keep_checkpoints=0)
     return fit(c, progress=False)
-
-
-def _cli(args, capsys):
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def test_load_run_and_translator(run, data):
