@@ -39,6 +39,10 @@ POINTS: dict[str, tuple[dict, str]] = {
     "unet+lsgan+ema": ({}, "the three together: the cpu preset now"),
     "warmup_200": ({**BEFORE, "warmup": 200}, "200 steps without the adversarial terms first"),
     "flip": ({**BEFORE, "flip": True}, "random horizontal flips of the training images"),
+    # Made to the cpu preset as it is now (U-Net, least squares, weight average):
+    "reflect": ({"padding": "reflect"}, "reflection padding in G's 3×3 convs, against the border frame"),
+    "recolour": ({"recolour_hue": 15.0, "recolour_chroma": 1.4},
+                 "colour augmentation: the Y photographs' skin hue turned ±15°, chroma ×[1/1.4, 1.4]"),
 }
 
 METRICS = ("delta_e_mean", "delta_e2000_mean", "ssim_gt_fg_mean", "ssim_gt_fg_lowpass_mean", "ssim_input_lum_mean",
@@ -72,14 +76,17 @@ def main() -> None:
 
     import torch
 
-    from histgan.evaluate import evaluate
+    from histgan.evaluate import evaluate, load_eval_data, shift_reference_colours
 
     torch.set_num_threads(os.cpu_count() or 1)
+    test_set = load_eval_data(args.data)
+    shifted_set = shift_reference_colours(test_set, hue_degrees=-10.0, chroma_scale=1.3)  # as the evaluation page
     for n in names:
-        s = evaluate(args.out / n, args.data, pairs="all", progress=False).summary
+        s = evaluate(args.out / n, test_set, pairs="all", progress=False).summary
+        shifted = evaluate(args.out / n, shifted_set, pairs="all", progress=False, realism=False).summary
         results["points"][n] = {"overrides": POINTS[n][0], "what": POINTS[n][1], "step": s["step"],
                                 "sec_per_step": _seconds_per_step(args.out / n),
-                                **{k: s[k] for k in METRICS}}
+                                **{k: s[k] for k in METRICS}, "delta_e_shifted_mean": shifted["delta_e_mean"]}
         results.update(date=datetime.date.today().isoformat(), machine=f"{platform.processor() or platform.machine()}, "
                        f"{os.cpu_count()} cores, one thread per point", data=str(args.data),
                        protocol="cpu preset, histgan_bi, seed 0, all test pairs")

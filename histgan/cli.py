@@ -145,6 +145,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--gan-loss", choices=("bce", "lsgan"), help="adversarial loss: bce or lsgan (least squares)")
     t.add_argument("--ema", type=float, metavar="BETA", help="decay of the generators' weight average (0: none)")
     t.add_argument("--warmup", type=int, metavar="N", help="first steps without the adversarial terms")
+    t.add_argument("--padding", choices=("zeros", "reflect"), help="border padding of the generator's 3×3 convs")
+    t.add_argument("--recolour-hue", type=float, metavar="DEG",
+                   help="colour augmentation: turn the Y photographs' skin hue by up to ± DEG degrees")
+    t.add_argument("--recolour-chroma", type=float, metavar="F",
+                   help="colour augmentation: scale their chroma by a factor in [1/F, F]")
     t.add_argument("--seed", type=int, metavar="S", help="random seed")
     t.add_argument("--amp", choices=("auto", "on", "off"), help="bf16 autocast (auto: on CUDA only)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -239,7 +244,7 @@ def _train(args: argparse.Namespace) -> int:
     from histgan.train import fit
 
     names = ("steps", "batch_size", "image_size", "lambda_hist", "bins", "bandwidth", "injection", "generator",
-             "gan_loss", "ema", "warmup", "seed", "num_workers")
+             "gan_loss", "ema", "warmup", "padding", "recolour_hue", "recolour_chroma", "seed", "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]

@@ -54,6 +54,8 @@ class TrainConfig:
     batch_size: int = 1  # images per step and per process (DDP: per rank)
     image_size: int = 64  # square side the data are resized to; divisible by 2**n_down
     flip: bool = False  # random horizontal flips of training images (data augmentation)
+    recolour_hue: float = 0.0  # Y images' foreground hue turned by up to ± this many degrees (augmentation)
+    recolour_chroma: float = 1.0  # ... and its chroma scaled by a factor in [1/this, this] (1 = off)
     # ---- networks (histgan.networks) ------------------------------------------------------------
     ngf: int = 32  # generator width: channels after the first conv (doubles per downsampling)
     ndf: int = 32  # discriminator width: channels of its first conv
@@ -64,6 +66,7 @@ class TrainConfig:
     code_dim: int = 32  # length D of the colour code the HistogramEncoder makes from (3, K)
     injection: str = "concat+film"  # code injection: "concat" | "film" | "concat+film" | "adain"
     generator: str = "resnet"  # generator architecture: "resnet" (CycleGAN's) | "unet" (skip connections)
+    padding: str = "zeros"  # border padding of G's 3×3 convs: "zeros" (CycleGAN's) | "reflect"
     # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
     bins: int = 32  # K, bins per colour channel
     bandwidth: float | None = None  # B, KDE bandwidth; None = one bin width 2/K
@@ -167,6 +170,7 @@ def _validate(c: TrainConfig) -> None:
     _choice("variant", c.variant, VARIANTS)
     _choice("injection", c.injection, INJECTIONS)
     _choice("generator", c.generator, GENERATORS)
+    _choice("padding", c.padding, ("zeros", "reflect"))
     _choice("norm", c.norm, ("instance", "batch", "none"))
     _choice("hist_kind", c.hist_kind, ("l2", "emd", "hellinger"))
     _choice("gan_loss", c.gan_loss, ("bce", "lsgan"))
@@ -191,6 +195,11 @@ def _validate(c: TrainConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if isinstance(c.recolour_hue, bool) or not isinstance(c.recolour_hue, (int, float)) or not 0 <= c.recolour_hue <= 180:
+        raise ValueError(f"recolour_hue must be a number of degrees in [0, 180] (0 = off), got {c.recolour_hue!r}")
+    if (isinstance(c.recolour_chroma, bool) or not isinstance(c.recolour_chroma, (int, float))
+            or not 1 <= c.recolour_chroma <= 4):
+        raise ValueError(f"recolour_chroma must be a factor in [1, 4] (1 = off), got {c.recolour_chroma!r}")
     if isinstance(c.ema, bool) or not isinstance(c.ema, (int, float)) or not 0 <= c.ema < 1:
         raise ValueError(f"ema must be a decay in [0, 1) (0 = no moving average), got {c.ema!r}")
     if c.beta1 >= 1 or c.beta2 >= 1 or c.decay_start > 1:

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from histgan.errors import HistganError
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image", "load_mask", "threshold_mask",
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image", "load_mask", "threshold_mask", "recolour",
            "load_domain", "UnpairedImageFolder"]
 
 #: File name extensions read as images (case-insensitive).
@@ -210,13 +210,42 @@ def load_domain(root: str | os.PathLike, folder: str, size: int | None = None) -
     return torch.stack([x for x, _ in items]), torch.stack([m for _, m in items]), [p.name for p in files]
 
 
+#: RGB → (Y, Cb, Cr) of ITU-R BT.601 on gamma-encoded values in [0, 1]; Cb, Cr are the chroma plane.
+_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.299 / 1.772, -0.587 / 1.772, 0.5],
+                       [0.5, -0.587 / 1.402, -0.114 / 1.402]], dtype=torch.float64)
+
+
+def recolour(image: Tensor, mask: Tensor, hue_degrees: float, chroma: float) -> Tensor:
+    """``image``'s foreground with its hue turned and its chroma scaled (colour augmentation).
+
+    In the (Cb, Cr) chroma plane of BT.601 YCbCr (luma Y unchanged) every foreground pixel's chroma
+    is rotated by ``hue_degrees`` and multiplied by ``chroma``; the background (``mask`` 0) is kept and a
+    soft mask blends. Values are clipped to [-1, 1].
+
+    Args:
+        image: ``(3, H, W)`` in [-1, 1]; mask: ``(1, H, W)`` in [0, 1].
+
+    Returns:
+        ``(3, H, W)`` in [-1, 1]; equal to ``image`` for ``hue_degrees = 0, chroma = 1`` up to rounding.
+    """
+    a = np.deg2rad(hue_degrees)
+    turn = torch.tensor([[1.0, 0.0, 0.0], [0.0, np.cos(a) * chroma, -np.sin(a) * chroma],
+                         [0.0, np.sin(a) * chroma, np.cos(a) * chroma]], dtype=torch.float64)
+    m = torch.linalg.solve(_YCBCR, turn @ _YCBCR).to(image.dtype)  # RGB → YCbCr → turn → RGB, one matrix
+    v = (image + 1) / 2
+    turned = (torch.einsum("ij,jhw->ihw", m, v) * 2 - 1).clamp(-1, 1)
+    return image + mask * (turned - image)
+
+
 class UnpairedImageFolder(Dataset):
     """Unaligned X/Y pairs from ``root/{phase}A`` and ``root/{phase}B`` (CycleGAN's sampling).
 
     Item ``i`` pairs X image ``i mod |A|`` with Y image ``perm_e[i mod |B|]``, where ``perm_e`` is
     a permutation of B drawn from ``(seed, epoch)``: the length is ``max(|A|, |B|)``, every pairing
     is reproducible, and :meth:`set_epoch` changes it from epoch to epoch (so resumed training sees
-    the same pairs). Horizontal flips (``flip=True``) are drawn from ``(seed, epoch, i)``.
+    the same pairs). Horizontal flips (``flip=True``) are drawn from ``(seed, epoch, i)``, and so are
+    the Y image's colour augmentation (:func:`recolour`: a hue turn uniform in ``±recolour_hue``
+    degrees, a chroma factor log-uniform in ``[1/recolour_chroma, recolour_chroma]``; off by default).
 
     Items: ``{"x": (3, H, W), "y": (3, H, W), "x_mask": (1, H, W), "y_mask": (1, H, W),
     "x_name": str, "y_name": str}``.
@@ -227,18 +256,21 @@ class UnpairedImageFolder(Dataset):
         size: resize every image and mask to ``size × size`` (None keeps the files' size).
         masks: ``"auto"``, ``"ones"`` or ``"threshold"`` (module docstring).
         flip: random horizontal flips (of an image with its mask).
-        seed: seed of the pairing and the flips.
+        seed: seed of the pairing, the flips and the recolouring.
+        recolour_hue, recolour_chroma: the Y images' colour augmentation (0 and 1: none).
         skip_bad: check every file now and drop bad ones with a warning each (and one counting
             them) instead of raising :class:`~histgan.errors.HistganError`.
     """
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", size: int | None = None,
-                 masks: str = "auto", flip: bool = False, seed: int = 0, skip_bad: bool = False) -> None:
+                 masks: str = "auto", flip: bool = False, seed: int = 0, skip_bad: bool = False,
+                 recolour_hue: float = 0.0, recolour_chroma: float = 1.0) -> None:
         if masks not in _MASK_MODES:
             raise ValueError(f"masks must be one of {_MASK_MODES}, got {masks!r}")
         _check_size(size)
         self.root, self.phase, self.size, self.masks = Path(root), phase, size, masks
         self.flip, self.seed, self.skip_bad, self.epoch = flip, int(seed), skip_bad, 0
+        self.recolour_hue, self.recolour_chroma = float(recolour_hue), float(recolour_chroma)
         self.mask_dirs = {d: _mask_dir(self.root, f"{phase}{d}", masks) for d in "AB"}
         self.files = {d: list_images(self.root / f"{phase}{d}") for d in "AB"}
         self.skipped: list[str] = []
@@ -289,4 +321,7 @@ class UnpairedImageFolder(Dataset):
             if fl:
                 img, mask = img.flip(-1), mask.flip(-1)
             item[key], item[f"{key}_mask"], item[f"{key}_name"] = img, mask, path.name
+        if self.recolour_hue > 0 or self.recolour_chroma > 1:
+            u = np.random.default_rng([self.seed, self.epoch, index, 1]).uniform(-1, 1, 2)
+            item["y"] = recolour(item["y"], item["y_mask"], self.recolour_hue * u[0], self.recolour_chroma ** u[1])
         return item

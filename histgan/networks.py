@@ -161,25 +161,35 @@ class Generator(nn.Module):
         injection: ``"concat"``, ``"film"``, ``"concat+film"`` or ``"adain"``.
         norm: ``"instance"``, ``"batch"`` or ``"none"``.
         arch: ``"resnet"`` or ``"unet"``.
+        padding: how the 3×3 convs of the encoder, the injection, the U-Net fusion and the decoder pad
+            their borders: ``"zeros"`` (CycleGAN's) or ``"reflect"`` (as the 7×7 and residual convs
+            already do). Zero padding makes border pixels see a darker, code-free surround, and at
+            64² a 16² middle map's border row becomes a 4-pixel frame of the output.
     """
 
     def __init__(self, ngf: int = 32, n_down: int = 2, n_blocks: int = 4, code_dim: int = 0, bins: int = 32,
-                 injection: str = "concat+film", norm: str = "instance", arch: str = "resnet") -> None:
+                 injection: str = "concat+film", norm: str = "instance", arch: str = "resnet",
+                 padding: str = "zeros") -> None:
         super().__init__()
         if injection not in ("concat", "film", "concat+film", "adain"):
             raise ValueError(f"injection must be 'concat', 'film', 'concat+film' or 'adain', got {injection!r}")
         if arch not in ("resnet", "unet"):
             raise ValueError(f"arch must be 'resnet' or 'unet', got {arch!r}")
+        if padding not in ("zeros", "reflect"):
+            raise ValueError(f"padding must be 'zeros' or 'reflect', got {padding!r}")
+        self.padding = padding
+        conv3 = lambda cin, cout, stride=1: nn.Conv2d(cin, cout, 3, stride=stride, padding=1,  # noqa: E731
+                                                      padding_mode=padding)
         self.code_dim, self.injection, self.stride, self.arch = code_dim, injection, 2**n_down, arch
         self.encoder_hist = HistogramEncoder(bins, code_dim) if code_dim > 0 else None
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), _norm(norm, ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(n_down):
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), _norm(norm, ch * 2), nn.ReLU(True)]
+            layers += [conv3(ch, ch * 2, 2), _norm(norm, ch * 2), nn.ReLU(True)]
             ch *= 2
         self.down = nn.Sequential(*layers)
         use_concat = code_dim > 0 and "concat" in injection
-        self.inject = nn.Sequential(nn.Conv2d(ch + code_dim, ch, 3, padding=1), _norm(norm, ch),
+        self.inject = nn.Sequential(conv3(ch + code_dim, ch), _norm(norm, ch),
                                     nn.ReLU(True)) if use_concat else None
         self.adaptive = code_dim > 0 and injection == "adain"
         self.middle = nn.Sequential(*[_AdaResBlock(ch, norm, code_dim) if self.adaptive else _ResBlock(ch, norm)
@@ -191,9 +201,9 @@ class Generator(nn.Module):
         self.film = nn.ModuleList() if use_film else None
         for _ in range(n_down):
             self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                         nn.Conv2d(ch, ch // 2, 3, padding=1)))
+                                         conv3(ch, ch // 2)))
             if self.fuse is not None:  # [upsampled (ch/2), encoder skip (ch/2)] → ch/2
-                self.fuse.append(nn.Conv2d(ch, ch // 2, 3, padding=1))
+                self.fuse.append(conv3(ch, ch // 2))
             self.up_norm.append(_norm(norm, ch // 2))
             if self.film is not None:
                 self.film.append(_FiLM(code_dim, ch // 2))
@@ -259,7 +269,8 @@ class Generator(nn.Module):
         Split ``W = [W_f, W_c]`` by input channels: ``conv([f, tile(c)]) = conv(f, W_f) + b +
         conv(tile(c), W_c)``, and the last term is a per-sample, per-channel bias map: at pixel ``p``,
         ``Σ_t A_t · [p + t inside the image]`` with ``A_t = W_c[:, :, t] · c`` for each of the 3×3 taps
-        ``t`` (zero padding: taps falling outside add nothing, so border pixels differ). Exact (equal to
+        ``t`` (zero padding: taps falling outside add nothing, so border pixels differ; reflection
+        padding: the tiled code reflects onto itself, so every pixel gets ``Σ_t A_t``). Exact (equal to
         the concatenation in float64 up to rounding, ``tests/test_networks.py``) and ``D`` times cheaper
         for the code's part than convolving ``D`` constant channels.
 
@@ -268,8 +279,11 @@ class Generator(nn.Module):
         conv = self.inject[0]
         w = conv.weight  # spectral-normalised (C, C + D, 3, 3)
         C, (h, wd) = f.shape[1], f.shape[2:]
-        out = nn.functional.conv2d(f, w[:, :C], conv.bias, padding=1)
         taps = torch.einsum("octu,nc->notu", w[:, C:], code.to(w.dtype))  # (N, C, 3, 3)
+        if self.padding == "reflect":
+            out = nn.functional.conv2d(nn.functional.pad(f, (1, 1, 1, 1), mode="reflect"), w[:, :C], conv.bias)
+            return out + taps.sum((2, 3)).to(out.dtype)[:, :, None, None]
+        out = nn.functional.conv2d(f, w[:, :C], conv.bias, padding=1)
         inside = nn.functional.pad(f.new_ones(h, wd), (1, 1, 1, 1))
         valid = torch.stack([torch.stack([inside[i:i + h, j:j + wd] for j in range(3)]) for i in range(3)])
         return out + torch.einsum("notu,tuhw->nohw", taps.to(out.dtype), valid.to(out.dtype))
@@ -313,7 +327,7 @@ def build_models(config) -> dict[str, nn.Module]:
     """
     def gen(conditioned: bool) -> Generator:
         return Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim if conditioned else 0,
-                         config.bins, config.injection, config.norm, config.generator)
+                         config.bins, config.injection, config.norm, config.generator, config.padding)
 
     models: dict[str, nn.Module] = {"G": gen(config.condition_G), "F": gen(config.condition_F),
                                     "D_x": Discriminator(config.ndf, config.d_layers, config.norm),

@@ -238,7 +238,8 @@ def write_report(results: dict[str, EvalResult], out_dir: str | os.PathLike,
 ABLATION_COLUMNS = (("delta_e_mean", "ΔE", 2), ("ssim_gt_fg_mean", "SSIM fg vs GT", 3),
                     ("ssim_gt_fg_lowpass_mean", "low-pass", 3), ("swd_whole", "SWD×10³ whole", 1),
                     ("swd_fg", "SWD×10³ fg", 1), ("c2st_whole", "C2ST whole", 3), ("c2st_fg", "C2ST fg", 3),
-                    ("stripes", "stripe energy %", 1), ("sec_per_step", "s / step", 2))
+                    ("stripes", "stripe energy %", 1), ("delta_e_shifted_mean", "ΔE shifted refs", 2),
+                    ("sec_per_step", "s / step", 2))
 
 
 def ablation_table(results: dict[str, Any]) -> str:
@@ -247,6 +248,7 @@ def ablation_table(results: dict[str, Any]) -> str:
     head = ["point", "what changes", *(h for _, h, _ in ABLATION_COLUMNS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results["points"].items():
-        cells = [f"`{name}`", r["what"], *(_fmt(_shown(k, r[k]), d) for k, _, d in ABLATION_COLUMNS)]
+        cells = [f"`{name}`", r["what"], *("–" if r.get(k) is None else _fmt(_shown(k, r[k]), d)
+                                           for k, _, d in ABLATION_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

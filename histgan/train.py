@@ -283,7 +283,8 @@ def make_dataset(config: TrainConfig):
         raise FileNotFoundError(f"data folder {config.data} does not exist; make one with "
                                 "'python -m histgan data synthetic --out DIR' or pass --data")
     return UnpairedImageFolder(config.data, phase="train", size=config.image_size, masks="auto",
-                               flip=config.flip, seed=config.seed)
+                               flip=config.flip, seed=config.seed, recolour_hue=config.recolour_hue,
+                               recolour_chroma=config.recolour_chroma)
 
 
 # ---- the loop ------------------------------------------------------------------------------------

@@ -75,8 +75,17 @@ def test_train_flags_of_the_translator_options_reach_the_config(monkeypatch, tmp
     monkeypatch.setattr(histgan.train, "fit", lambda config, resume, progress: seen.setdefault("c", config))
     code = main(["train", "--variant", "histgan_bi", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                  "--preset", "quick", "--generator", "unet", "--gan-loss", "lsgan", "--ema", "0.99",
-                 "--warmup", "3", "--injection", "adain", "--no-progress"])
+                 "--warmup", "3", "--injection", "adain", "--padding", "reflect", "--recolour-hue", "15",
+                 "--recolour-chroma", "1.4", "--no-progress"])
     c = seen["c"]
     assert code == 0 and (c.generator, c.gan_loss, c.ema, c.warmup, c.injection) == ("unet", "lsgan", 0.99, 3, "adain")
+    assert (c.padding, c.recolour_hue, c.recolour_chroma) == ("reflect", 15.0, 1.4)
+    for bad in (["--padding", "circular"], ["--recolour-hue", "200"], ["--recolour-chroma", "0.5"]):
+        try:
+            code = main(["train", "--variant", "histgan_bi", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                         "--preset", "quick", *bad])
+        except SystemExit as exc:
+            code = exc.code
+        assert code == 2, bad
     assert main(["train", "--variant", "histgan_bi", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                  "--preset", "quick", "--ema", "1.5"]) == 2

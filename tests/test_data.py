@@ -230,3 +230,43 @@ def test_error_in_a_dataloader_worker_names_the_file(synth: Path, tmp_path: Path
     loader = torch.utils.data.DataLoader(UnpairedImageFolder(root), batch_size=2, num_workers=1)
     with pytest.raises(HistganError, match="x0000.png"):
         next(iter(loader))
+
+
+def test_recolour_turns_chroma_keeps_luma_and_background() -> None:
+    """Analytic: a grey pixel has no chroma to turn; a turn by θ then by −θ is the identity (no
+    clipping); luma Y = 0.299 R + 0.587 G + 0.114 B is unchanged; chroma scales by the factor; pixels
+    outside the mask are untouched."""
+    from histgan.data import recolour
+
+    g = torch.Generator().manual_seed(0)
+    img = (torch.rand(3, 6, 6, generator=g, dtype=torch.float64) * 0.6 - 0.3)  # well inside [-1, 1]
+    img[:, 0, 0] = 0.25  # grey
+    mask = torch.ones(1, 6, 6, dtype=torch.float64)
+    mask[..., 5] = 0
+    out = recolour(img, mask, 20.0, 1.3)
+    assert torch.equal(out[..., 5], img[..., 5]), "background untouched"
+    assert torch.allclose(out[:, 0, 0], img[:, 0, 0], atol=1e-12), "grey has no hue"
+    luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+    assert torch.allclose(torch.einsum("c,chw->hw", luma, out), torch.einsum("c,chw->hw", luma, img), atol=1e-12)
+    scale = torch.tensor([1 / 1.402, 1 / 1.772], dtype=torch.float64)[:, None, None]
+    chroma = lambda v: (v - torch.einsum("c,chw->hw", luma, v)[None])[[0, 2]] * scale  # (Cr, Cb)  # noqa: E731
+    ratio = chroma(out)[..., :5].norm(dim=0) / chroma(img)[..., :5].norm(dim=0).clamp_min(1e-12)
+    assert torch.allclose(ratio[1:], torch.full_like(ratio[1:], 1.3), atol=1e-9)
+    back = recolour(recolour(img, mask, 20.0, 1.0), mask, -20.0, 1.0)
+    assert torch.allclose(back, img, atol=1e-12)
+    assert torch.allclose(recolour(img, mask, 0.0, 1.0), img, atol=1e-12)
+
+
+def test_recolour_augmentation_is_seeded_and_touches_only_y(synth: Path) -> None:
+    plain = UnpairedImageFolder(synth)
+    aug = UnpairedImageFolder(synth, recolour_hue=15.0, recolour_chroma=1.4)
+    again = UnpairedImageFolder(synth, recolour_hue=15.0, recolour_chroma=1.4)
+    changed = 0
+    for i in range(len(plain)):
+        a, b, c = plain[i], aug[i], again[i]
+        assert torch.equal(a["x"], b["x"]) and torch.equal(a["y_mask"], b["y_mask"])
+        assert torch.equal(b["y"], c["y"]), "the same (seed, epoch, index) gives the same colours"
+        bg = b["y_mask"][0] == 0
+        assert torch.equal(a["y"][:, bg], b["y"][:, bg])
+        changed += not torch.equal(a["y"], b["y"])
+    assert changed == len(plain)

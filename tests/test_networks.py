@@ -121,21 +121,26 @@ def test_bad_input():
         HistogramEncoder(8, 4)(torch.zeros(2, 3, 16))
 
 
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
 @pytest.mark.parametrize("size", [8, 12])
-def test_injection_as_a_bias_map_equals_the_concatenation_in_float64(size):
-    """The concat injection computed without the tiled code map (a per-channel bias map with its
-    zero-padded borders) gives the outputs and gradients of conv([f, tile(code)]) in float64."""
+def test_injection_as_a_bias_map_equals_the_concatenation_in_float64(size, padding):
+    """The concat injection computed without the tiled code map (a per-channel bias map; with zero
+    padding its borders see fewer taps) gives the outputs and gradients of conv([f, tile(code)]) in float64."""
     from histgan.networks import Generator
 
     torch.manual_seed(0)
-    G = Generator(ngf=4, n_down=1, n_blocks=1, code_dim=5, bins=8, injection="concat").double()
+    G = Generator(ngf=4, n_down=1, n_blocks=1, code_dim=5, bins=8, injection="concat", padding=padding).double()
     f = torch.randn(2, 8, size, size, dtype=torch.float64, requires_grad=True)
     code = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
     ours = G._inject_conv(f, code)
     tiled = code[:, :, None, None].expand(-1, -1, size, size)
     ref = G.inject[0](torch.cat([f, tiled], dim=1))
     assert torch.allclose(ours, ref, rtol=0, atol=1e-13)
-    assert not torch.allclose(ours[:, :, 0, 0], ours[:, :, 1, 1]), "the borders see fewer taps"
+    code_part = ours - torch.nn.functional.conv2d(
+        torch.nn.functional.pad(f, (1, 1, 1, 1), mode="constant" if padding == "zeros" else "reflect"),
+        G.inject[0].weight[:, :8], G.inject[0].bias)
+    border_differs = not torch.allclose(code_part[:, :, 0, 0], code_part[:, :, 1, 1])
+    assert border_differs == (padding == "zeros"), "zero padding: the borders see fewer of the code's taps"
     g = torch.randn_like(ref)
     grads = torch.autograd.grad((ours * g).sum(), [f, code, G.inject[0].weight])
     grads_ref = torch.autograd.grad((ref * g).sum(), [f, code, G.inject[0].weight])
@@ -193,7 +198,8 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
 
 
 @pytest.mark.parametrize("overrides", [dict(generator="unet"), dict(injection="adain"), dict(warmup=6),
-                                       dict(gan_loss="lsgan")])
+                                       dict(gan_loss="lsgan"), dict(padding="reflect", generator="unet"),
+                                       dict(recolour_hue=15.0, recolour_chroma=1.4)])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.synthetic import write_dataset
     from histgan.train import fit
@@ -205,7 +211,7 @@ def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
-    assert ck["step"] == c.steps and ck["config"]["generator"] == c.generator
+    assert ck["step"] == c.steps and all(ck["config"][k] == v for k, v in overrides.items())
 
 
 def test_warmup_steps_leave_out_the_adversarial_terms(tmp_path):
@@ -264,3 +270,25 @@ def test_a_run_checkpointed_before_the_new_fields_resumes(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["step"] == 8
     with pytest.raises(HistganError, match="generator='resnet'"):
         fit(c.replace(steps=12, generator="unet"), resume=True, progress=False)
+
+
+def test_reflect_padding_pads_every_3x3_conv_of_the_generator_and_keeps_the_parameters():
+    """``padding="reflect"`` changes how the encoder, injection, fusion and decoder convs pad, not which
+    parameters there are (so the same initialisation and state-dict names), and the default is zeros."""
+    from histgan.networks import Generator
+
+    kw = dict(ngf=4, n_down=2, n_blocks=1, code_dim=5, bins=8, arch="unet")
+    torch.manual_seed(0)
+    zeros = Generator(**kw)
+    torch.manual_seed(0)
+    reflect = Generator(**kw, padding="reflect")
+    assert Generator(**kw).padding == "zeros"
+    convs = [m for m in reflect.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 2 + 1 + 2 + 2 + 2 * 1  # down ×2, inject, up ×2, fuse ×2, the residual block's two
+    assert all(m.padding_mode == "reflect" or m.padding == (0, 0) for m in convs)  # residual blocks pad first
+    sd_z, sd_r = zeros.state_dict(), reflect.state_dict()
+    assert sd_z.keys() == sd_r.keys() and all(torch.equal(sd_z[k], sd_r[k]) for k in sd_z)
+    x, h = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 8).softmax(-1)
+    assert not torch.allclose(zeros(x, h), reflect(x, h))
+    with pytest.raises(ValueError, match="padding must be 'zeros' or 'reflect'"):
+        Generator(**kw, padding="circular")
