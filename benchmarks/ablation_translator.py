@@ -39,7 +39,10 @@ POINTS: dict[str, tuple[dict, str]] = {
     "unet+lsgan+ema": ({}, "the three together: the cpu preset now"),
     "warmup_200": ({**BEFORE, "warmup": 200}, "200 steps without the adversarial terms first"),
     "flip": ({**BEFORE, "flip": True}, "random horizontal flips of the training images"),
-    # Made to the cpu preset as it is now (U-Net, least squares, weight average):
+    # Made to the cpu preset as it is now (U-Net, least squares, weight average), measured on another
+    # machine than the points above (other CPUs give other last bits, and training amplifies them), so
+    # the preset is measured again beside them:
+    "preset_here": ({}, "the cpu preset again, on the machine of the two points below"),
     "reflect": ({"padding": "reflect"}, "reflection padding in G's 3×3 convs, against the border frame"),
     "recolour": ({"recolour_hue": 15.0, "recolour_chroma": 1.4},
                  "colour augmentation: the Y photographs' skin hue turned ±15°, chroma ×[1/1.4, 1.4]"),
