@@ -14,7 +14,9 @@ prints none of them, so these are ours:
   colour-versus-shape trade-off).
 
 The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``injection``, ``gan_loss``,
-``ema`` (a moving average of the generators' weights, used to translate), ``warmup`` — default to the
+``ema`` (a moving average of the generators' weights, used to translate), ``warmup``, ``padding``
+(zeros or reflection in G's 3×3 convs), ``recolour_hue`` / ``recolour_chroma`` (colour augmentation
+of the Y photographs) — default to the
 CycleGAN-style choices in the dataclass, so that a config written before a field existed loads as the
 run it was; the ``cpu`` and ``paper`` presets set the combination the ablation of the training page
 chose (``generator="unet"``, ``gan_loss="lsgan"``, ``ema``; the ``quick`` preset keeps the plain one).
