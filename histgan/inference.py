@@ -259,9 +259,7 @@ def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference
              mix: Any, refine: int, input_mask: Any, edit: Any, edit_method: str) -> Tensor:
     """:func:`translate` with several references and/or a refined code (:mod:`histgan.colour_code`),
     then the edits, if any (:mod:`histgan.edits`, applied to the mixed and refined code)."""
-    from histgan.colour_code import steered_code
-
-    from histgan.colour_code import check_refine, mix_weights
+    from histgan.colour_code import check_refine, mix_weights, steered_code
 
     check_refine(refine)
     refs = list(reference) if isinstance(reference, (list, tuple)) else [reference]
