@@ -4,9 +4,9 @@
                                             [--jobs N] [--steps 1000]
 
 Trains ``histgan_bi`` with the ``cpu`` preset plus each point's overrides (:data:`POINTS`) into
-``--out/NAME/`` — side by side, one process per core (:func:`histgan.parallel.run_parallel`), each
+``--out/NAME/`` — side by side, one process per core (:func:`histgan.train.parallel.run_parallel`), each
 resumable — then evaluates every run over all test pairs of the benchmark with the evaluation page's
-protocol (:func:`histgan.evaluate.evaluate`: ΔE of eq (12), foreground SSIM against the true target,
+protocol (:func:`histgan.eval.evaluate.evaluate`: ΔE of eq (12), foreground SSIM against the true target,
 sliced Wasserstein distance, classifier two-sample test, stripe energy) and merges one row per point
 into ``benchmarks/results/ablation_translator.json``, with the date, the machine and the seconds per
 training step. Prints the table. A point that is already in the results file is not trained again
@@ -23,8 +23,8 @@ import platform
 from pathlib import Path
 
 from histgan.io import atomic_write_json
-from histgan.parallel import Job, run_parallel
-from histgan.report import ablation_table
+from histgan.train.parallel import Job, run_parallel
+from histgan.eval.report import ablation_table
 
 #: The cpu preset as it was before this ablation; every single change below is made to it.
 BEFORE = {"generator": "resnet", "gan_loss": "bce", "ema": 0.0}
@@ -72,14 +72,14 @@ def main() -> None:
     results = json.loads(args.results.read_text()) if args.results.is_file() else {"points": {}}
     names = args.only or [n for n in POINTS if n not in results["points"]]
     extra = {} if args.steps is None else {"steps": args.steps}
-    jobs = [Job(name=n, run_dir=args.out / n, target="histgan.train:train_run",
+    jobs = [Job(name=n, run_dir=args.out / n, target="histgan.train.loop:train_run",
                 params={"run_dir": str(args.out / n), "preset": "cpu", "variant": "histgan_bi", "data": str(args.data),
                         "resume": "auto", **extra, **POINTS[n][0]}) for n in names]
     run_parallel(jobs, workers=args.jobs)
 
     import torch
 
-    from histgan.evaluate import evaluate, load_eval_data, shift_reference_colours
+    from histgan.eval.evaluate import evaluate, load_eval_data, shift_reference_colours
 
     torch.set_num_threads(os.cpu_count() or 1)
     test_set = load_eval_data(args.data)

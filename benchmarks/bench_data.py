@@ -22,10 +22,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import torch  # noqa: E402
 
-from histgan import synthetic  # noqa: E402
-from histgan.data import UnpairedImageFolder  # noqa: E402
-from histgan.photo import render_photo  # noqa: E402
-from histgan.render import render_x, render_y  # noqa: E402
+from histgan.data import synthetic  # noqa: E402
+from histgan.data.folders import UnpairedImageFolder  # noqa: E402
+from histgan.data.photo import render_photo  # noqa: E402
+from histgan.data.render import render_x, render_y  # noqa: E402
 
 
 def _rate(fn, n: int) -> float:

@@ -8,7 +8,7 @@ The target (issue: evaluation) is ≤ 10 s for all 784 pairs on a 2-core CPU. Th
 identity (``out = x``), so only the measuring is timed:
 
 * ``delta_e``  — eq (12) alone: L*a*b* of every output, masked means, ΔE (what Table 2 needs);
-* ``evaluate`` — :func:`histgan.evaluate.evaluate` without ground truth: ΔE, ΔE2000, grade,
+* ``evaluate`` — :func:`histgan.eval.evaluate.evaluate` without ground truth: ΔE, ΔE2000, grade,
   SSIM of lightness vs. the input, foreground IoU, per-pair rows and the summary;
 * ``+gt``      — the per-batch metrics with a ground-truth tensor given as well (SSIM, PSNR, ΔE vs.
   GT); rendering the targets is the data module's cost, not counted.
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch  # noqa: E402
 
-from histgan import evaluate as E  # noqa: E402
+from histgan.eval import evaluate as E  # noqa: E402
 from histgan import metrics as M  # noqa: E402
 from histgan.io import atomic_write_json  # noqa: E402
 
@@ -97,8 +97,8 @@ def _main_job(threads: int) -> list[dict]:
     """Seconds the new metrics add to the main job's evaluation (see the module docstring)."""
     import tempfile
 
-    from histgan.baselines import BASELINES
-    from histgan.synthetic import write_dataset
+    from histgan.eval.baselines import BASELINES
+    from histgan.data.synthetic import write_dataset
 
     torch.set_num_threads(threads)
     root = write_dataset(tempfile.mkdtemp(prefix="bench-eval-"), size=64, n_train=(128, 256), n_test=(16, 16),

@@ -8,13 +8,13 @@ time cap, after which it stops and records ``"timeout"``):
 
 * ``data``: the synthetic benchmark at 256² (paper size) and 64² in a temporary folder (no downloads).
 * ``step_fp32``, ``step_bf16``, ``step_compile``: the ``paper`` preset's ``histgan_bi`` step
-  (:func:`histgan.train.train_step_lazy`, the sync-free step :func:`histgan.train.fit` runs) on one
+  (:func:`histgan.train.loop.train_step_lazy`, the sync-free step :func:`histgan.train.loop.fit` runs) on one
   batch resident on the GPU: steps/s over ``--steps`` steps after a warm-up, synchronised at both
   ends only. ``step_compile`` is bf16 autocast with every network wrapped in ``torch.compile``.
-* ``fit``: :func:`histgan.train.fit` end to end (loader workers, logging, checkpoint) of the
+* ``fit``: :func:`histgan.train.loop.fit` end to end (loader workers, logging, checkpoint) of the
   ``paper`` preset, steps/s between two log lines after the warm-up.
 * ``sweep_jobs1``, ``sweep_jobs2``: four variants of the ``cpu`` preset (64²) through
-  :func:`histgan.parallel.run_parallel`, one at a time vs two processes sharing the GPU; wall time.
+  :func:`histgan.train.parallel.run_parallel`, one at a time vs two processes sharing the GPU; wall time.
 
 Prints a JSON summary and writes it to ``$OUT/bench_gpu.json`` when ``OUT`` is set.
 """
@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from histgan.config import VARIANTS, make_config  # noqa: E402
 from histgan.networks import build_models  # noqa: E402
-from histgan.parallel import Job, run_parallel  # noqa: E402
-from histgan.runtime import autocast_dtype  # noqa: E402
-from histgan.train import ImagePool, make_optimisers, train_run, train_step_lazy  # noqa: E402
+from histgan.train.parallel import Job, run_parallel  # noqa: E402
+from histgan.train.runtime import autocast_dtype  # noqa: E402
+from histgan.train.loop import ImagePool, make_optimisers, train_run, train_step_lazy  # noqa: E402
 
 
 class SectionTimeout(Exception):
@@ -80,7 +80,7 @@ def run_section(results: dict, name: str, seconds: int, fn, *args) -> None:
 
 
 def make_data(root: Path, smoke: bool) -> dict:
-    from histgan.synthetic import write_dataset
+    from histgan.data.synthetic import write_dataset
 
     big = 32 if smoke else 256
     paper = write_dataset(root / "paper", size=big, n_train=4 if smoke else 8, n_test=2, progress=False)

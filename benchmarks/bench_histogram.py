@@ -12,7 +12,7 @@ methods interleaved in this one process (medians of ``--reps`` repetitions; meth
 per run get 3) and measures each method's peak memory in a fresh subprocess: the resident set's
 high-water mark during one call (reset through ``/proc/self/clear_refs`` after the inputs exist)
 minus the resident set before it, plus the bytes autograd saves for backward
-(:func:`histgan.viz.saved_tensor_bytes`' hooks).
+(:func:`histgan.book.pipeline.show.saved_tensor_bytes`' hooks).
 
 kornia (the ``bench`` extra: ``pip install -e ".[bench]"``) has no colour histogram; its
 ``kornia.enhance.histogram`` is a 1-D Gaussian KDE evaluated at bin centres on ``(rows, samples)``

@@ -2,10 +2,10 @@
 
     python benchmarks/bench_train_stage.py [--steps 60] [--masker-steps 30] [--data data/synthetic]
 
-Runs the jobs of :func:`histgan.train.variant_jobs` (the four variants of Table 2 and the reference
+Runs the jobs of :func:`histgan.train.loop.variant_jobs` (the four variants of Table 2 and the reference
 masker, the ``cpu`` preset, each shortened to ``--steps``) twice into temporary folders: sequentially,
 each with every core's thread (``workers=1``, what the main job did before the stage existed), and
-with :func:`histgan.parallel.run_parallel`'s default (one job per core, one thread each, on a CPU).
+with :func:`histgan.train.parallel.run_parallel`'s default (one job per core, one thread each, on a CPU).
 The two layouts alternate in order (A B, then B A with ``--reps 2``) so that a drift of the machine's
 speed does not favour one. Prints the wall time of each and their ratio; the training steps are the
 same in both, only the layout differs. The data must exist (``python -m histgan data synth``).
@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from histgan.parallel import default_workers, run_parallel
-from histgan.train import variant_jobs
+from histgan.train.parallel import default_workers, run_parallel
+from histgan.train.loop import variant_jobs
 
 
 def _run(data: Path, steps: int, masker_steps: int, workers: int, threads: int) -> float:

@@ -7,7 +7,7 @@
     python benchmarks/bench_train_step.py batch --steps 1000  # batch 1 vs 4 for equal wall time (trains twice)
     python benchmarks/bench_train_step.py variants options --quick
 
-``variants``: one :func:`histgan.train.train_step` (G/F then D_x/D_y, Adam, image pool) of each
+``variants``: one :func:`histgan.train.loop.train_step` (G/F then D_x/D_y, Adam, image pool) of each
 variant at the ``cpu`` preset's network and size, and the same network at 256², interleaved in one
 process (median of ``--reps``), with the fast path (the default) and with ``fast=False`` (one
 network call per loss term, spectral norm recomputed on every call); ratios to plain ``cyclegan``
@@ -50,7 +50,7 @@ import torch  # noqa: E402
 from histgan.config import VARIANTS, make_config  # noqa: E402
 from histgan.io import atomic_write_json  # noqa: E402
 from histgan.networks import build_models  # noqa: E402
-from histgan.train import ImagePool, make_optimisers, train_step  # noqa: E402
+from histgan.train.loop import ImagePool, make_optimisers, train_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
 
@@ -208,8 +208,8 @@ def bench_options(reps: int, quick: bool, compile: bool = True) -> list[dict]:
 
 def _train_and_evaluate(name: str, amp: bool, steps: int, root: Path, work: Path,
                         batch_size: int = 1) -> tuple[dict, object]:
-    from histgan.evaluate import evaluate
-    from histgan.train import fit
+    from histgan.eval.evaluate import evaluate
+    from histgan.train.loop import fit
 
     run = work / f"run_{name}"
     cfg = make_config("cpu", variant="histgan_bi", steps=steps, amp=amp, data=str(root), run_dir=str(run),
@@ -226,9 +226,9 @@ def _train_and_evaluate(name: str, amp: bool, steps: int, root: Path, work: Path
 
 def bench_colour(steps: int, work: Path) -> dict:
     """fp32 vs bf16 training of ``histgan_bi`` (same seed, same data), and bf16 inference of the fp32 model."""
-    from histgan.evaluate import evaluate
+    from histgan.eval.evaluate import evaluate
     from histgan.inference import load_run
-    from histgan.synthetic import write_dataset
+    from histgan.data.synthetic import write_dataset
 
     root = write_dataset(work / "data", progress=False)  # the cpu preset: 64², 400 + 400 train, 16 + 16 test
     out, results = {}, {}
@@ -252,7 +252,7 @@ def bench_batch(steps: int, work: Path, sizes: tuple[int, ...] = (1, 4)) -> dict
     """The cpu preset's ``histgan_bi`` at each batch size for the same wall-clock budget: the
     seconds per step are timed side by side first, then batch ``b`` trains
     ``steps · t(1) / t(b)`` steps (``steps`` at batch 1) and is evaluated on the test pairs."""
-    from histgan.synthetic import write_dataset
+    from histgan.data.synthetic import write_dataset
 
     cfg = make_config("cpu", variant="histgan_bi")
     trainers = {b: Trainer(cfg.replace(batch_size=b)) for b in sizes}

@@ -24,7 +24,7 @@ L_hist, eq (6)     ``histogram_loss``             Σ_c ‖h_fake^c − h_ref^c�
 """
 
 # The public names and the module each comes from. They are imported on first use (PEP 562), so that
-# ``import histgan.train`` runs the training code and what it needs, not the whole package: the main
+# ``import histgan.train.loop`` runs the training code and what it needs, not the whole package: the main
 # job's stage keys hash exactly the modules a stage runs.
 _EXPORTS = {
     "default_bandwidth": "histogram",
@@ -32,21 +32,21 @@ _EXPORTS = {
     "histogram_loss": "histogram",
     "soft_histogram": "histogram",
     "soft_histogram_reference": "histogram",
-    "UnpairedImageFolder": "data",
-    "load_domain": "data",
-    "load_image": "data",
-    "load_mask": "data",
-    "ground_truth": "synthetic",
-    "write_dataset": "synthetic",
-    "load_checkpoint": "checkpoint",
-    "save_checkpoint": "checkpoint",
+    "UnpairedImageFolder": "data.folders",
+    "load_domain": "data.folders",
+    "load_image": "data.folders",
+    "load_mask": "data.folders",
+    "ground_truth": "data.synthetic",
+    "write_dataset": "data.synthetic",
+    "load_checkpoint": "train.checkpoint",
+    "save_checkpoint": "train.checkpoint",
     "PRESETS": "config",
     "TrainConfig": "config",
     "make_config": "config",
     "Translator": "inference",
     "load_run": "inference",
     "translate": "inference",
-    "fit": "train",
+    "fit": "train.loop",
 }
 
 

@@ -53,7 +53,7 @@ def _jobs_arg(text: str) -> int | None:
 
 
 def _shard_arg(text: str) -> tuple[int, int]:
-    from histgan.parallel import parse_shard
+    from histgan.train.parallel import parse_shard
 
     try:
         return parse_shard(text)
@@ -86,7 +86,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--n-test", type=int, nargs="+", metavar="N",
                    help="test images: one count for both domains, or two (A then B); overrides the preset")
     s.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    from histgan.sampling import DEFAULT_DOMAIN, DOMAINS  # numpy only
+    from histgan.data.sampling import DEFAULT_DOMAIN, DOMAINS  # numpy only
 
     s.add_argument("--domain", choices=DOMAINS, default=DEFAULT_DOMAIN,
                    help="Y images: photo = photographs (skin texture, subsurface look, sheen, textured scenes, cast "
@@ -97,7 +97,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from histgan.synthetic import PRESETS, write_dataset
+    from histgan.data.synthetic import PRESETS, write_dataset
 
     preset = PRESETS[args.preset]
     counts = {}
@@ -113,7 +113,7 @@ def _data_synth(args: argparse.Namespace) -> int:
 
 
 def _counts(out) -> list:
-    from histgan.synthetic import load_meta
+    from histgan.data.synthetic import load_meta
 
     return list(load_meta(out)["images"].values())
 
@@ -241,7 +241,7 @@ def _edit_arg(text: str) -> tuple[str, float]:
 
 def _train(args: argparse.Namespace) -> int:
     from histgan.config import make_config
-    from histgan.train import fit
+    from histgan.train.loop import fit
 
     names = ("steps", "batch_size", "image_size", "lambda_hist", "bins", "bandwidth", "injection", "generator",
              "gan_loss", "ema", "warmup", "padding", "recolour_hue", "recolour_chroma", "seed", "num_workers")
@@ -258,11 +258,11 @@ def _train(args: argparse.Namespace) -> int:
 def _translate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from histgan.data import load_image, load_mask
+    from histgan.data.folders import load_image, load_mask
     from histgan.inference import load_run, reference_histogram, reference_lab
     from histgan.metrics import reference_means
     from histgan.reference_mask import REFERENCE_MASK_MODES, load_reference, resolve_reference_mask
-    from histgan.viz import save_image_grid
+    from histgan.images import save_image_grid
 
     model = load_run(args.checkpoint, device=args.device)
     size = args.size or model.config.image_size
@@ -315,7 +315,7 @@ def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list)
     from histgan.colour_code import steered_code
     from histgan.inference import _edited_code
     from histgan.reference_mask import load_reference, resolve_reference_mask
-    from histgan.viz import save_image_grid
+    from histgan.images import save_image_grid
 
     if (len(hs) > 1) != (args.mix is not None):
         raise ValueError(f"--mix needs two or more --reference, and several --reference need --mix (got {len(hs)})")
@@ -380,7 +380,7 @@ def _pairs_arg(text: str) -> str | int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from histgan.evaluate import evaluate_runs
+    from histgan.eval.evaluate import evaluate_runs
 
     if args.checkpoint_pairs < 0:
         raise ValueError(f"--checkpoint-pairs must be >= 0, got {args.checkpoint_pairs}")
@@ -451,7 +451,7 @@ def _parse_value(text: str):
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from histgan import sweep
+    from histgan.book import sweep
 
     grid = {}
     for item in args.grid:
@@ -475,7 +475,7 @@ def _sweep(args: argparse.Namespace) -> int:
                            shard=args.shard)
     print(f"histgan: {len(runs)} run(s) in {Path(args.out) / args.name}")
     if not args.no_collect:
-        from histgan.figures import save_figure
+        from histgan.eval.figures import save_figure
 
         rows = sweep.collect(args.name, out=args.out, data=args.data, pairs=args.pairs)
         save_figure(sweep.plot_sweep(rows), Path(args.out) / args.name / "sweep.png")
@@ -523,7 +523,7 @@ def _add_masker(sub: argparse._SubParsersAction) -> None:
 def _masker(args: argparse.Namespace) -> int:
     import json
 
-    from histgan.segment import fit_masker
+    from histgan.train.masker import fit_masker
 
     given = {k: getattr(args, k) for k in ("steps", "batch_size", "seed") if getattr(args, k) is not None}
     out = fit_masker(args.data, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,

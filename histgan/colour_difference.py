@@ -4,7 +4,7 @@
   generated image's foreground and the mean L*a*b* colour of the reference's foreground (the paper's
   "pixel means"). It says whether the overall skin tone and brightness were carried over; it says
   nothing about shading, texture or shape (a flat fill of the mean colour scores ΔE ≈ 0, see
-  :mod:`histgan.baselines`). The mean of L*a*b* values is not the L*a*b* value of the mean RGB
+  :mod:`histgan.eval.baselines`). The mean of L*a*b* values is not the L*a*b* value of the mean RGB
   colour (the conversion is non-linear), so we convert every pixel, then average. CIE 1976 ΔE is
   what the paper reports; ``method="cie2000"`` gives CIEDE2000 between the *same two means*.
 * **JIS grade** (:func:`jis_grade`) — ΔE read against the paper's Table 1 (:data:`JIS_TABLE`).

@@ -91,7 +91,7 @@ class TrainConfig:
     seed: int = 0  # seeds Python, NumPy and torch (and the data order)
     device: str = "auto"  # "auto" (cuda → mps → cpu) | "cpu" | "cuda" | "cuda:1" | "mps"
     amp: bool | str = "auto"  # bf16 autocast: "auto" = on CUDA only; True / False to force
-    num_workers: int | None = None  # DataLoader worker processes; None = 0 on CPU, 4 on CUDA (histgan.loader)
+    num_workers: int | None = None  # DataLoader worker processes; None = 0 on CPU, 4 on CUDA (histgan.data.loader)
     # ---- logging and checkpoints ---------------------------------------------------------------
     log_every: int = 10  # steps between lines in losses.jsonl (and tqdm updates)
     sample_every: int = 250  # steps between sample grids in samples/ (0 = never)

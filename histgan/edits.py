@@ -272,7 +272,7 @@ def fit_directions(model: Any, data: str | os.PathLike | None = None, augment: i
         augment: colour-shifted copies per reference (shifts uniform in ±:data:`SHIFT_RANGE`).
         centres: RBF centres ``M``. seed: seed of the shifts.
     """
-    from histgan.data import load_domain
+    from histgan.data.folders import load_domain
 
     if not model.G.conditioned:
         raise HistganError(f"the {model.config.variant} generator has no colour code to edit")

@@ -4,7 +4,7 @@ A reference can be an image, an explicit histogram ``(3, K)`` (a ``.npy`` file o
 takes a target histogram), or a colour swatch (``"#a07e56"``), whose histogram is the soft histogram
 of a one-pixel image of that colour. An image's histogram is taken over its foreground, chosen by
 ``reference_mask`` (:mod:`histgan.reference_mask`: ``"auto"`` = alpha, else mask file, else the
-masker of :mod:`histgan.segment`; ``"none"`` = the whole image; or a mask).
+masker of :mod:`histgan.train.masker`; ``"none"`` = the whole image; or a mask).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from histgan.checkpoint import list_checkpoints, load_checkpoint
+from histgan.train.checkpoint import list_checkpoints, load_checkpoint
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.losses import masked_histogram
 from histgan.networks import build_models, load_average
 from histgan.reference_mask import resolve_reference_mask
-from histgan.runtime import select_device
-from histgan.viz import to_uint8
+from histgan.train.runtime import select_device
+from histgan.images import to_uint8
 
 __all__ = ["Translator", "load_run", "list_checkpoints", "translate", "colour_histogram", "colour_image",
            "reference_histogram", "reference_lab"]
@@ -95,7 +95,7 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | os.PathLike = "
     them, ``TrainConfig.ema``).
 
     Args:
-        run_dir: a run directory written by :func:`histgan.train.fit`, or a checkpoint ``.pt`` file.
+        run_dir: a run directory written by :func:`histgan.train.loop.fit`, or a checkpoint ``.pt`` file.
         checkpoint: ``"latest"``, a step number, or a file name/path of a checkpoint.
         device: where to put the networks (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
 
@@ -162,7 +162,7 @@ def _alpha(image: Any) -> Tensor | None:
     """A PIL image's alpha channel as a mask ``(1, 1, H, W)`` (alpha >= 128 is foreground), or None."""
     if not hasattr(image, "convert"):
         return None
-    from histgan.data import _to_float
+    from histgan.data.folders import _to_float
 
     alpha = _to_float(image)[1]
     return None if alpha is None else torch.from_numpy((alpha >= 0.5).astype(np.float32))[None, None]
@@ -205,7 +205,7 @@ def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, ref
         reference_mask: which pixels of a reference image give its colours: ``"auto"`` (alpha, else
             the masker's prediction; an error if there is no masker), ``"none"`` (the whole image),
             or a mask (PIL ``L`` image, ``(H, W)`` tensor, or a mask file path).
-        masker: for ``"auto"``: a :class:`~histgan.segment.Masker` or its folder (default: the run's
+        masker: for ``"auto"``: a :class:`~histgan.train.masker.Masker` or its folder (default: the run's
             ``RUN/masker/``).
         edit: move the reference's colour code by ``{attribute: amount}`` in L*a*b* units, attributes
             ``lightness`` (L*), ``redness`` (a*), ``yellowness`` (b*) (:mod:`histgan.edits`; the

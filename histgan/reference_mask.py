@@ -5,7 +5,7 @@ excluded). A reference's mask is chosen by ``reference_mask``:
 
 * ``"auto"`` (the default of ``translate`` and ``evaluate``): the image's alpha channel if it has
   one (alpha ≥ 128 is foreground); else its mask file by the dataset layout (``DIR_mask/NAME`` next
-  to ``DIR/NAME``); else the prediction of a :class:`~histgan.segment.Masker` — an explicit one, or
+  to ``DIR/NAME``); else the prediction of a :class:`~histgan.train.masker.Masker` — an explicit one, or
   the translator run's own in ``RUN/masker/``. If none is found that is an error saying how to
   train one: never a silent fall-back to the whole image, which would change the colours.
 * ``"none"``: the whole image (the behaviour before the masker existed).
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from histgan.errors import HistganError
-from histgan.segment import MASKER_DIRNAME, TRAIN_HINT, Masker, load_masker, predict_mask
+from histgan.train.masker import MASKER_DIRNAME, TRAIN_HINT, Masker, load_masker, predict_mask
 
 __all__ = ["REFERENCE_MASK_MODES", "as_mask", "sibling_mask", "find_masker", "resolve_reference_mask",
            "masked_reference_root", "load_reference"]
@@ -49,7 +49,7 @@ def as_mask(mask: Any) -> Tensor:
 
 def sibling_mask(image_path: str | os.PathLike) -> Path | None:
     """The mask file of ``DIR/NAME`` by the dataset layout, ``DIR_mask/NAME`` (any image extension), or None."""
-    from histgan.data import _find_mask
+    from histgan.data.folders import _find_mask
 
     path = Path(image_path)
     mask_dir = path.parent.with_name(path.parent.name + "_mask")
@@ -100,7 +100,7 @@ def resolve_reference_mask(reference_mask: Any, ref: Tensor, alpha: Tensor | Non
     Raises:
         HistganError: a bad ``reference_mask`` (naming it), or ``"auto"`` with nothing to go on.
     """
-    from histgan.data import load_mask
+    from histgan.data.folders import load_mask
 
     size = tuple(ref.shape[-2:])
     if reference_mask is None or (isinstance(reference_mask, str) and reference_mask == "none"):
@@ -120,7 +120,7 @@ def resolve_reference_mask(reference_mask: Any, ref: Tensor, alpha: Tensor | Non
 
 
 def _fit(mask: Tensor, size: tuple[int, int]) -> Tensor:
-    """A mask at ``size`` (by area, then ≥ ½, as :mod:`histgan.data` resizes masks)."""
+    """A mask at ``size`` (by area, then ≥ ½, as :mod:`histgan.data.folders` resizes masks)."""
     if tuple(mask.shape[-2:]) == size:
         return mask
     return (torch.nn.functional.interpolate(mask, size=size, mode="bilinear", antialias=True,
@@ -130,7 +130,7 @@ def _fit(mask: Tensor, size: tuple[int, int]) -> Tensor:
 def masked_reference_root(data: str | os.PathLike, out_dir: str | os.PathLike, reference_mask: str = "auto",
                           masker: Masker | str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
                           folder: str = "testB") -> Path:
-    """A dataset root whose ``folder`` references have masks, for :func:`histgan.evaluate.evaluate_runs`.
+    """A dataset root whose ``folder`` references have masks, for :func:`histgan.eval.evaluate.evaluate_runs`.
 
     ``"none"`` (and ``"auto"`` when ``data/{folder}_mask/`` exists or every reference has alpha) returns
     ``data`` unchanged. Otherwise the masks — alpha where present, else the masker's prediction
@@ -138,7 +138,7 @@ def masked_reference_root(data: str | os.PathLike, out_dir: str | os.PathLike, r
     used as ``{folder}_mask``: predicted ones are written to ``out_dir/reference_masks/`` for
     inspection, and ``out_dir/.data/`` links ``data``'s folders and files next to them.
     """
-    from histgan.data import _read_image, list_images
+    from histgan.data.folders import _read_image, list_images
     from histgan.io import atomic_save_png
 
     data, out_dir = Path(data), Path(out_dir)
@@ -177,7 +177,7 @@ def _link(target: Path, where: Path) -> None:
 
 def load_reference(path: str | os.PathLike, size: int | None = None) -> tuple[Tensor, Tensor | None, tuple[int, int]]:
     """A reference file → image ``(1, 3, S, S)`` in [-1, 1], alpha mask ``(1, 1, S, S)`` or None, native ``(H, W)``."""
-    from histgan.data import _read_image
+    from histgan.data.folders import _read_image
 
     image, alpha, (w, h) = _read_image(Path(path), size)
     return image.unsqueeze(0), None if alpha is None else alpha.unsqueeze(0), (h, w)

@@ -42,13 +42,16 @@ import numpy as np
 import torch
 
 import histgan
-from histgan import histogram, viz
+from histgan import histogram
+from histgan.book import show
+from histgan.data import samples
+from histgan import images
 
 torch.manual_seed(seed)
 L = 2.0 / bins  # bin width
 B = histogram.default_bandwidth(bins)  # the package's default bandwidth, B = L
-photo = viz.sample_photograph(image_size)  # (1, 3, H, W) in [-1, 1], from matplotlib's sample data
-knee, knee_mask = viz.sample_knee(image_size, knee_seed)  # a synthetic 'real' knee and its foreground
+photo = samples.sample_photograph(image_size)  # (1, 3, H, W) in [-1, 1], from matplotlib's sample data
+knee, knee_mask = samples.sample_knee(image_size, knee_seed)  # a synthetic 'real' knee and its foreground
 print(f"histgan {histgan.__version__}; photograph {tuple(photo.shape)}; K = {bins}, L = B = {L:.4f}")
 
 # %% [markdown]
@@ -109,7 +112,7 @@ fig.tight_layout()
 # $e_j = -1 + jL$, $j = 0 \dots K$. The package's default bandwidth is one bin width, $B = L$:
 
 # %%
-viz.show_source(histogram.default_bandwidth)
+show.show_source(histogram.default_bandwidth)
 
 # %% [markdown]
 # ## 3. From a density to a histogram: integrate over each bin
@@ -173,10 +176,10 @@ fig.tight_layout()
 # (the reference implementation), then the one the package uses:
 
 # %%
-viz.show_source(histogram.soft_histogram_reference)
+show.show_source(histogram.soft_histogram_reference)
 
 # %%
-viz.show_source(histogram._SoftHistogram.forward)
+show.show_source(histogram._SoftHistogram.forward)
 
 # %% [markdown]
 # Check on the photograph: the soft CDF differenced at the edges is the histogram, and the fast
@@ -210,12 +213,12 @@ assert float(from_cdf) < 1e-12
 # $h_\text{fake}$ and $h_\text{ref}$ to the code.
 
 # %%
-viz.show_source(histogram.soft_histogram)
+show.show_source(histogram.soft_histogram)
 
 # %%
 print(f"h: {tuple(h_fast.shape)}; mass per channel R, G, B:", np.round(h_fast.sum(-1)[0].numpy(), 3))
 assert h_fast.shape == (1, 3, bins) and bool((h_fast >= 0).all())
-fig = viz.plot_soft_vs_hard(photo, bins, B, titles=["photograph"])
+fig = show.plot_soft_vs_hard(photo, bins, B, titles=["photograph"])
 
 # %% [markdown]
 # ## 5. As $B \to 0$ the soft histogram becomes the counting histogram
@@ -289,7 +292,7 @@ print(f"foreground: {int(disc.sum())} of {image_size**2} pixels;",
       "masked = histogram of the selected pixels (within 1e-5):", bool(torch.allclose(h_masked, h_selected, atol=1e-5)))
 assert torch.allclose(h_masked, h_selected, atol=1e-5), "eq (3) with a binary mask = histogram of the selection"
 assert torch.allclose(h_masked, h_half_weights, atol=1e-5), "only relative weights matter"
-fig = viz.plot_soft_vs_hard(photo, bins, B, masks=disc, titles=["photograph, disc foreground"])
+fig = show.plot_soft_vs_hard(photo, bins, B, masks=disc, titles=["photograph, disc foreground"])
 
 # %% [markdown]
 # On a synthetic knee (the benchmark's "real" domain) the background is a large share of the pixels and
@@ -301,7 +304,7 @@ knee_pixels = knee[:, :, knee_mask[0, 0] > 0].reshape(1, 3, -1, 1)
 assert torch.allclose(histogram.soft_histogram(knee, bins, mask=knee_mask),
                       histogram.soft_histogram(knee_pixels, bins), atol=1e-5)
 print(f"knee foreground: {float(knee_mask.mean()):.1%} of the pixels")
-fig = viz.plot_soft_vs_hard(torch.cat([knee, knee]), bins, B, masks=torch.cat([torch.ones_like(knee_mask), knee_mask]),
+fig = show.plot_soft_vs_hard(torch.cat([knee, knee]), bins, B, masks=torch.cat([torch.ones_like(knee_mask), knee_mask]),
                             titles=["synthetic knee, all pixels", "background excluded (mask)"])
 
 # %% [markdown]
@@ -323,14 +326,14 @@ fig = viz.plot_soft_vs_hard(torch.cat([knee, knee]), bins, B, masks=torch.cat([t
 #    $\frac1B K\big(\frac{z-e}{B}\big)$ — the kernel of eq (2) again.
 
 # %%
-viz.show_source(histogram.window_half_width)
+show.show_source(histogram.window_half_width)
 
 # %%
-viz.show_source(histogram._SoftHistogram.backward)
+show.show_source(histogram._SoftHistogram.backward)
 
 # %% [markdown]
 # Measured: bytes autograd keeps for the backward pass (deterministic, counted by
-# `viz.saved_tensor_bytes`), the window size $E$, and agreement of the gradients with those of the formula
+# `show.saved_tensor_bytes`), the window size $E$, and agreement of the gradients with those of the formula
 # written out.
 
 # %%
@@ -341,8 +344,8 @@ print("   K   edges E   saved by reference   saved by soft_histogram")
 saved = {}
 for K_mem in (16, 32, 64, 128):
     E = histogram._n_edges(K_mem, histogram.default_bandwidth(K_mem), torch.float32)
-    saved[K_mem] = (viz.saved_tensor_bytes(histogram.soft_histogram_reference, x, K_mem),
-                    viz.saved_tensor_bytes(histogram.soft_histogram, x, K_mem))
+    saved[K_mem] = (show.saved_tensor_bytes(histogram.soft_histogram_reference, x, K_mem),
+                    show.saved_tensor_bytes(histogram.soft_histogram, x, K_mem))
     print(f"{K_mem:4d} {E:8d} {saved[K_mem][0] / 2**20:15.2f} MiB {saved[K_mem][1] / 2**20:17.3f} MiB")
 assert len({fast for _, fast in saved.values()}) == 1, "soft_histogram keeps the same bytes for every K"
 growth = [saved[k2][0] - saved[k1][0] for k1, k2 in ((16, 32), (32, 64), (64, 128))]
@@ -370,7 +373,7 @@ bins_slider = widgets.IntSlider(value=bins, min=4, max=128, step=4, description=
 bandwidth_slider = widgets.FloatLogSlider(value=B, base=10, min=-3, max=0, step=0.05, description="B",
                                           readout_format=".4f", continuous_update=False)
 histogram_plot = widgets.interactive_output(
-    viz.plot_soft_vs_hard,
+    show.plot_soft_vs_hard,
     {"images": widgets.fixed(torch.cat([photo, knee])), "bins": bins_slider, "bandwidth": bandwidth_slider,
      "masks": widgets.fixed(torch.cat([torch.ones_like(knee_mask), knee_mask])),
      "titles": widgets.fixed(["photograph", "synthetic knee (foreground)"])},
@@ -381,12 +384,12 @@ widgets.VBox([widgets.HBox([bins_slider, bandwidth_slider]), histogram_plot])
 # ### The same sliders without a kernel
 #
 # The sliders above need a running Python kernel; in the static book they move, but the plot cannot
-# redraw. The explorer below has its frames precomputed by the package (`histgan.static_slider`) for a
+# redraw. The explorer below has its frames precomputed by the package (`histgan.book.static_slider`) for a
 # grid of $(K, B)$ values when the notebook runs, so it redraws in any browser with no kernel: in the
 # rendered book, this is the one that works.
 
 # %% tags=["nbval-ignore-output"]
-from histgan.static_slider import histogram_explorer
+from histgan.book.static_slider import histogram_explorer
 
 histogram_explorer(photo)  # frames for K = 4 ... 64 and B = 2/256 ... 2/8
 
@@ -400,10 +403,10 @@ histogram_explorer(photo)  # frames for K = 4 ... 64 and B = 2/256 ... 2/8
 # values receive equal gradients, so the picture keeps its structure while its colours move.
 
 # %%
-viz.show_source(histogram.histogram_loss)
+show.show_source(histogram.histogram_loss)
 
 # %%
-source = viz.sample_photograph(match_size)
+source = samples.sample_photograph(match_size)
 targets = {  # name: (per-channel gamma of the re-grade, bandwidth B of the loss's histograms)
     "mild re-grade, B = L": ([0.75, 0.95, 1.3], L),
     "strong re-grade, B = L": ([0.6, 0.9, 1.6], L),
@@ -438,7 +441,7 @@ fig, axes = plt.subplots(len(results), 4, figsize=(12, 2.8 * len(results)), sque
 for row, (name, result) in zip(axes, results.items()):
     for ax, image, title in zip(row, (source[0], result["y"][0], result["reference"][0]),
                                 ("start", "after descent", "target")):
-        ax.imshow(viz.to_display(image))
+        ax.imshow(images.to_display(image))
         ax.set_title(f"{title} ({name})" if title == "after descent" else title, fontsize=9)
         ax.set_axis_off()
     row[3].semilogy(result["losses"])

@@ -39,7 +39,10 @@ import torch
 
 import histgan
 from histgan import config as cfg
-from histgan import histogram, networks, render, synthetic, viz
+from histgan import histogram, networks
+from histgan.data import render, synthetic
+from histgan.book import show
+from histgan import images
 
 torch.manual_seed(seed)
 config = histgan.make_config(preset)
@@ -59,7 +62,7 @@ x = torch.stack([torch.from_numpy(render.render_x(s, size)) for s in shapes[:bat
 y = torch.stack([torch.from_numpy(render.render_y(s, synthetic.sample_appearance(rng), size)) for s in shapes[batch:]])
 x, y = (t.permute(0, 3, 1, 2).float() / 127.5 - 1 for t in (x, y))  # uint8 (N, H, W, 3) → (N, 3, H, W) in [-1, 1]
 y_mask = torch.stack([torch.from_numpy(render.geometry(s, size).mask) for s in shapes[batch:]]).unsqueeze(1).float()
-plt.imshow(viz.image_grid([list(x), list(y), list(y_mask)]))
+plt.imshow(images.image_grid([list(x), list(y), list(y_mask)]))
 plt.axis("off")
 plt.title("inputs x ∈ X; references y ∈ Y; the references' masks", fontsize=9)
 assert x.shape == y.shape == (batch, 3, size, size) and float(x.min()) >= -1 and float(x.max()) <= 1
@@ -79,7 +82,7 @@ assert x.shape == y.shape == (batch, 3, size, size) and float(x.min()) >= -1 and
 # The package's `Generator` (the colour-code parts are explained in section 2):
 
 # %%
-viz.show_source(networks.Generator)
+show.show_source(networks.Generator)
 
 # %% [markdown]
 # Following one batch through the three stages (the encoder and the decoder are the `down` and `up`
@@ -107,7 +110,7 @@ assert out.shape == x.shape and float(out.abs().max()) < 1, "tanh output in (-1,
 # $$
 
 # %%
-viz.show_source(networks.HistogramEncoder)
+show.show_source(networks.HistogramEncoder)
 
 # %% [markdown]
 # The paper says only that the colour feature is injected into the generator's **middle layer**. The
@@ -138,7 +141,7 @@ viz.show_source(networks.HistogramEncoder)
 # before its normalisation and FiLM. The training page measures every option.
 
 # %%
-viz.show_source(networks._FiLM)
+show.show_source(networks._FiLM)
 
 # %% [markdown]
 # Two checks of what these equations imply for a freshly initialised generator. FiLM's projection starts
@@ -173,7 +176,7 @@ assert not torch.allclose(*outputs["concat"]), "concatenation makes the output d
 # discriminator judges local texture and colour, and the cycle losses keep the global layout.
 
 # %%
-viz.show_source(networks.Discriminator)
+show.show_source(networks.Discriminator)
 
 # %% [markdown]
 # The receptive field of one output logit follows from the kernel sizes $k_i$ and strides $s_i$ of the
@@ -213,12 +216,12 @@ assert patch_logits.shape[:2] == (batch, 1) and patch_logits.shape[-1] > 1, "one
 # so $\sigma(\bar W) = 1$ and the network is (up to the approximation of reshaping a convolution into a
 # matrix) 1-Lipschitz per layer. $\sigma(W)$ is estimated by power iteration — one step per training
 # forward pass, 15 when the layer is wrapped. A training step calls each generator several times with the
-# same weights, so `histgan.train.train_step` computes $\bar W$ once per update and reuses it: one power
+# same weights, so `histgan.train.loop.train_step` computes $\bar W$ once per update and reuses it: one power
 # iteration per update, as in Miyato et al.'s algorithm. The paper applies spectral normalisation to the
 # generators and the discriminators; so does the package, with PyTorch's parametrisation:
 
 # %%
-viz.show_source(networks.apply_spectral_norm)
+show.show_source(networks.apply_spectral_norm)
 
 # %% [markdown]
 # Measured on the discriminators of the plain CycleGAN and of CycleGAN + SN (same seed, so the raw
@@ -279,20 +282,20 @@ fig.tight_layout()
 # which generators take a colour code — which the configuration derives from the variant's name:
 
 # %%
-viz.show_source(cfg.TrainConfig.spectral_norm.fget)
+show.show_source(cfg.TrainConfig.spectral_norm.fget)
 
 # %%
-viz.show_source(cfg.TrainConfig.condition_G.fget)
+show.show_source(cfg.TrainConfig.condition_G.fget)
 
 # %%
-viz.show_source(cfg.TrainConfig.condition_F.fget)
+show.show_source(cfg.TrainConfig.condition_F.fget)
 
 # %% [markdown]
 # `build_models` makes the four networks of a variant (and the weights' initialisation, CycleGAN's
 # $\mathcal{N}(0, 0.02)$):
 
 # %%
-viz.show_source(networks.build_models)
+show.show_source(networks.build_models)
 
 # %% [markdown]
 # Parameter counts for the preset above. Spectral normalisation adds no parameters (it reparametrises

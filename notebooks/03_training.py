@@ -22,7 +22,7 @@
 # written during training, and the checkpoint it leaves behind for the evaluation page.
 #
 # It is written to be run many times with different parameters. The book's main job trains the four
-# variants side by side first (one process per core, or per GPU: `histgan.parallel`) and then executes
+# variants side by side first (one process per core, or per GPU: `histgan.train.parallel`) and then executes
 # this page for the `histgan_bi` run, the page you are reading; the batch-experiment page executes it for
 # every point of a parameter grid (papermill each time). Its defaults are tiny (the `quick` preset:
 # seconds on a CPU); `device="auto"` trains on a GPU when there is one.
@@ -58,7 +58,11 @@ import torch
 
 import histgan
 from histgan import config as cfg
-from histgan import inference, losses, runtime, synthetic, train, viz
+from histgan import inference, losses
+from histgan.train import runtime, loop as train
+from histgan.data import synthetic
+from histgan.book import show
+from histgan import images
 
 scratch = Path(tempfile.mkdtemp(prefix="histgan-training-")) if data is None or run_dir is None else None
 data = str(scratch / "data") if data is None else data
@@ -82,7 +86,7 @@ print(f"{config.variant}: {config.steps} steps of batch {config.batch_size} at {
 # $$
 
 # %%
-viz.show_source(losses.total_loss)
+show.show_source(losses.total_loss)
 
 # %% [markdown]
 # **Adversarial terms.** Each generator plays against the discriminator of its target domain (the paper's
@@ -103,7 +107,7 @@ viz.show_source(losses.total_loss)
 # $(D_Y(G(x)) - 1)^2$; section 7 shows the measurements behind that choice):
 
 # %%
-viz.show_source(losses.GANLoss)
+show.show_source(losses.GANLoss)
 
 # %% [markdown]
 # **Cycle and identity terms** keep the input's content: translating there and back must return the
@@ -119,7 +123,7 @@ viz.show_source(losses.GANLoss)
 # $$
 
 # %%
-viz.show_source(losses.cycle_loss)
+show.show_source(losses.cycle_loss)
 
 # %% [markdown]
 # **The colour term** is what the paper adds: the soft histogram (eqs (3)–(5) of the histogram page) of the
@@ -132,7 +136,7 @@ viz.show_source(losses.cycle_loss)
 # $$
 
 # %%
-viz.show_source(losses.colour_loss)
+show.show_source(losses.colour_loss)
 
 # %% [markdown]
 # The paper prints none of the weights, nor the optimiser or the schedule. Ours, and why, are in the
@@ -151,7 +155,7 @@ print(cfg.__doc__.split("\n\n", 1)[1])
 
 # %% tags=["nbval-ignore-output"]
 print(train.__doc__.split("\n\n", 1)[1])
-viz.show_source(train.train_step)
+show.show_source(train.train_step)
 
 # %% [markdown]
 # ## 3. The run
@@ -169,7 +173,7 @@ print(f"{'spectral norm':13s} {config.spectral_norm}; colour code in G: {config.
 # %% [markdown]
 # ### The data
 #
-# The synthetic knee benchmark (the `histgan.synthetic` module) is generated first if the folder does not
+# The synthetic knee benchmark (the `histgan.data.synthetic` module) is generated first if the folder does not
 # exist yet. Domain $X$ is the simulator: a flat grey Lambertian render on black. Domain $Y$ plays the
 # photographs, and it is the book's second benchmark. The first one, still available as
 # `python -m histgan data synth --domain plain`, drew $Y$ as the same shading times a skin colour on a
@@ -279,7 +283,7 @@ n = min(3, len(x), len(ref))
 ref, ref_mask = ref[:n].roll(1, 0), ref_mask[:n].roll(1, 0)
 out = model(x[:n], x_mask[:n], ref, ref_mask)
 plt.figure(figsize=(5, 1.8 * n))
-plt.imshow(viz.image_grid([[x[i], ref[i], out[i]] for i in range(n)]))
+plt.imshow(images.image_grid([[x[i], ref[i], out[i]] for i in range(n)]))
 plt.axis("off")
 plt.title("input | reference | output", fontsize=9)
 print(f"checkpoints: {[p.name for p in checkpoints]} + latest.pt (step {model.step})")
@@ -322,7 +326,7 @@ assert out.shape == x[:n].shape and bool(torch.isfinite(out).all())
 # %%
 from IPython.display import Markdown
 
-from histgan import report
+from histgan.eval import report
 
 if ablation and Path(ablation).is_file():
     ablation_results = json.loads(Path(ablation).read_text(encoding="utf-8"))

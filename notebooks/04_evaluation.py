@@ -30,9 +30,9 @@
 # parameters everything is tiny and the numbers mean nothing; the book shows the main job's run.
 
 # %% tags=["parameters"]
-runs = None  # folder with one run per variant, each named as histgan.sweep.run_id names them (variant, then the value); None: temporary
+runs = None  # folder with one run per variant, each named as histgan.book.sweep.run_id names them (variant, then the value); None: temporary
 data = None  # dataset with testA/, testB/ and masks; None: a temporary synthetic set (generated)
-data_preset = "quick"  # size of the synthetic set generated when `data` is missing (histgan.synthetic.PRESETS)
+data_preset = "quick"  # size of the synthetic set generated when `data` is missing (histgan.data.synthetic.PRESETS)
 train_preset = "quick"  # TrainConfig preset of the runs trained here because they are missing
 train_steps = 4  # training steps of those runs (None: the preset's)
 pairs = "all"  # "all": every test input with every test reference (the paper's protocol), or n: n × n
@@ -54,8 +54,14 @@ from matplotlib import cbook
 from PIL import Image
 
 import histgan
-from histgan import baselines, evaluate, figures, metrics, parallel, segment, sweep, synthetic, train, viz
+from histgan.eval import baselines, evaluate, figures
+from histgan import metrics
+from histgan.train import parallel, masker as segment, loop as train
+from histgan.book import sweep
+from histgan.data import synthetic
 from histgan.config import VARIANTS
+from histgan.book import show
+from histgan import images
 
 runs = Path(runs) if runs is not None else Path(tempfile.mkdtemp(prefix="histgan-evaluation-"))
 data = Path(data) if data is not None else runs / "data"
@@ -79,7 +85,7 @@ print(f"test set: {len(test_set.x)} inputs × {len(test_set.ref)} references at 
 # $$
 
 # %%
-viz.show_source(metrics.delta_e)
+show.show_source(metrics.delta_e)
 
 # %% [markdown]
 # The paper grades $\Delta E$ with its Table 1, a colour-tolerance table it attributes to the Japanese
@@ -97,12 +103,12 @@ assert metrics.jis_grade(3.2) == "B" and metrics.jis_grade(3.1999) == "A", "rang
 # ## 2. The four runs
 #
 # Runs that are missing (no completion marker in their folder) are trained now, side by side: one
-# process per CPU core with one thread each, or one per GPU (`histgan.parallel`), each resuming its
+# process per CPU core with one thread each, or one per GPU (`histgan.train.parallel`), each resuming its
 # folder, so an interrupted evaluation picks up where it stopped. The same jobs are the main job's
 # training stage:
 
 # %%
-viz.show_source(train.variant_jobs)
+show.show_source(train.variant_jobs)
 
 # %% tags=["nbval-ignore-output"]
 run_dirs = {v: runs / sweep.run_id({"variant": v}, ["variant"]) for v in VARIANTS}
@@ -155,7 +161,7 @@ fig.tight_layout()
 # secondary column, labelled for what it mixes in.
 
 # %%
-viz.show_source(metrics.foreground_ssim)
+show.show_source(metrics.foreground_ssim)
 
 # %% [markdown]
 # **Realism, without pretrained networks.** Two set-level measures compare a model's outputs with
@@ -171,7 +177,7 @@ viz.show_source(metrics.foreground_ssim)
 # Realism needs at least 32 images per set, so with the quick parameters it is left out.
 
 # %%
-viz.show_source(evaluate.evaluate)
+show.show_source(evaluate.evaluate)
 
 # %% [markdown]
 # $\Delta E$ of mean colours can be met without learning anything: painting the input's silhouette with the
@@ -300,7 +306,7 @@ assert all(len(c) >= 1 for c in checkpoints.values())
 # run's folder, where `python -m histgan translate --reference-mask auto` (the default) finds it.
 
 # %%
-viz.show_source(segment.Masker)
+show.show_source(segment.Masker)
 
 # %% [markdown]
 # Two measurements: the intersection over union of its masks with the true ones on the held-out reference
@@ -332,7 +338,7 @@ assert 0.0 <= iou_held_out <= 1.0 and np.isfinite(d_auto)
 k = min(6, len(test_set.ref))
 predicted = segment.predict_mask(mask_net, test_set.ref[:k])
 plt.figure(figsize=(1.3 * k, 4))
-plt.imshow(viz.image_grid([[test_set.ref[j] for j in range(k)], [test_set.ref_mask[j] for j in range(k)],
+plt.imshow(images.image_grid([[test_set.ref[j] for j in range(k)], [test_set.ref_mask[j] for j in range(k)],
                            [predicted[j] for j in range(k)]]))
 plt.axis("off")
 plt.title("held-out references | true masks | predicted masks (rows)", fontsize=9)
@@ -343,8 +349,8 @@ with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as photo:
 portrait = portrait.permute(2, 0, 1)
 portrait_mask = segment.predict_mask(mask_net, portrait)[0]
 fig, axes = plt.subplots(1, 2, figsize=(4.5, 3))
-axes[0].imshow(viz.to_display(portrait))
-axes[1].imshow(viz.to_display(portrait_mask), cmap="gray")
+axes[0].imshow(images.to_display(portrait))
+axes[1].imshow(images.to_display(portrait_mask), cmap="gray")
 for ax, title in zip(axes, ("matplotlib's sample portrait", "predicted foreground")):
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()

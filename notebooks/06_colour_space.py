@@ -55,8 +55,12 @@ import torch
 from IPython.display import Markdown, display
 
 import histgan
-from histgan import colour_code, colour_code_study as study, config, evaluate, train, viz
-from histgan.frame_slider import frame_slider
+from histgan import colour_code, config
+from histgan.eval import colour_code_study as study, evaluate
+from histgan.train import loop as train
+from histgan.book.frame_slider import frame_slider
+from histgan.book import show
+from histgan import images
 
 torch.manual_seed(seed)
 work = Path(tempfile.mkdtemp(prefix="histgan-colour-space-"))
@@ -80,10 +84,10 @@ assert model.G.conditioned, "the colour code needs a conditioned generator"
 # single number $t$ stands for the weights $(1 - t, t)$:
 
 # %%
-viz.show_source(colour_code.mix_weights)
+show.show_source(colour_code.mix_weights)
 
 # %%
-viz.show_source(colour_code.mix_codes)
+show.show_source(colour_code.mix_codes)
 
 # %% [markdown]
 # With weights $(1, 0)$ the code *is* the first reference's code, bit for bit, so `mix=0` and `mix=1`
@@ -166,13 +170,13 @@ widgets.VBox([widgets.HBox([t_slider, mode_choice]), frame_plot])
 # differentiable sRGB → L\*a\*b\* conversion):
 
 # %%
-viz.show_source(colour_code.per_image_loss)
+show.show_source(colour_code.per_image_loss)
 
 # %%
-viz.show_source(colour_code.lab_from_rgb)
+show.show_source(colour_code.lab_from_rgb)
 
 # %%
-viz.show_source(colour_code.refine_codes)
+show.show_source(colour_code.refine_codes)
 
 # %% [markdown]
 # All pairs are refined in one batch. Each pair's loss depends on its own code only, so the gradient of
@@ -259,9 +263,10 @@ print("refinement lowered the mean ΔE and the loss:", last["delta_e"] < first["
 # vary independently and the regression can tell them apart.
 
 # %%
-from histgan import edit_measures, edits
+from histgan.eval import edit_measures
+from histgan import edits
 
-viz.show_source(edits.fit_linear)
+show.show_source(edits.fit_linear)
 
 # %% [markdown]
 # The field's centres $s_i$ are 64 of the references' codes spread by farthest-point sampling; the width
@@ -278,7 +283,7 @@ viz.show_source(edits.fit_linear)
 # attributes' predictions held where they started:
 
 # %%
-viz.show_source(edits._rbf_walk)
+show.show_source(edits._rbf_walk)
 
 # %%
 directions = edits.fit_directions(model, data)  # not saved into the run; translate --edit saves its own
@@ -305,7 +310,7 @@ edit_amounts = {"lightness": [-20, -10, 0, 10, 20], "redness": [-8, -4, 0, 4, 8]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
 for ax, method in zip(axes, edits.METHODS):
     grid = edit_measures.edit_grid(model, directions, edit_x[:1], edit_codes[:1], edit_amounts, method)
-    img = viz.image_grid(grid)
+    img = images.image_grid(grid)
     ax.imshow(img)
     ax.set_title(f"{method} edits")
     ax.set_yticks([(i + 0.5) * img.shape[0] / 3 for i in range(3)], list(edit_amounts))

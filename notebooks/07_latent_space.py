@@ -38,7 +38,7 @@
 
 # %% tags=["parameters"]
 data = None  # dataset root with trainB/, testB/ and meta.json; None: a temporary synthetic set (generated)
-data_preset = "quick"  # size of the synthetic set generated when `data` is missing (histgan.synthetic.PRESETS)
+data_preset = "quick"  # size of the synthetic set generated when `data` is missing (histgan.data.synthetic.PRESETS)
 run_dir = None  # the DCGAN's run folder (resumed or reused when it holds a run); None: temporary
 steps = 4  # DCGAN training steps
 size = 32  # image side the DCGAN learns (a power of two)
@@ -59,8 +59,13 @@ import numpy as np
 import torch
 
 import histgan
-from histgan import dcgan, latent, metrics, synthetic, viz
-from histgan.data import load_domain
+from histgan.train import dcgan
+from histgan.eval import latent
+from histgan import metrics
+from histgan.data import synthetic
+from histgan.data.folders import load_domain
+from histgan.book import show
+from histgan import images
 
 torch.manual_seed(seed)
 work = Path(tempfile.mkdtemp(prefix="histgan-latent-"))
@@ -83,7 +88,7 @@ print(f"{len(synthetic.load_meta(data)['images']['trainB'])} training knees (tra
 # {cite:t}`radford2016dcgan`, which the survey presents as the step that made GANs draw convincing images.
 
 # %%
-viz.show_source(dcgan.Generator)
+show.show_source(dcgan.Generator)
 
 # %% [markdown]
 # The DCGAN paper draws every weight from $\mathcal N(0, 0.02)$ (batch-norm scales from
@@ -95,10 +100,10 @@ viz.show_source(dcgan.Generator)
 # $$
 
 # %%
-viz.show_source(dcgan.dcgan_init)
+show.show_source(dcgan.dcgan_init)
 
 # %%
-viz.show_source(dcgan.train_step)
+show.show_source(dcgan.train_step)
 
 # %% [markdown]
 # Training resumes a run folder that already holds checkpoints (and returns at once when it is finished),
@@ -133,7 +138,7 @@ fig.tight_layout()
 z_samples, samples = dcgan.sample(G, 16, seed=seed)
 real = load_domain(data, "trainB", config.size)[0][:16]
 fig, ax = plt.subplots(figsize=(9, 4.8))
-ax.imshow(viz.image_grid([list(samples[:8]), list(samples[8:]), list(real[:8]), list(real[8:16])]))
+ax.imshow(images.image_grid([list(samples[:8]), list(samples[8:]), list(real[:8]), list(real[8:16])]))
 ax.set_title("generated (rows 1–2) and real (rows 3–4)", fontsize=9)
 ax.axis("off")
 fig.tight_layout()
@@ -152,7 +157,7 @@ fig.tight_layout()
 # the numbers of values compared.
 
 # %%
-viz.show_source(latent.invert)
+show.show_source(latent.invert)
 
 # %% tags=["nbval-ignore-output"]
 test = load_domain(data, "testB", config.size)[0][:n_test]
@@ -179,7 +184,7 @@ axes[0].set_xlabel("Adam step")
 axes[0].set_ylabel("pixel MSE")
 axes[0].legend(fontsize=7)
 shown = torch.cat([order[:3], order[-3:]]) if len(order) > 6 else order
-axes[1].imshow(viz.image_grid([[test[i] for i in shown], [inv.images[i] for i in shown]]))
+axes[1].imshow(images.image_grid([[test[i] for i in shown], [inv.images[i] for i in shown]]))
 axes[1].set_title("targets (top) and G(z*) (bottom): the best three, then the worst three", fontsize=9)
 axes[1].axis("off")
 fig.tight_layout()
@@ -201,10 +206,10 @@ fig.tight_layout()
 # keeps the norm that Gaussian latents concentrate at:
 
 # %%
-viz.show_source(latent.slerp)
+show.show_source(latent.slerp)
 
 # %%
-viz.show_source(latent.set_latent)
+show.show_source(latent.set_latent)
 
 # %% tags=["nbval-ignore-output"]
 light = latent.pick(data, n=set_size)
@@ -222,7 +227,7 @@ print("‖z‖ along t:", {m: [round(float(v), 1) for v in n] for m, n in norms.
 
 # %% [markdown]
 # What should frame $t$ be? The benchmark knows: start-set knee $i$ rendered with its skin moved a
-# fraction $t$ of the way to end-set knee $i$'s (`histgan.intermediate.between`), averaged over the
+# fraction $t$ of the way to end-set knee $i$'s (`histgan.data.intermediate.between`), averaged over the
 # pairs — the "painting of the intermediate period" that the painting study could only judge by eye.
 # A generated knee has no mask, so its colour is read in the central square of the image
 # (`latent.centre_mask`). On real training knees, whose true masks are known, reading the colour there
@@ -230,7 +235,7 @@ print("‖z‖ along t:", {m: [round(float(v), 1) for v in n] for m, n in norms.
 # that is the floor of the numbers that follow.
 
 # %%
-viz.show_source(latent.true_between_lab)
+show.show_source(latent.true_between_lab)
 
 # %% tags=["nbval-ignore-output"]
 floor = latent.centre_floor(train_images, train_masks)
@@ -256,7 +261,7 @@ assert all(np.isfinite(d).all() and len(d) == len(ts) for d in de.values())
 swatches = metrics.lab_to_rgb(torch.tensor(truth, dtype=torch.float32)[:, :, None, None], value_range=(0, 1))
 swatches = [np.broadcast_to(c.permute(1, 2, 0).numpy(), (config.size, config.size, 3)) for c in swatches]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"width_ratios": [1.6, 1]})
-axes[0].imshow(viz.image_grid([list(frames["lerp"]), list(frames["slerp"]), swatches]))
+axes[0].imshow(images.image_grid([list(frames["lerp"]), list(frames["slerp"]), swatches]))
 axes[0].set_title("lerp (top), slerp (middle), true mean skin colour (bottom), t = 0 … 1", fontsize=9)
 axes[0].axis("off")
 for mode, d in de.items():
@@ -301,7 +306,7 @@ assert light_l > dark_l, "the light sets are lighter than the dark ones"
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 2.2))
-ax.imshow(viz.image_grid([list(shown.values())]))
+ax.imshow(images.image_grid([list(shown.values())]))
 ax.set_title("  |  ".join(shown), fontsize=8)
 ax.axis("off")
 fig.tight_layout()

@@ -1,4 +1,4 @@
-"""Tests for histgan.baselines: each baseline's defining property, the background choice, bad input."""
+"""Tests for histgan.eval.baselines: each baseline's defining property, the background choice, bad input."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from histgan import baselines as B
+from histgan.eval import baselines as B
 from histgan import metrics as M
 
 H = W = 24

@@ -1,4 +1,4 @@
-"""Tests of the kernel-free explorer (histgan.static_slider) and the offline assets (histgan.offline_assets).
+"""Tests of the kernel-free explorer (histgan.book.static_slider) and the offline assets (histgan.book.offline_assets).
 
 No network and no browser here: npm is faked where it would run (tests/test_browser.py drives the
 real thing).
@@ -19,7 +19,7 @@ import yaml
 
 from histgan.errors import HistganError
 from histgan.histogram import hard_histogram, soft_histogram
-from histgan.offline_assets import (
+from histgan.book.offline_assets import (
     ASSETS,
     OFFLINE_DIR,
     STATIC_DIR,
@@ -28,7 +28,7 @@ from histgan.offline_assets import (
     install_node_modules,
     prepare_offline_assets,
 )
-from histgan.static_slider import explorer_html, histogram_explorer, histogram_frames
+from histgan.book.static_slider import explorer_html, histogram_explorer, histogram_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,7 +199,7 @@ def test_npm_errors_say_what_to_do(tmp_path, monkeypatch):
 def test_config_points_at_the_copied_assets_and_versions_are_pinned():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     sphinx = config["sphinx"]["config"]
-    assert "histgan.offline_assets" in config["sphinx"]["extra_extensions"]
+    assert "histgan.book.offline_assets" in config["sphinx"]["extra_extensions"]
     assert STATIC_DIR in sphinx["html_static_path"]
     targets = {target for _, target, _ in ASSETS}
     for path in [sphinx["mathjax_path"], *sphinx["nb_ipywidgets_js"]]:

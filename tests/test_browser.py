@@ -113,14 +113,14 @@ def _keep_existing(entries: list, src: Path) -> list:
 
 
 def _build_small_book(dest: Path) -> Path:
-    """Execute notebooks 01, 04 (quick parameters of histgan.book) and 06 (its own defaults: a tiny run
+    """Execute notebooks 01, 04 (quick parameters of histgan.book.pipeline) and 06 (its own defaults: a tiny run
     trained in it) and build them with the real config and the book's other pages that exist (not -W:
     links to pages left out would warn), in ``dest``."""
     import yaml
 
-    from histgan.book import NOTEBOOKS, Job
-    from histgan.notebooks import execute_notebook
-    from histgan.offline_assets import install_node_modules
+    from histgan.book.pipeline import NOTEBOOKS, Job
+    from histgan.book.notebooks import execute_notebook
+    from histgan.book.offline_assets import install_node_modules
 
     for name in ("_config.yml", "package.json", "package-lock.json"):
         shutil.copy2(ROOT / name, dest / name)
@@ -280,7 +280,7 @@ def _displayed_equation_numbers(page) -> list[str]:
 def test_evaluation_page_table_and_equation_numbers(book_url, tmp_path):
     """Tables 2a (colour) and 2b (shape) are HTML tables with one row per model and baseline; eq (12) shows
     the paper's number."""
-    from histgan.baselines import BASELINES
+    from histgan.eval.baselines import BASELINES
     from histgan.config import VARIANTS
 
     base, _ = book_url

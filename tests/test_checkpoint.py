@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from histgan.checkpoint import (RunLock, checkpoint_path, list_checkpoints, load_checkpoint, load_latest_good,
+from histgan.train.checkpoint import (RunLock, checkpoint_path, list_checkpoints, load_checkpoint, load_latest_good,
                                 rotate_checkpoints, save_checkpoint)
 from histgan.errors import HistganError
 

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from histgan import sweep
+from histgan.book import sweep
 from histgan.cli import build_parser, main
 
 SHARED = {"--preset": "quick", "--steps": "7", "--data": "d", "--out": "o", "--device": "cpu"}
@@ -69,10 +69,10 @@ def test_bad_parallel_flags_exit_2_with_one_line(flag, value, tmp_path, capsys):
 
 def test_train_flags_of_the_translator_options_reach_the_config(monkeypatch, tmp_path):
     """--generator, --gan-loss, --ema, --warmup, --injection become TrainConfig fields of the run."""
-    import histgan.train
+    import histgan.train.loop
 
     seen = {}
-    monkeypatch.setattr(histgan.train, "fit", lambda config, resume, progress: seen.setdefault("c", config))
+    monkeypatch.setattr(histgan.train.loop, "fit", lambda config, resume, progress: seen.setdefault("c", config))
     code = main(["train", "--variant", "histgan_bi", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                  "--preset", "quick", "--generator", "unet", "--gan-loss", "lsgan", "--ema", "0.99",
                  "--warmup", "3", "--injection", "adain", "--padding", "reflect", "--recolour-hue", "15",

@@ -10,8 +10,8 @@ from histgan.colour_code import (lab_from_rgb, mix_codes, mix_histograms, mix_we
 from histgan.config import make_config
 from histgan.inference import Translator, colour_histogram, translate
 from histgan.networks import build_models
-from histgan.synthetic import write_dataset
-from histgan.train import fit
+from histgan.data.synthetic import write_dataset
+from histgan.train.loop import fit
 from support import run_cli as _cli
 
 
@@ -202,7 +202,7 @@ def test_cli_inconsistent_flags_exit_2_with_one_line(run, args, message, tmp_pat
 
 # ---- the book's measurements and slider ------------------------------------------------------------
 def test_sample_pairs():
-    from histgan.colour_code_study import sample_pairs
+    from histgan.eval.colour_code_study import sample_pairs
 
     assert sample_pairs(2, 3, "all") == [(i, j) for i in range(2) for j in range(3)] == sample_pairs(2, 3, 99)
     some = sample_pairs(4, 4, 5, seed=1)
@@ -212,8 +212,8 @@ def test_sample_pairs():
 
 
 def test_morph_and_refinement_studies_on_a_tiny_run(run):
-    from histgan import colour_code_study as S
-    from histgan.evaluate import load_eval_data
+    from histgan.eval import colour_code_study as S
+    from histgan.eval.evaluate import load_eval_data
     from histgan.inference import load_run
 
     run_dir, data = run
@@ -237,7 +237,7 @@ def test_morph_and_refinement_studies_on_a_tiny_run(run):
 
 
 def test_frame_slider_html():
-    from histgan.frame_slider import frame_slider_html, png_data_uri
+    from histgan.book.frame_slider import frame_slider_html, png_data_uri
 
     uri = png_data_uri(torch.zeros(3, 4, 4))
     assert uri.startswith("data:image/png;base64,")

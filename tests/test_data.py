@@ -1,4 +1,4 @@
-"""Tests of folder loading (histgan.data): modes, masks, sampling, round trip, every bad input."""
+"""Tests of folder loading (histgan.data.folders): modes, masks, sampling, round trip, every bad input."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from histgan import synthetic
-from histgan.data import (UnpairedImageFolder, list_images, load_domain, load_image, load_mask,
+from histgan.data import synthetic
+from histgan.data.folders import (UnpairedImageFolder, list_images, load_domain, load_image, load_mask,
                           threshold_mask)
 from histgan.errors import HistganError
 
@@ -236,7 +236,7 @@ def test_recolour_turns_chroma_keeps_luma_and_background() -> None:
     """Analytic: a grey pixel has no chroma to turn; a turn by θ then by −θ is the identity (no
     clipping); luma Y = 0.299 R + 0.587 G + 0.114 B is unchanged; chroma scales by the factor; pixels
     outside the mask are untouched."""
-    from histgan.data import recolour
+    from histgan.data.folders import recolour
 
     g = torch.Generator().manual_seed(0)
     img = (torch.rand(3, 6, 6, generator=g, dtype=torch.float64) * 0.6 - 0.3)  # well inside [-1, 1]

@@ -1,4 +1,4 @@
-"""The DCGAN of knees (histgan.dcgan) and its latent space (histgan.latent)."""
+"""The DCGAN of knees (histgan.train.dcgan) and its latent space (histgan.eval.latent)."""
 
 import math
 
@@ -7,8 +7,10 @@ import pytest
 import torch
 
 import histgan
-from histgan import dcgan, latent, synthetic
-from histgan.checkpoint import load_checkpoint
+from histgan.train import dcgan
+from histgan.eval import latent
+from histgan.data import synthetic
+from histgan.train.checkpoint import load_checkpoint
 from histgan.errors import HistganError
 
 TINY = dict(batch_size=4, size=16, nz=8, ngf=8, ndf=8, checkpoint_every=2)
@@ -183,7 +185,7 @@ def test_set_latent_keeps_the_sets_norm_and_the_means_direction():
 
 
 def test_centre_floor_is_zero_for_a_uniform_knee_and_counts_the_square_skin_share():
-    from histgan.latent import centre_floor, centre_mask
+    from histgan.eval.latent import centre_floor, centre_mask
 
     size = 20
     images = torch.full((2, 3, size, size), 0.3)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from histgan.config import make_config
-from histgan.edit_measures import (
+from histgan.eval.edit_measures import (
     accuracy, accuracy_table, commutativity, commutativity_table, describe,
     direction_alignment, alignment_table,
 )
@@ -18,8 +18,8 @@ from histgan.edits import (
 )
 from histgan.errors import HistganError
 from histgan.inference import load_run, translate
-from histgan.synthetic import write_dataset
-from histgan.train import fit
+from histgan.data.synthetic import write_dataset
+from histgan.train.loop import fit
 from support import run_cli as _cli
 
 

@@ -1,4 +1,4 @@
-"""Tests for histgan.evaluate, histgan.figures and ``python -m histgan evaluate`` on a tiny synthetic set."""
+"""Tests for histgan.eval.evaluate, histgan.eval.figures and ``python -m histgan evaluate`` on a tiny synthetic set."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from histgan import evaluate as E
-from histgan.baselines import flat_fill, reinhard
+from histgan.eval import evaluate as E
+from histgan.eval.baselines import flat_fill, reinhard
 from histgan.cli import main
 from histgan.errors import HistganError
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
-    from histgan.synthetic import write_dataset
+    from histgan.data.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("synth"), size=32, n_train=2, n_test=3, seed=0, progress=False)
 
@@ -62,7 +62,7 @@ def test_evaluate_all_pairs_rows_and_summary(data):
 
 def test_evaluate_delta_e_matches_metrics_and_ground_truth(data, data_root):
     from histgan import metrics as M
-    from histgan.synthetic import ground_truth
+    from histgan.data.synthetic import ground_truth
 
     res = E.evaluate(flat_fill, data, pairs=2, progress=False, n_samples=0)
     assert len(res.pairs) == 4 and res.samples is None
@@ -121,7 +121,7 @@ def test_write_report_every_file_and_table(data, tmp_path):
                                         realism=True),
                "cyclegan": E.evaluate(_StandIn("cyclegan", strength=0.1), data, pairs=2, progress=False,
                                       name="cyclegan", realism=True)}
-    from histgan.baselines import BASELINES
+    from histgan.eval.baselines import BASELINES
 
     results.update({n: E.evaluate(f, data, pairs=2, progress=False, name=n, realism=True)
                     for n, f in BASELINES.items()})
@@ -166,8 +166,8 @@ def test_write_report_empty_is_error(tmp_path):
 
 
 def _fake_run(root: Path, variant: str, steps=(2, 4)) -> Path:
-    """A run directory with untrained weights in the format of histgan.train (no training needed)."""
-    from histgan.checkpoint import checkpoint_path, save_checkpoint
+    """A run directory with untrained weights in the format of histgan.train.loop (no training needed)."""
+    from histgan.train.checkpoint import checkpoint_path, save_checkpoint
     from histgan.config import make_config
     from histgan.networks import build_models
 
@@ -266,7 +266,7 @@ def test_markdown_table_groups_split_the_columns_and_keep_the_rows(data):
 
 
 def test_fig3_with_truth_adds_a_ground_truth_column(data):
-    from histgan.figures import fig3
+    from histgan.eval.figures import fig3
 
     results = {"histgan_bi": E.evaluate(_StandIn("histgan_bi"), data, pairs=2, progress=False, name="histgan_bi",
                                         realism=False)}
@@ -281,7 +281,7 @@ def test_fig3_with_truth_adds_a_ground_truth_column(data):
 
 def test_shifted_references_turn_hue_and_scale_chroma_inside_the_mask_only():
     from histgan import metrics as M
-    from histgan.results import EvalData
+    from histgan.eval.results import EvalData
 
     g = torch.Generator().manual_seed(0)
     ref = torch.empty(2, 3, 8, 8)

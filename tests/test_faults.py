@@ -1,7 +1,7 @@
 """Faults and bad inputs across modules (issue 9): one suite, listed row by row in README "Reliability".
 
 Every case goes through the public surface: the CLI (``histgan.cli.main``, the function behind
-``python -m histgan``; a few cases also as a real subprocess) or :func:`histgan.train.fit`. Warnings
+``python -m histgan``; a few cases also as a real subprocess) or :func:`histgan.train.loop.fit`. Warnings
 are written to stderr as the interpreter would, so "one line on stderr" means one line.
 
 Sizes are tiny: one 32² dataset (4 + 4 training images) and one 8-step ``quick`` run are shared by
@@ -32,12 +32,12 @@ import pytest
 import torch
 from PIL import Image
 
-from histgan.checkpoint import checkpoint_path, load_checkpoint, load_latest_good
+from histgan.train.checkpoint import checkpoint_path, load_checkpoint, load_latest_good
 from histgan.cli import main
 from histgan.config import make_config
 from histgan.errors import HistganError
-from histgan.synthetic import write_dataset
-from histgan.train import fit
+from histgan.data.synthetic import write_dataset
+from histgan.train.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 8  # the shared run: quick preset (checkpoint_every 4 → step_000004.pt, step_000008.pt, latest.pt)
@@ -395,7 +395,7 @@ def test_checkpoint_write_fails_midway(which, run_copy, data, monkeypatch):
 def test_inf_in_batch_stops_step(data, tmp_path):
     """An Inf pixel in a batch: the step raises naming it and the step, no weight moves (NaN: test_train.py)."""
     from histgan.networks import build_models
-    from histgan.train import make_dataset, make_optimisers, train_step
+    from histgan.train.loop import make_dataset, make_optimisers, train_step
 
     config = _config(data, tmp_path / "unused")
     models = build_models(config)
@@ -423,16 +423,16 @@ def test_nan_pixel_in_training_file_stops_run(data_copy, tmp_path, capsys):
 
 
 def test_nan_loss_stops_run_and_keeps_checkpoint(run_copy, data, monkeypatch, capsys):
-    import histgan.train
+    import histgan.train.loop
 
-    real = histgan.train.cycle_loss
+    real = histgan.train.loop.cycle_loss
     calls = []
 
     def cycle_loss(a, b):  # step 9 (the first after resuming from 8) gets a NaN cycle loss
         calls.append(1)
         return real(a, b) * float("nan") if len(calls) == 1 else real(a, b)
 
-    monkeypatch.setattr(histgan.train, "cycle_loss", cycle_loss)
+    monkeypatch.setattr(histgan.train.loop, "cycle_loss", cycle_loss)
     before = (run_copy / "checkpoints" / "latest.pt").read_bytes()
     code, err = _cli(_train_argv(data, run_copy, "--resume", "--steps", str(STEPS + 4)), capsys)
     _assert_one_line_error(code, err, "loss 'cycle_x' is nan at step 9")

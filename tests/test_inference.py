@@ -5,14 +5,14 @@ import pytest
 import torch
 from PIL import Image
 
-from histgan.checkpoint import save_checkpoint
+from histgan.train.checkpoint import save_checkpoint
 from histgan.config import make_config
-from histgan.data import load_image, load_mask
+from histgan.data.folders import load_image, load_mask
 from histgan.errors import HistganError
 from histgan.histogram import soft_histogram
 from histgan.inference import Translator, colour_histogram, list_checkpoints, load_run, translate
-from histgan.synthetic import write_dataset
-from histgan.train import fit
+from histgan.data.synthetic import write_dataset
+from histgan.train.loop import fit
 from support import run_cli as _cli
 
 

@@ -1,10 +1,10 @@
-"""True targets between two references (histgan.intermediate)."""
+"""True targets between two references (histgan.data.intermediate)."""
 
 import numpy as np
 import pytest
 
-from histgan.intermediate import SKIN_FIELDS, between, ground_truth_between
-from histgan.synthetic import ground_truth, ground_truth_mask, load_meta, write_dataset
+from histgan.data.intermediate import SKIN_FIELDS, between, ground_truth_between
+from histgan.data.synthetic import ground_truth, ground_truth_mask, load_meta, write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_ends_are_the_two_references_ground_truths(photo_set):
 
 
 def test_between_moves_only_the_skin_fields_linearly(photo_set):
-    from histgan.synthetic import _appearance
+    from histgan.data.synthetic import _appearance
 
     meta = load_meta(photo_set)
     a, b = (_appearance(meta["images"]["testB"][n]["appearance"], "photo") for n in _names(photo_set, "testB"))
@@ -46,8 +46,8 @@ def test_between_moves_only_the_skin_fields_linearly(photo_set):
 
 
 def test_bad_t_and_mixed_domains_are_refused(photo_set):
-    from histgan.render import SkinAppearance
-    from histgan.synthetic import _appearance
+    from histgan.data.render import SkinAppearance
+    from histgan.data.synthetic import _appearance
 
     meta = load_meta(photo_set)
     a = _appearance(meta["images"]["testB"][_names(photo_set, "testB")[0]]["appearance"], "photo")

@@ -6,7 +6,7 @@ import torch
 from histgan.config import INJECTIONS, VARIANTS, make_config
 from histgan.histogram import soft_histogram
 from histgan.networks import Discriminator, Generator, HistogramEncoder, apply_spectral_norm, build_models
-from histgan.train import make_optimisers, train_step
+from histgan.train.loop import make_optimisers, train_step
 
 
 def _batch(n=2, size=32, seed=0):
@@ -201,14 +201,14 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
                                        dict(gan_loss="lsgan"), dict(padding="reflect", generator="unet"),
                                        dict(recolour_hue=15.0, recolour_chroma=1.4)])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
-    from histgan.synthetic import write_dataset
-    from histgan.train import fit
+    from histgan.data.synthetic import write_dataset
+    from histgan.train.loop import fit
 
     data = tmp_path / "data"
     write_dataset(data, n_train=4, n_test=2, size=32, seed=0, progress=False)
     c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), **overrides)
     fit(c, progress=False)
-    from histgan.checkpoint import load_checkpoint
+    from histgan.train.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert ck["step"] == c.steps and all(ck["config"][k] == v for k, v in overrides.items())
@@ -218,8 +218,8 @@ def test_warmup_steps_leave_out_the_adversarial_terms(tmp_path):
     """In fit, G's loss of the first ``warmup`` steps is eq (7) without its λ_GAN terms; later, with them."""
     import json
 
-    from histgan.synthetic import write_dataset
-    from histgan.train import fit
+    from histgan.data.synthetic import write_dataset
+    from histgan.train.loop import fit
 
     data = tmp_path / "data"
     write_dataset(data, n_train=4, n_test=2, size=32, seed=0, progress=False)
@@ -252,10 +252,10 @@ def test_a_config_written_before_the_new_fields_still_loads(tmp_path):
 def test_a_run_checkpointed_before_the_new_fields_resumes(tmp_path):
     """A checkpoint whose config lacks ``generator`` and ``warmup`` (written by an older version)
     resumes under a config with their defaults, and is refused when a new field really differs."""
-    from histgan.checkpoint import load_checkpoint, save_checkpoint
+    from histgan.train.checkpoint import load_checkpoint, save_checkpoint
     from histgan.errors import HistganError
-    from histgan.synthetic import write_dataset
-    from histgan.train import fit
+    from histgan.data.synthetic import write_dataset
+    from histgan.train.loop import fit
 
     data = tmp_path / "data"
     write_dataset(data, n_train=4, n_test=2, size=32, seed=0, progress=False)

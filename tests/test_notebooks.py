@@ -1,5 +1,5 @@
 """The book's notebooks: paired files in step, nbval against the reference outputs, papermill runs,
-the book built from them with warnings as errors, and the main job's bookkeeping (histgan.book).
+the book built from them with warnings as errors, and the main job's bookkeeping (histgan.book.pipeline).
 
 ``make test`` (plain ``pytest``) runs nbval through :func:`test_nbval_reference_outputs`: a pytest
 subprocess with ``--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg`` on
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from histgan import book
-from histgan.notebooks import strip_notebook
+from histgan.book import pipeline as book
+from histgan.book.notebooks import strip_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -43,7 +43,7 @@ def test_every_notebook_is_paired_and_listed():
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     for source in SOURCES:
         assert source.with_suffix(".ipynb").is_file(), f"{source.name} has no paired .ipynb (jupytext --to ipynb)"
-        assert source.stem in listed, f"{source.stem} is not a stage in histgan.book.NOTEBOOKS"
+        assert source.stem in listed, f"{source.stem} is not a stage in histgan.book.pipeline.NOTEBOOKS"
         assert f"book/executed/{source.stem}" in toc, f"{source.stem} is not in _toc.yml"
 
 
@@ -126,7 +126,7 @@ def quick_run(tmp_path_factory):
     if shutil.which("npm") is None and not (ROOT / "book" / "_static" / "offline").is_dir():
         pytest.skip("npm not found: the book build fetches MathJax and the widget manager with npm ci")
     workdir = tmp_path_factory.mktemp("quick-book")
-    done = subprocess.run([sys.executable, "-m", "histgan.book", "--quick", "--workdir", str(workdir)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "histgan.book.pipeline", "--quick", "--workdir", str(workdir)], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-6000:]
     return book.make_job(quick=True, workdir=workdir), done.stdout
@@ -303,8 +303,10 @@ def test_a_cell_using_histgans_lazy_names_depends_on_their_modules():
     assert "histgan.inference" in book._imports(ast.parse("import histgan\nhistgan.load_run('r')"))
     assert "histgan.inference" in book._imports(ast.parse("from histgan import translate"))
     assert "histgan.inference" not in book._imports(ast.parse("from histgan import config"))
-    train_key = {p.name for p in book._module_sources(ROOT, {"histgan.train"})}
-    assert "train.py" in train_key and "inference.py" not in train_key and "cli.py" not in train_key
+    train_key = {p.relative_to(ROOT).as_posix() for p in book._module_sources(ROOT, {"histgan.train.loop"})}
+    assert "histgan/train/loop.py" in train_key and "histgan/train/__init__.py" in train_key
+    assert "histgan/inference.py" not in train_key and "histgan/cli.py" not in train_key
+    assert not any(p.startswith("histgan/book/") for p in train_key), "training never runs the book's machinery"
 
 
 def test_headline_states_each_variants_delta_e_and_the_ratio_to_cyclegan(tmp_path):
@@ -345,8 +347,9 @@ def test_main_job_trains_before_the_pages_that_show_the_runs():
     assert order[:2] == ["data", "train"] and order[-1] == "book"
     assert {"train", "data"} <= set(next(s for s in book.stages(job) if s.name == "04_evaluation").needs)
     assert set(train.clears) == {j.run_dir for j in book.train_jobs(job)} and len(train.clears) == 5
-    assert {"train.py", "segment.py", "parallel.py"} <= {p.name for p in train.inputs}
-    assert "evaluate.py" not in {p.name for p in train.inputs}, "editing the evaluation must not retrain"
+    inputs = {p.relative_to(ROOT).as_posix() for p in train.inputs}
+    assert {"histgan/train/loop.py", "histgan/train/masker.py", "histgan/train/parallel.py"} <= inputs
+    assert "histgan/eval/evaluate.py" not in inputs, "editing the evaluation must not retrain"
 
 
 #: Names from our own working files that a reader of the book cannot look up.

@@ -50,7 +50,8 @@ def test_readme_test_command_is_what_ci_runs():
 def test_cli_turns_disk_errors_into_one_line(monkeypatch, capsys):
     import errno
 
-    from histgan import cli, synthetic
+    from histgan import cli
+    from histgan.data import synthetic
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/checkpoints/step_000010.pt")

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import histgan.notebooks
-from histgan import parallel, sweep
-from histgan.checkpoint import load_checkpoint
+import histgan.book.notebooks
+from histgan.train import parallel
+from histgan.book import sweep
+from histgan.train.checkpoint import load_checkpoint
 from histgan.errors import HistganError
-from histgan.synthetic import write_dataset
-from histgan.train import train_run
+from histgan.data.synthetic import write_dataset
+from histgan.train.loop import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 12  # quick preset: checkpoints at 4, 8, 12
@@ -61,7 +62,7 @@ def test_two_workers_equal_one_worker_bit_for_bit(sequential, data, tmp_path, ca
     for name in POINTS:
         _assert_same_state(sequential / name, tmp_path / name)
         marker = json.loads((tmp_path / name / parallel.MARKER).read_text())
-        assert marker["target"] == "histgan.train:train_run" and marker["parameters"]["lambda_hist"] == POINTS[name]["lambda_hist"]
+        assert marker["target"] == "histgan.train.loop:train_run" and marker["parameters"]["lambda_hist"] == POINTS[name]["lambda_hist"]
     lines = capsys.readouterr().out.splitlines()
     assert sum("running in process" in s for s in lines) == 2 and sum(": done in" in s for s in lines) == 2
     before = {n: (tmp_path / n / "checkpoints" / "latest.pt").stat().st_mtime_ns for n in POINTS}
@@ -75,7 +76,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_parallel import _jobs
-from histgan import parallel
+from histgan.train import parallel
 parallel.run_parallel(_jobs(Path({out!r}), Path({data!r})), workers=2, threads=1, gpus=[], progress=False)
 """
 
@@ -157,7 +158,7 @@ def test_shards_together_equal_the_full_sweep(tmp_path, monkeypatch):
         run = Path(parameters["run_dir"])
         (run / "config.json").write_text(json.dumps({"lambda_hist": parameters["lambda_hist"]}))
 
-    monkeypatch.setattr(histgan.notebooks, "execute_notebook", fake_execute)
+    monkeypatch.setattr(histgan.book.notebooks, "execute_notebook", fake_execute)
     monkeypatch.setattr(sweep, "_evaluate_run", lambda run, data, pairs, device: {
         "run_id": run.name, **json.loads((run / "config.json").read_text())})
     grid = {"lambda_hist": [0, 1, 2, 5, 10]}

@@ -1,5 +1,5 @@
-"""Tests of the photographic Y domain: histgan.photo, histgan.skin, histgan.backdrop, histgan.camera,
-histgan.procedural, and the ``domain`` of histgan.synthetic."""
+"""Tests of the photographic Y domain: histgan.data.photo, histgan.data.skin, histgan.data.backdrop, histgan.data.camera,
+histgan.data.procedural, and the ``domain`` of histgan.data.synthetic."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from histgan import synthetic
-from histgan.backdrop import BACKGROUNDS, background, cast_shadow
-from histgan.camera import NOISE_READ, NOISE_SHOT, jpeg_round_trip, sensor_noise, vignetting
+from histgan.data import synthetic
+from histgan.data.backdrop import BACKGROUNDS, background, cast_shadow
+from histgan.data.camera import NOISE_READ, NOISE_SHOT, jpeg_round_trip, sensor_noise, vignetting
 from histgan.errors import HistganError
 from histgan.metrics import rgb_to_lab
-from histgan.photo import PHOTO_RANGES, PhotoAppearance, occlusion, render_photo
-from histgan.procedural import gaussian_blur, grid_noise, lattice_noise
-from histgan.render import AMBIENT_Y, KneeShape, geometry, light_direction, render_x, render_y, silhouette
-from histgan.skin import bump_normals, skin_shading
+from histgan.data.photo import PHOTO_RANGES, PhotoAppearance, occlusion, render_photo
+from histgan.data.procedural import gaussian_blur, grid_noise, lattice_noise
+from histgan.data.render import AMBIENT_Y, KneeShape, geometry, light_direction, render_x, render_y, silhouette
+from histgan.data.skin import bump_normals, skin_shading
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour-science warns that SciPy is absent

@@ -1,4 +1,4 @@
-"""Tests for histgan.realism: Laplacian pyramid, SWD of patch sets, classifier two-sample test, fills."""
+"""Tests for histgan.eval.realism: Laplacian pyramid, SWD of patch sets, classifier two-sample test, fills."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from histgan import realism as R
+from histgan.eval import realism as R
 from histgan.errors import HistganError
 from histgan.metrics import gaussian_lowpass
 
@@ -16,8 +16,8 @@ from histgan.metrics import gaussian_lowpass
 @pytest.fixture(scope="module")
 def y_images(tmp_path_factory) -> torch.Tensor:
     """96 synthetic real-domain (Y) knees at 32²: skin texture, shading, varied backgrounds."""
-    from histgan.data import load_domain
-    from histgan.synthetic import write_dataset
+    from histgan.data.folders import load_domain
+    from histgan.data.synthetic import write_dataset
 
     root = write_dataset(tmp_path_factory.mktemp("synth"), size=32, n_train=(1, 96), n_test=(1, 1), seed=0,
                          progress=False)

@@ -1,4 +1,4 @@
-"""The skin segmenter (histgan.segment), its augmentation, and references without masks (reference_mask, CLI)."""
+"""The skin segmenter (histgan.train.masker), its augmentation, and references without masks (reference_mask, CLI)."""
 
 import math
 
@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-import histgan.segment as segment
+import histgan.train.masker as segment
 from histgan.cli import main
 from histgan.errors import HistganError
 from histgan.inference import Translator, load_run, translate
 from histgan.reference_mask import masked_reference_root, resolve_reference_mask
-from histgan.segment import MASKER_DIRNAME, Masker, fit_masker, load_masker, masker_iou, predict_mask
-from histgan.segment_augment import _hue_rotation, augment, colour_jitter
+from histgan.train.masker import MASKER_DIRNAME, Masker, fit_masker, load_masker, masker_iou, predict_mask
+from histgan.train.masker_augment import _hue_rotation, augment, colour_jitter
 
 TINY = dict(batch_size=8, size=32, width=6, levels=2, lr=5e-3)  # ~9k parameters
 
@@ -154,8 +154,8 @@ class _Exploding(Masker):
 @pytest.fixture(scope="module")
 def run(discs, tmp_path_factory):
     from histgan.config import make_config
-    from histgan.synthetic import write_dataset
-    from histgan.train import fit
+    from histgan.data.synthetic import write_dataset
+    from histgan.train.loop import fit
 
     data = write_dataset(tmp_path_factory.mktemp("seg") / "synth", size=32, n_train=4, n_test=2, progress=False)
     c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path_factory.mktemp("seg") / "r"),
@@ -274,7 +274,7 @@ def test_resume_auto_starts_fresh_continues_and_leaves_a_finished_masker_alone(d
 
 def test_predicted_reference_masks_replace_the_given_ones_only_for_the_model(masker_run):
     """evaluate.with_predicted_reference_masks hands the model the masker's masks; the images pass unchanged."""
-    from histgan.evaluate import with_predicted_reference_masks
+    from histgan.eval.evaluate import with_predicted_reference_masks
 
     masker = load_masker(masker_run)
     seen = {}

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-import histgan.notebooks
-from histgan import sweep
+import histgan.book.notebooks
+from histgan.book import sweep
 from histgan.cli import main
 from histgan.errors import HistganError
 
@@ -57,7 +57,7 @@ def test_notebook_parameters_reads_the_training_notebook():
 
 
 def test_bad_sweeps_fail_before_executing(tmp_path, monkeypatch):
-    monkeypatch.setattr(histgan.notebooks, "execute_notebook", lambda *a, **k: pytest.fail("must not execute"))
+    monkeypatch.setattr(histgan.book.notebooks, "execute_notebook", lambda *a, **k: pytest.fail("must not execute"))
     with pytest.raises(ValueError, match="same folder name"):
         sweep.run_sweep("dup", {"lambda_hist": [2, 2.0]}, out=tmp_path, progress=False)
     with pytest.raises(ValueError, match="sweep name"):
@@ -73,7 +73,7 @@ def test_unfinished_run_resumes_finished_run_is_skipped(tmp_path, monkeypatch):
     def fake_execute(source, dest, parameters, cwd, progress=True):
         calls.append((Path(dest).parent.name, parameters["resume"]))
 
-    monkeypatch.setattr(histgan.notebooks, "execute_notebook", fake_execute)
+    monkeypatch.setattr(histgan.book.notebooks, "execute_notebook", fake_execute)
     grid = {"lambda_hist": [0, 2, 10]}
     ids = [sweep.run_id({"variant": "histgan_bi", "lambda_hist": v}, ["lambda_hist"]) for v in (0, 2, 10)]
     (tmp_path / "s" / ids[1] / "checkpoints").mkdir(parents=True)

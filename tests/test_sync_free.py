@@ -5,13 +5,13 @@ import sys
 import pytest
 import torch
 
-import histgan.loader as loader
-import histgan.train as train
-from histgan.checkpoint import load_checkpoint
+import histgan.data.loader as loader
+import histgan.train.loop as train
+from histgan.train.checkpoint import load_checkpoint
 from histgan.config import make_config
 from histgan.errors import HistganError
 from histgan.histogram import soft_histogram, trusted_inputs
-from histgan.synthetic import write_dataset
+from histgan.data.synthetic import write_dataset
 
 READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__")
 

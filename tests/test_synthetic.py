@@ -1,4 +1,4 @@
-"""Tests of the synthetic knee benchmark (histgan.synthetic, histgan.render) and `data synth`."""
+"""Tests of the synthetic knee benchmark (histgan.data.synthetic, histgan.data.render) and `data synth`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from histgan import cli, synthetic
+from histgan import cli
+from histgan.data import synthetic
 from histgan.errors import HistganError
-from histgan.render import AMBIENT, X_ALBEDO, X_BACKGROUND, geometry, render_x, render_y
+from histgan.data.render import AMBIENT, X_ALBEDO, X_BACKGROUND, geometry, render_x, render_y
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour-science warns that SciPy is absent

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import histgan.train as train
+import histgan.train.loop as train
 from histgan.cli import main
-from histgan.checkpoint import load_checkpoint
+from histgan.train.checkpoint import load_checkpoint
 from histgan.config import PRESETS, VARIANTS, TrainConfig, make_config
 from histgan.errors import HistganError
 from histgan.networks import build_models
-from histgan.synthetic import write_dataset
+from histgan.data.synthetic import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -350,7 +350,7 @@ def test_runtime_device_amp_seed_and_rng_state():
 
     import numpy as np
 
-    from histgan.runtime import autocast_dtype, get_rng_state, seed_everything, select_device, set_rng_state
+    from histgan.train.runtime import autocast_dtype, get_rng_state, seed_everything, select_device, set_rng_state
 
     cpu = torch.device("cpu")
     assert autocast_dtype("auto", cpu) is None and autocast_dtype(True, cpu) == torch.bfloat16
@@ -372,7 +372,7 @@ def test_runtime_device_amp_seed_and_rng_state():
 
 @pytest.mark.parametrize("capability, expected", [((7, 5), None), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
 def test_auto_bf16_only_where_native(capability, expected, monkeypatch):
-    from histgan.runtime import autocast_dtype
+    from histgan.train.runtime import autocast_dtype
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     assert autocast_dtype("auto", torch.device("cuda")) == expected
@@ -380,7 +380,7 @@ def test_auto_bf16_only_where_native(capability, expected, monkeypatch):
 
 
 def test_cpu_determinism_is_undone_for_a_later_gpu_run():
-    from histgan.runtime import seed_everything
+    from histgan.train.runtime import seed_everything
 
     before = torch.are_deterministic_algorithms_enabled()
     try:
@@ -427,26 +427,26 @@ def test_fit_on_a_finished_run_changes_nothing(data, tmp_path):
 def test_variant_jobs_name_the_four_runs_and_the_masker(tmp_path):
     """The main job's train stage: one job per variant into variant=<name> (sweep's run ids), each resuming
     its folder, and the masker inside the histgan_bi run, where translate finds it."""
-    from histgan.segment import MASKER_DIRNAME
-    from histgan.sweep import run_id
+    from histgan.train.masker import MASKER_DIRNAME
+    from histgan.book.sweep import run_id
 
     jobs = train.variant_jobs(tmp_path / "runs", tmp_path / "data", "cpu", steps=7, masker_steps=3)
     assert sorted(j.name for j in jobs) == sorted([*VARIANTS, "masker"]) and jobs[-1].name == "masker"
     for j in jobs[:-1]:
         assert j.run_dir == tmp_path / "runs" / run_id({"variant": j.name}, ["variant"])
-        assert j.target_name == "histgan.train:train_run"
+        assert j.target_name == "histgan.train.loop:train_run"
         assert j.params == {"run_dir": str(j.run_dir), "preset": "cpu", "variant": j.name,
                             "data": str(tmp_path / "data"), "resume": "auto", "progress": True, "steps": 7}
     masker = jobs[-1]
     assert masker.run_dir == tmp_path / "runs" / "variant=histgan_bi" / MASKER_DIRNAME
-    assert masker.target_name == "histgan.segment:fit_masker" and masker.params["steps"] == 3
+    assert masker.target_name == "histgan.train.masker:fit_masker" and masker.params["steps"] == 3
     assert [j.name for j in train.variant_jobs(tmp_path, tmp_path, "quick")] == list(reversed(VARIANTS))
 
 
 _POISON_RANK_1 = '''
 import os, sys
 import torch
-import histgan.train as T
+import histgan.train.loop as T
 
 original, calls = T.to_device, [0]
 
