@@ -56,6 +56,7 @@ from IPython.display import Image, Markdown, display
 from histgan.eval import figures
 from histgan.book import sweep
 from histgan.book import show
+from histgan.train.parallel import MARKER
 
 out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="histgan-sweeps-"))
 axes = {"variant": variants, "lambda_hist": lambda_hist, "bins": bins, "bandwidth": bandwidth, "seed": seeds}
@@ -99,7 +100,7 @@ print(f"{len(run_dirs)} runs in {time.perf_counter() - start:.0f} s")
 
 # %%
 print("\n".join(sorted(p.name for p in run_dirs)))
-assert len(run_dirs) == len(points) and all((p / sweep.MARKER).is_file() for p in run_dirs)
+assert len(run_dirs) == len(points) and all((p / MARKER).is_file() for p in run_dirs)
 assert all((p / "03_training.ipynb").is_file() for p in run_dirs), "each run keeps its executed notebook"
 
 # %% [markdown]

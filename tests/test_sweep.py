@@ -9,6 +9,7 @@ import histgan.book.notebooks
 from histgan.book import sweep
 from histgan.cli import main
 from histgan.errors import HistganError
+from histgan.train.parallel import MARKER
 
 STEPS = 2  # training steps of every real run here (the quick preset's networks, 32² images)
 GRID = {"lambda_hist": [0, 2]}
@@ -80,12 +81,12 @@ def test_unfinished_run_resumes_finished_run_is_skipped(tmp_path, monkeypatch):
     (tmp_path / "s" / ids[1] / "checkpoints" / "step_000001.pt").write_bytes(b"")  # interrupted after a checkpoint
     params = {"variant": "histgan_bi", "lambda_hist": 10, "steps": 5}
     (tmp_path / "s" / ids[2]).mkdir()
-    (tmp_path / "s" / ids[2] / sweep.MARKER).write_text(json.dumps({"parameters": params,
+    (tmp_path / "s" / ids[2] / MARKER).write_text(json.dumps({"parameters": params,
                                                                     "data": str(tmp_path / "s" / "data")}))
     runs = sweep.run_sweep("s", grid, out=tmp_path, steps=5, progress=False)
     assert [r.name for r in runs] == ids
     assert calls == [(ids[0], "auto"), (ids[1], "auto")], "unfinished runs execute (resuming if they can)"
-    marker = json.loads((tmp_path / "s" / ids[0] / sweep.MARKER).read_text())
+    marker = json.loads((tmp_path / "s" / ids[0] / MARKER).read_text())
     assert marker["parameters"] == {"variant": "histgan_bi", "steps": 5, "lambda_hist": 0}
 
 
@@ -100,7 +101,7 @@ def tiny_sweep(tmp_path_factory):
 
 
 def _mtimes(run: Path) -> dict[str, int]:
-    files = [run / "checkpoints" / "latest.pt", run / "03_training.ipynb", run / sweep.MARKER]
+    files = [run / "checkpoints" / "latest.pt", run / "03_training.ipynb", run / MARKER]
     return {f.name: f.stat().st_mtime_ns for f in files}
 
 
@@ -113,7 +114,7 @@ def test_sweep_runs_every_point_and_a_rerun_skips_them(tiny_sweep):
         assert config["lambda_hist"] == lam and config["steps"] == STEPS and config["variant"] == "histgan_bi"
         assert (run / "checkpoints" / "latest.pt").is_file() and (run / "03_training.ipynb").is_file()
         assert not (run / "03_training.running.ipynb").exists()
-        assert json.loads((run / sweep.MARKER).read_text())["parameters"]["lambda_hist"] == lam
+        assert json.loads((run / MARKER).read_text())["parameters"]["lambda_hist"] == lam
     before = [_mtimes(r) for r in runs]
     assert sweep.run_sweep("tiny", GRID, out=out, steps=STEPS, progress=False) == runs
     assert [_mtimes(r) for r in runs] == before, "finished runs are not retrained nor re-executed"
@@ -146,13 +147,13 @@ def test_an_interrupted_run_is_redone_and_resumes(tiny_sweep):
     broken, intact = runs
     keep, checkpoint = _mtimes(intact), broken / "checkpoints" / "latest.pt"
     trained = checkpoint.stat().st_mtime_ns
-    (broken / sweep.MARKER).unlink()  # killed after its last checkpoint, before its marker
+    (broken / MARKER).unlink()  # killed after its last checkpoint, before its marker
     (broken / "03_training.ipynb").unlink()
     (broken / "03_training.running.ipynb").write_text("{")  # the partial notebook it left behind
     with pytest.warns(RuntimeWarning, match="unfinished"):
         assert [r["run_id"] for r in sweep.collect("tiny", out=out, pairs=2)] == [intact.name]
     sweep.run_sweep("tiny", GRID, out=out, steps=STEPS, progress=False)
-    assert (broken / sweep.MARKER).is_file() and (broken / "03_training.ipynb").is_file()
+    assert (broken / MARKER).is_file() and (broken / "03_training.ipynb").is_file()
     assert not (broken / "03_training.running.ipynb").exists()
     assert checkpoint.stat().st_mtime_ns == trained, "resumed from its checkpoint, not retrained from scratch"
     assert "resume: True" in (broken / "03_training.ipynb").read_text()

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,11 +41,18 @@ from histgan.io import atomic_write_json, atomic_write_text
 from histgan.book.notebooks import run_notebook_job
 from histgan.train.parallel import MARKER, Job, default_workers, run_parallel, shard as take_shard
 
-__all__ = ["DEFAULT_NOTEBOOK", "MARKER", "notebook_parameters", "expand_grid", "run_id", "run_sweep", "run_parallel",
-           "collect", "plot_sweep"]
+__all__ = ["DEFAULT_NOTEBOOK", "notebook_parameters", "expand_grid", "run_id", "run_sweep", "collect", "plot_sweep"]
 
-#: The training notebook (notebook 3 of the book), next to the package in a source checkout.
-DEFAULT_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "03_training.py"
+def _training_notebook() -> Path:
+    """The training notebook (notebook 3 of the book): in a source checkout it lies next to the package;
+    an installed package has its copy in ``<prefix>/share/histgan/notebooks/`` (pyproject's data-files)."""
+    checkout = Path(__file__).resolve().parents[2] / "notebooks" / "03_training.py"
+    installed = Path(sys.prefix) / "share" / "histgan" / "notebooks" / "03_training.py"
+    return checkout if checkout.is_file() or not installed.is_file() else installed
+
+
+#: The training notebook the sweep executes by default (:func:`_training_notebook`).
+DEFAULT_NOTEBOOK = _training_notebook()
 #: Notebook parameters the sweep sets itself (per run), so they cannot be grid axes.
 _RESERVED = ("data", "run_dir", "resume", "progress")
 #: Columns of the collected table taken from each run's config (the resolved values).
