@@ -113,12 +113,13 @@ def _keep_existing(entries: list, src: Path) -> list:
 
 
 def _build_small_book(dest: Path) -> Path:
-    """Execute notebooks 01, 04 (quick parameters of histgan.book.pipeline) and 06 (its own defaults: a tiny run
+    """Execute notebooks 01, 04 (quick parameters of histgan.book.stages) and 06 (its own defaults: a tiny run
     trained in it) and build them with the real config and the book's other pages that exist (not -W:
     links to pages left out would warn), in ``dest``."""
     import yaml
 
-    from histgan.book.pipeline import NOTEBOOKS, Job
+    from histgan.book.job import Job
+    from histgan.book.stages import NOTEBOOKS
     from histgan.book.notebooks import execute_notebook
     from histgan.book.offline_assets import install_node_modules
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from histgan.book import pipeline as book
+from histgan.book import keys, pipeline as book
+from histgan.book.job import Job, Stage
+from histgan.book.stages import NOTEBOOKS, train_jobs
 from histgan.book.notebooks import strip_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +41,11 @@ def _cells(path: Path) -> list[tuple[str, str]]:
 
 def test_every_notebook_is_paired_and_listed():
     assert SOURCES, "no notebooks/*.py found"
-    listed = {spec.name for spec in book.NOTEBOOKS}
+    listed = {spec.name for spec in NOTEBOOKS}
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     for source in SOURCES:
         assert source.with_suffix(".ipynb").is_file(), f"{source.name} has no paired .ipynb (jupytext --to ipynb)"
-        assert source.stem in listed, f"{source.stem} is not a stage in histgan.book.pipeline.NOTEBOOKS"
+        assert source.stem in listed, f"{source.stem} is not a stage in histgan.book.stages.NOTEBOOKS"
         assert f"book/executed/{source.stem}" in toc, f"{source.stem} is not in _toc.yml"
 
 
@@ -146,7 +148,7 @@ def test_main_job_streams_training_progress_and_no_kernel_noise(quick_run):
 
     _, out = quick_run
     lines = out.replace("\r", "\n").splitlines()
-    names = [spec.name for spec in book.NOTEBOOKS]
+    names = [spec.name for spec in NOTEBOOKS]
     first = next(i for i, line in enumerate(lines) if re.match(r"\[\d+/\d+\] train: .* \.\.\.$", line))
     last = next(i for i, line in enumerate(lines) if re.match(r"\[\d+/\d+\] train: .*: done in", line))
     bar = re.compile(r"histgan_bi.*\b(\d+)/\1 \[.*\d+\.\d+(\w+/s|s/\w+)")  # e.g. 4/4 [00:01<00:00, 3.1step/s]
@@ -161,7 +163,7 @@ def test_papermill_runs_every_notebook_with_injected_parameters(quick_book):
     import nbformat
 
     job, _ = quick_book
-    for spec in book.NOTEBOOKS:
+    for spec in NOTEBOOKS:
         nb = nbformat.read(job.executed / f"{spec.name}.ipynb", as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.output_type == "error"]
@@ -179,7 +181,7 @@ def test_papermill_runs_every_notebook_with_injected_parameters(quick_book):
 def test_book_builds_from_executed_notebooks_with_warnings_as_errors(quick_book):
     job, index = quick_book
     assert index == job.html / "index.html" and index.is_file()
-    for spec in book.NOTEBOOKS:
+    for spec in NOTEBOOKS:
         page = job.html / "book" / "executed" / f"{spec.name}.html"
         assert page.is_file(), f"{page} was not built"
     html = (job.html / "book" / "executed" / "01_histogram.html").read_text(encoding="utf-8")
@@ -208,12 +210,12 @@ def test_second_run_skips_every_stage_whose_key_is_unchanged(quick_book, capsys)
 def test_stage_key_changes_with_parameters_and_inputs(tmp_path):
     source = tmp_path / "a.txt"
     source.write_text("one")
-    stage = book.Stage(name="s", label="s", action=lambda: None, outputs=(), inputs=(source,), params={"x": 1})
-    key = book._key(stage, {})
-    assert key == book._key(stage, {})
-    assert key != book._key(book.Stage(**{**stage.__dict__, "params": {"x": 2}}), {})
+    stage = Stage(name="s", label="s", action=lambda: None, outputs=(), inputs=(source,), params={"x": 1})
+    key = keys.stage_key(stage, {})
+    assert key == keys.stage_key(stage, {})
+    assert key != keys.stage_key(Stage(**{**stage.__dict__, "params": {"x": 2}}), {})
     source.write_text("two")
-    assert key != book._key(stage, {})
+    assert key != keys.stage_key(stage, {})
 
 
 def test_unknown_stage_and_missing_notebook_are_errors_for_people(tmp_path, capsys):
@@ -226,7 +228,7 @@ def test_unknown_stage_and_missing_notebook_are_errors_for_people(tmp_path, caps
 def test_main_job_parameters_are_json_and_known_to_the_notebook():
     import jupytext
 
-    for spec in book.NOTEBOOKS:
+    for spec in NOTEBOOKS:
         json.dumps(spec.main), json.dumps(spec.quick)
         nb = jupytext.read(NOTEBOOK_DIR / f"{spec.name}.py")
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
@@ -292,7 +294,7 @@ def test_stage_keys_cover_what_each_stage_runs_and_nothing_else(tmp_path):
     (pkg / "a.py").write_text("def f():\n    from histgan.b import g\n    return g\n")
     (pkg / "b.py").write_text("g = 1\n")
     (pkg / "c.py").write_text("")
-    assert [p.name for p in book._module_sources(tmp_path, {"histgan.a"})] == ["__init__.py", "a.py", "b.py"]
+    assert [p.name for p in keys.module_sources(tmp_path, {"histgan.a"})] == ["__init__.py", "a.py", "b.py"]
 
 
 def test_a_cell_using_histgans_lazy_names_depends_on_their_modules():
@@ -300,10 +302,10 @@ def test_a_cell_using_histgans_lazy_names_depends_on_their_modules():
     only on first use: the key must still hash it. Training's own key does not (it never imports it)."""
     import ast
 
-    assert "histgan.inference" in book._imports(ast.parse("import histgan\nhistgan.load_run('r')"))
-    assert "histgan.inference" in book._imports(ast.parse("from histgan import translate"))
-    assert "histgan.inference" not in book._imports(ast.parse("from histgan import config"))
-    train_key = {p.relative_to(ROOT).as_posix() for p in book._module_sources(ROOT, {"histgan.train.loop"})}
+    assert "histgan.inference" in keys.histgan_imports(ast.parse("import histgan\nhistgan.load_run('r')"))
+    assert "histgan.inference" in keys.histgan_imports(ast.parse("from histgan import translate"))
+    assert "histgan.inference" not in keys.histgan_imports(ast.parse("from histgan import config"))
+    train_key = {p.relative_to(ROOT).as_posix() for p in keys.module_sources(ROOT, {"histgan.train.loop"})}
     assert "histgan/train/loop.py" in train_key and "histgan/train/__init__.py" in train_key
     assert "histgan/inference.py" not in train_key and "histgan/cli.py" not in train_key
     assert not any(p.startswith("histgan/book/") for p in train_key), "training never runs the book's machinery"
@@ -346,7 +348,7 @@ def test_main_job_trains_before_the_pages_that_show_the_runs():
     train = next(s for s in book.stages(job) if s.name == "train")
     assert order[:2] == ["data", "train"] and order[-1] == "book"
     assert {"train", "data"} <= set(next(s for s in book.stages(job) if s.name == "04_evaluation").needs)
-    assert set(train.clears) == {j.run_dir for j in book.train_jobs(job)} and len(train.clears) == 5
+    assert set(train.clears) == {j.run_dir for j in train_jobs(job)} and len(train.clears) == 5
     inputs = {p.relative_to(ROOT).as_posix() for p in train.inputs}
     assert {"histgan/train/loop.py", "histgan/train/masker.py", "histgan/train/parallel.py"} <= inputs
     assert "histgan/eval/evaluate.py" not in inputs, "editing the evaluation must not retrain"
@@ -369,12 +371,12 @@ def test_shipped_text_cites_papers_not_our_working_files():
 
 def test_stage_parameters_fill_in_the_jobs_folders(tmp_path):
     """No notebook ever sees a "{data}" or "{runs}" template: the quick and main parameters get the job's folders."""
-    for job in (book.make_job(quick=False, root=ROOT), book.Job(root=ROOT, site=tmp_path, quick=True, preset="quick")):
-        for spec in book.NOTEBOOKS:
+    for job in (book.make_job(quick=False, root=ROOT), Job(root=ROOT, site=tmp_path, quick=True, preset="quick")):
+        for spec in NOTEBOOKS:
             params = spec.parameters(job)
             assert set(params) == set(spec.quick if job.quick else spec.main)
             text = json.dumps(params)
             assert "{data}" not in text and "{runs}" not in text and "{preset}" not in text, (spec.name, text)
-    quick = book.Job(root=ROOT, site=tmp_path, quick=True, preset="quick")
-    evaluation = next(s for s in book.NOTEBOOKS if s.name == "04_evaluation").parameters(quick)
+    quick = Job(root=ROOT, site=tmp_path, quick=True, preset="quick")
+    evaluation = next(s for s in NOTEBOOKS if s.name == "04_evaluation").parameters(quick)
     assert evaluation["runs"] == str(tmp_path / "runs" / "quick" / "variants")
