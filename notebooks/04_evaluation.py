@@ -54,9 +54,9 @@ from matplotlib import cbook
 from PIL import Image
 
 import histgan
-from histgan.eval import baselines, evaluate, figures
+from histgan.eval import baselines, conclusions, evaluate, figures
 from histgan import metrics
-from histgan.train import parallel, masker as segment, loop as train
+from histgan.train import parallel, masker as segment, variants
 from histgan.book import sweep
 from histgan.data import synthetic
 from histgan.config import VARIANTS
@@ -108,12 +108,12 @@ assert metrics.jis_grade(3.2) == "B" and metrics.jis_grade(3.1999) == "A", "rang
 # training stage:
 
 # %%
-show.show_source(train.variant_jobs)
+show.show_source(variants.variant_jobs)
 
 # %% tags=["nbval-ignore-output"]
 run_dirs = {v: runs / sweep.run_id({"variant": v}, ["variant"]) for v in VARIANTS}
 masker = Path(masker) if masker is not None else run_dirs["histgan_bi"] / "masker"
-jobs = train.variant_jobs(runs, data, train_preset, train_steps, masker_steps, progress=False)
+jobs = variants.variant_jobs(runs, data, train_preset, train_steps, masker_steps, progress=False)
 jobs = [j for j in jobs if j.name in VARIANTS or j.run_dir == masker]
 if not all(j.done for j in jobs):
     print(f"training {[j.name for j in jobs if not j.done]} ({train_preset} preset) into {runs}")
@@ -130,7 +130,7 @@ assert all(m.step == m.config.steps for m in models.values()), "every run finish
 # $L_\text{hist}$ of $G$'s outputs (for the two plain CycleGANs it is only monitored: they get no gradient
 # from it).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3))
 for v, d in run_dirs.items():
     log = [json.loads(line) for line in (d / "losses.jsonl").read_text().splitlines() if line.strip()]
@@ -243,7 +243,7 @@ assert np.isfinite(ratio) and ratio > 0
 # input $i$ with reference $i$, with one column the paper could not have: the ground truth, the input's
 # knee photographed with the reference's skin, scene and camera.
 
-# %%
+# %% tags=["hide-input"]
 learned = {v: results[v] for v in VARIANTS}
 display(figures.fig3(learned, truth=test_set))
 
@@ -252,7 +252,7 @@ display(figures.fig3(learned, truth=test_set))
 # the grey render inside its mask; none can invent the skin's texture, the scene or the camera, and the
 # realism columns of Table 2c measure exactly that:
 
-# %%
+# %% tags=["hide-input"]
 display(figures.fig3({n: results[n] for n in baselines.BASELINES}, truth=test_set))
 
 # %% [markdown]
@@ -262,7 +262,7 @@ display(figures.fig3({n: results[n] for n in baselines.BASELINES}, truth=test_se
 # a row the shape should stay and the colour follow the column; a plain CycleGAN, which never sees the
 # reference, paints every row the same.
 
-# %%
+# %% tags=["hide-input"]
 display(figures.fig4(results["histgan_bi"]))
 display(figures.fig4(results["cyclegan"]))
 
@@ -272,7 +272,7 @@ display(figures.fig4(results["cyclegan"]))
 # Per channel, the foreground histogram of the reference (grey) and of the output (line) — the quantity
 # $L_\text{hist}$ trains, here as a counting histogram:
 
-# %%
+# %% tags=["hide-input"]
 display(figures.histogram_overlay(results["histgan_bi"]))
 display(figures.histogram_overlay(results["cyclegan"]))
 
@@ -284,7 +284,7 @@ display(figures.histogram_overlay(results["cyclegan"]))
 # mean $\Delta E$ (lower is better colour) against the foreground SSIM to the true target (higher is better
 # shape). A move to the left and down is the trade-off the paper describes.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "hide-input"]
 display(figures.colour_vs_shape(checkpoints))
 shape_key = "ssim_gt_fg_mean" if test_set.synthetic else "ssim_input_lum_mean"
 for v, results_v in checkpoints.items():
@@ -334,7 +334,7 @@ assert 0.0 <= iou_held_out <= 1.0 and np.isfinite(d_auto)
 # uniforms or flags; whatever it marks there is shown as it is, and a user's portrait should come with
 # a mask file or an alpha channel.
 
-# %%
+# %% tags=["hide-input"]
 k = min(6, len(test_set.ref))
 predicted = segment.predict_mask(mask_net, test_set.ref[:k])
 plt.figure(figsize=(1.3 * k, 4))
@@ -386,85 +386,8 @@ assert all(np.isfinite(r.summary["delta_e_mean"]) for r in shifted.values())
 # nothing; the book shows the main job's run.)
 
 # %% tags=["nbval-ignore-output"]
-best_baseline = min(baselines.BASELINES, key=delta.get)
-shape = {n: r.summary.get(shape_key) for n, r in results.items()}
-statements = [
-    f"Conditioning on the reference histogram {'reduced' if delta['histgan_bi'] < delta['cyclegan'] else 'did not reduce'} "
-    f"the plain CycleGAN's mean ΔE: {delta['cyclegan']:.1f} → {delta['histgan_bi']:.1f}, ratio {ratio:.1f} "
-    f"(the paper: {paper_ratio:.1f}; our target ≥ 3 is {'met' if ratio >= 3 else 'not met'}).",
-    f"Grades of the means: CycleGAN {metrics.jis_grade(delta['cyclegan'])}, CycleGAN + SN "
-    f"{metrics.jis_grade(delta['cyclegan_sn'])}, one direction {metrics.jis_grade(delta['histgan_uni'])}, "
-    f"both directions {metrics.jis_grade(delta['histgan_bi'])} (the paper: D, D, B, B).",
-    f"Both directions vs. one direction: {delta['histgan_bi']:.1f} vs. {delta['histgan_uni']:.1f} "
-    f"({'both directions better' if delta['histgan_bi'] < delta['histgan_uni'] else 'one direction as good or better'}; "
-    "the paper found both directions slightly better, 4.6 vs. 5.0).",
-    f"Spectral normalisation alone: {delta['cyclegan_sn']:.1f} vs. {delta['cyclegan']:.1f} for the plain CycleGAN "
-    "(the paper: 13.7 vs. 14.1, no real change in colour).",
-    f"The best non-learned baseline on ΔE is {baselines.BASELINE_LABELS[best_baseline]} with {delta[best_baseline]:.1f}; "
-    f"it is {'lower' if delta[best_baseline] < delta['histgan_bi'] else 'not lower'} than the both-directions "
-    f"model's {delta['histgan_bi']:.1f}. Mean-colour ΔE alone does not show what learning adds.",
-]
-if shape["histgan_bi"] is not None and shape[best_baseline] is not None:
-    statements.append(
-        f"Shape ({shape_key.removesuffix('_mean')}): both directions {shape['histgan_bi']:.2f}, "
-        f"that baseline {shape[best_baseline]:.2f}, the luminance tint {shape['baseline_luminance_tint']:.2f}: "
-        f"the learned model's output is {'closer to' if shape['histgan_bi'] > shape[best_baseline] else 'not closer to'} "
-        "the true target than the best-ΔE baseline's.")
-    best_shape = max(baselines.BASELINES, key=lambda n: shape[n])
-    statements.append(
-        f"The baseline that keeps the shading best is {baselines.BASELINE_LABELS[best_shape]} with "
-        f"{shape[best_shape]:.2f}; both directions, {shape['histgan_bi']:.2f}, "
-        f"{'beat it' if shape['histgan_bi'] > shape[best_shape] else 'did not beat it'}.")
-if has_realism:
-    swd = {n: r.summary["swd_fg"] for n, r in results.items()}
-    c2st = {n: r.summary["c2st_fg"] for n, r in results.items()}
-    calib = next(r.calibration for r in results.values() if r.calibration)
-    most_real = min(baselines.BASELINES, key=swd.get)
-    statements.append(
-        f"Realism, foreground only (SWD×10³, lower is more real): both directions {swd['histgan_bi']:.0f}, the most "
-        f"real baseline ({baselines.BASELINE_LABELS[most_real]}) {swd[most_real]:.0f}, on a scale from other real "
-        f"images {calib['floor']['swd_fg']:.0f} and the true targets {calib['ground_truth']['swd_fg']:.0f} to the "
-        f"untranslated inputs {calib['ceiling']['swd_fg']:.0f}: the learned model's outputs are "
-        f"{'closer to photographs than every' if swd['histgan_bi'] < swd[most_real] else 'not closer to photographs than the best'} "
-        "baseline's.")
-    statements.append(
-        f"A classifier told outputs from photographs with accuracy {c2st['histgan_bi']:.2f} for both directions and "
-        f"{c2st[most_real]:.2f} for that baseline (0.5: indistinguishable; other real images "
-        f"{calib['floor']['c2st_fg']:.2f}, the inputs {calib['ceiling']['c2st_fg']:.2f}).")
-if has_realism:
-    stripes = {n: r.summary["stripes"] for n, r in results.items()}
-    statements.append(
-        f"Stripes (share of spectral energy on the axes, whole image): both directions {100 * stripes['histgan_bi']:.1f} %, "
-        f"the plain CycleGAN {100 * stripes['cyclegan']:.1f} %, real photographs {100 * calib['floor']['stripes']:.1f} %, "
-        f"the true targets {100 * calib['ground_truth']['stripes']:.1f} %: the both-directions outputs carry "
-        f"{'no more' if stripes['histgan_bi'] <= 1.1 * calib['ground_truth']['stripes'] else 'more'} stripe energy than "
-        "the true targets (within 10 %).")
-    targets = {
-        "mean ΔE ≤ 3.2 (JIS A)": delta["histgan_bi"] <= 3.2,
-        "foreground SSIM within 0.05 of the best baseline's": shape["histgan_bi"] is not None
-        and shape["histgan_bi"] >= max(shape[n] for n in baselines.BASELINES) - 0.05,
-        "SWD (whole and fg) below every baseline's": all(
-            r.summary[k] > results["histgan_bi"].summary[k] for n, r in results.items() if n in baselines.BASELINES
-            for k in ("swd_whole", "swd_fg")),
-        "C2ST accuracy (whole and fg) below every baseline's": all(
-            r.summary[k] > results["histgan_bi"].summary[k] for n, r in results.items() if n in baselines.BASELINES
-            for k in ("c2st_whole", "c2st_fg")),
-        "CycleGAN's ΔE ≥ 3× both directions'": ratio >= 3,
-    }
-    statements.append("Our targets for the both-directions model: " + "; ".join(
-        f"{k}: {'met' if ok else 'not met'}" for k, ok in targets.items()) + ".")
-statements.append(
-    f"With references redder and more saturated than any in training, the both-directions model's mean ΔE went "
-    f"from {delta['histgan_bi']:.1f} to {shifted['histgan_bi'].summary['delta_e_mean']:.1f}; Reinhard's transfer, "
-    f"which needs no training, went from {delta['baseline_reinhard']:.1f} to "
-    f"{shifted['baseline_reinhard'].summary['delta_e_mean']:.1f}.")
-statements.append(
-    f"The masker found the held-out references' skin with IoU {iou_held_out:.3f} (target ≥ 0.95: "
-    f"{'met' if iou_held_out >= 0.95 else 'not met'}); with its masks instead of the true ones the both-directions "
-    f"model's mean ΔE moved by {d_auto - d_true:+.2f} (target: within 0.3, "
-    f"{'met' if abs(d_auto - d_true) <= 0.3 else 'not met'}).")
-for s in statements:
-    print("•", s)
+statements = conclusions.reproduction_statements(results, shape_key, shifted, iou_held_out, d_auto)
+display(Markdown("\n".join(f"* {s}" for s in statements)))
 
 # %% [markdown]
 # How to read these lines. The protocol is the paper's, but the data are not: a synthetic benchmark of

@@ -72,7 +72,7 @@ print(f"grid {grid} on top of {base}: {len(points)} runs")
 # How it works, from the module's docstring, then the function:
 
 # %% tags=["nbval-ignore-output"]
-print(sweep.__doc__)
+show.show_doc(sweep, skip_summary=False)
 
 # %%
 show.show_source(sweep.run_sweep)
@@ -146,7 +146,7 @@ assert sorted(ids) == sorted(p.name for p in run_dirs) and len(set(ids)) == len(
 # other parameters), and shape fidelity (the foreground SSIM of lightness to the true target) against
 # colour — the trade-off of the paper's open problem, across runs instead of across checkpoints:
 
-# %%
+# %% tags=["hide-input"]
 plot_path = figures.save_figure(sweep.plot_sweep(rows), out / name / "sweep.png")  # as the CLI writes it
 display(Image(filename=str(plot_path)))
 

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from histgan.images import to_display
 
-__all__ = ["plot_soft_vs_hard", "show_source", "saved_tensor_bytes"]
+__all__ = ["plot_soft_vs_hard", "show_source", "saved_tensor_bytes", "docstring_markdown", "show_doc"]
 
 
 def plot_soft_vs_hard(images: Tensor, bins: int, bandwidth: float | None = None, masks: Tensor | None = None,
@@ -97,3 +97,59 @@ def saved_tensor_bytes(fn, *args, **kwargs) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn(*args, **kwargs)
     return int(sum(sizes))
+
+
+def _rst_table(lines: list[str]) -> list[str]:
+    """A reStructuredText simple table (``===`` rules) as a Markdown table."""
+    rule = lines[0]
+    starts = [i for i, ch in enumerate(rule) if ch == "=" and (i == 0 or rule[i - 1] == " ")]
+    rows = []
+    for line in lines[1:]:
+        if set(line.replace(" ", "")) <= {"="}:
+            continue
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None])]
+        rows.append("| " + " | ".join(cells) + " |")
+    return [rows[0], "|" + "---|" * len(starts), *rows[1:]] if rows else []
+
+
+def docstring_markdown(text: str) -> str:
+    """A docstring's reStructuredText, as far as the package's docstrings use it, in Markdown: inline
+    literals and roles become code, rubrics bold, simple tables tables; everything else is kept."""
+    import re
+
+    out, lines, i = [], text.split("\n"), 0
+    while i < len(lines):
+        if lines[i].startswith("==") and set(lines[i].replace(" ", "")) == {"="}:
+            j = i + 1
+            while j < len(lines) and lines[j].strip():
+                j += 1
+            out.extend(_rst_table(lines[i:j]))
+            i = j
+        else:
+            out.append(lines[i])
+            i += 1
+    text = "\n".join(out)
+    text = re.sub(r":(?:func|mod|class|data|meth|attr):`~?([^`]+)`", r"`\1`", text)
+    text = re.sub(r"``([^`]+)``", r"`\1`", text)
+    return re.sub(r"^\.\. rubric:: (.+)$", r"**\1**", text, flags=re.M)
+
+
+def show_doc(obj: object, skip_summary: bool = True):
+    """A module's, class's or function's docstring rendered as Markdown (the book shows the package's
+    own words, never retypes them).
+
+    Args:
+        obj: anything with a docstring.
+        skip_summary: leave out the first paragraph (the one-line summary the page's prose already says).
+
+    Returns:
+        an ``IPython.display.Markdown``.
+    """
+    import inspect
+
+    from IPython.display import Markdown
+
+    doc = inspect.getdoc(obj) or ""
+    if skip_summary and "\n\n" in doc:
+        doc = doc.split("\n\n", 1)[1]
+    return Markdown(docstring_markdown(doc))
