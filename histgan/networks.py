@@ -1,124 +1,28 @@
-"""The networks of the paper's Fig. 1–2: histogram encoder, conditioned generator, PatchGAN.
+"""The networks of the paper's Fig. 1–2 and how a variant builds them: the conditioned generator and
+:func:`build_models`.
 
-* :class:`HistogramEncoder` — fully-connected layers, reference histogram ``(N, 3, K)`` → colour
-  code ``(N, D)``.
 * :class:`Generator` — encoder (stride-2 convs) → middle (residual blocks) → decoder (upsampling),
   the colour code injected at the middle layer by concatenation, by FiLM in the decoder, or both.
   With ``code_dim=0`` it is the plain CycleGAN generator (same class, conditioning off).
-* :class:`Discriminator` — PatchGAN (Isola et al. 2017): logits per overlapping patch.
+* :func:`build_models` — ``G``, ``F`` and the PatchGAN discriminators ``D_x``, ``D_y``
+  (:class:`histgan.discriminator.Discriminator`), initialised as CycleGAN does and spectral-normalised
+  (:func:`histgan.spectral_norm.apply_spectral_norm`).
 
-Spectral normalisation (Miyato et al. 2018) is applied by :func:`apply_spectral_norm` through
-``torch.nn.utils.parametrizations.spectral_norm`` on every conv and linear layer.
+The colour code comes from :class:`histgan.conditioning.HistogramEncoder` and is applied by the pieces of
+:mod:`histgan.conditioning`.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-__all__ = ["HistogramEncoder", "Generator", "Discriminator", "apply_spectral_norm", "build_models", "WeightAverage",
-           "load_average", "refresh_spectral_norm"]
+from histgan.conditioning import AdaResBlock, FiLM, HistogramEncoder
+from histgan.discriminator import Discriminator
+from histgan.layers import ResBlock, norm_layer
+from histgan.spectral_norm import apply_spectral_norm
 
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False)
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be 'instance', 'batch' or 'none', got {kind!r}")
-
-
-def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral-normalise the weight of every ``Conv2d`` and ``Linear`` in ``module`` (in place).
-
-    FiLM projections are left out: they start at zero (σ = 0) and only scale and shift features.
-
-    Each weight ``W`` is used as ``W / σ(W)``, ``σ`` the largest singular value estimated by one
-    power iteration per training forward. Returns ``module``.
-    """
-    film = {id(m.proj) for m in module.modules() if isinstance(m, _FiLM)}
-    for sub in list(module.modules()):
-        if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub) not in film:
-            _spectral_norm(sub)
-    return module
-
-
-class HistogramEncoder(nn.Module):
-    """Colour code of a reference: ``(N, 3, K)`` histogram → ``(N, D)`` code (paper Fig. 2, "FC").
-
-    The histogram is scaled by ``K`` (a uniform histogram becomes all ones) and flattened, then
-    passed through ``Linear → LeakyReLU → Linear → LeakyReLU → Linear``.
-
-    Args:
-        bins: bins per channel ``K``.
-        code_dim: code length ``D``.
-        hidden: width of the two hidden layers (default ``max(64, 2 D)``).
-    """
-
-    def __init__(self, bins: int, code_dim: int, hidden: int | None = None) -> None:
-        super().__init__()
-        hidden = hidden or max(64, 2 * code_dim)
-        self.bins = bins
-        self.net = nn.Sequential(
-            nn.Linear(3 * bins, hidden), nn.LeakyReLU(0.2),
-            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
-            nn.Linear(hidden, code_dim),
-        )
-
-    def forward(self, h: Tensor) -> Tensor:
-        """``(N, 3, K)`` → ``(N, D)``."""
-        if h.dim() != 3 or h.shape[1:] != (3, self.bins):
-            raise ValueError(f"histogram must have shape (N, 3, {self.bins}), got {tuple(h.shape)}")
-        return self.net(h.flatten(1) * self.bins)
-
-
-class _ResBlock(nn.Module):
-    """``x + conv(relu(norm(conv(x))))`` with reflection padding (CycleGAN's residual block)."""
-
-    def __init__(self, ch: int, norm: str) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), _norm(norm, ch), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), _norm(norm, ch),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
-
-
-class _FiLM(nn.Module):
-    """Feature-wise linear modulation: ``(1 + γ(c)) · x + β(c)`` per channel (Perez et al. 2018)."""
-
-    def __init__(self, code_dim: int, ch: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(code_dim, 2 * ch)
-        nn.init.zeros_(self.proj.weight)  # starts as the identity: the code is learnt in gradually
-        nn.init.zeros_(self.proj.bias)
-
-    def forward(self, x: Tensor, code: Tensor) -> Tensor:
-        gamma, beta = self.proj(code).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        return x * (1 + gamma) + beta
-
-
-class _AdaResBlock(_ResBlock):
-    """A residual block whose two instance norms are adaptive (Huang & Belongie 2017, AdaIN): after
-    each norm the colour code sets every channel's scale and shift, ``(1 + γ(c)) · x̂ + β(c)``.
-
-    The parameters are :class:`_ResBlock`'s plus ``film``; with ``γ = β = 0`` (the zero-initialised
-    projections) it computes exactly what :class:`_ResBlock` does.
-    """
-
-    def __init__(self, ch: int, norm: str, code_dim: int) -> None:
-        super().__init__(ch, norm)
-        self.film = nn.ModuleList([_FiLM(code_dim, ch), _FiLM(code_dim, ch)])
-
-    def forward(self, x: Tensor, code: Tensor) -> Tensor:
-        b = self.body
-        f = torch.relu(self.film[0](b[2](b[1](b[0](x))), code))
-        return x + self.film[1](b[6](b[5](b[4](f))), code)
+__all__ = ["Generator", "build_models"]
 
 
 class Generator(nn.Module):
@@ -182,17 +86,17 @@ class Generator(nn.Module):
                                                       padding_mode=padding)
         self.code_dim, self.injection, self.stride, self.arch = code_dim, injection, 2**n_down, arch
         self.encoder_hist = HistogramEncoder(bins, code_dim) if code_dim > 0 else None
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), _norm(norm, ngf), nn.ReLU(True)]
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), norm_layer(norm, ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(n_down):
-            layers += [conv3(ch, ch * 2, 2), _norm(norm, ch * 2), nn.ReLU(True)]
+            layers += [conv3(ch, ch * 2, 2), norm_layer(norm, ch * 2), nn.ReLU(True)]
             ch *= 2
         self.down = nn.Sequential(*layers)
         use_concat = code_dim > 0 and "concat" in injection
-        self.inject = nn.Sequential(conv3(ch + code_dim, ch), _norm(norm, ch),
+        self.inject = nn.Sequential(conv3(ch + code_dim, ch), norm_layer(norm, ch),
                                     nn.ReLU(True)) if use_concat else None
         self.adaptive = code_dim > 0 and injection == "adain"
-        self.middle = nn.Sequential(*[_AdaResBlock(ch, norm, code_dim) if self.adaptive else _ResBlock(ch, norm)
+        self.middle = nn.Sequential(*[AdaResBlock(ch, norm, code_dim) if self.adaptive else ResBlock(ch, norm)
                                       for _ in range(n_blocks)])
         self.up = nn.ModuleList()
         self.up_norm = nn.ModuleList()
@@ -204,9 +108,9 @@ class Generator(nn.Module):
                                          conv3(ch, ch // 2)))
             if self.fuse is not None:  # [upsampled (ch/2), encoder skip (ch/2)] → ch/2
                 self.fuse.append(conv3(ch, ch // 2))
-            self.up_norm.append(_norm(norm, ch // 2))
+            self.up_norm.append(norm_layer(norm, ch // 2))
             if self.film is not None:
-                self.film.append(_FiLM(code_dim, ch // 2))
+                self.film.append(FiLM(code_dim, ch // 2))
             ch //= 2
         self.out = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7), nn.Tanh())
 
@@ -289,36 +193,6 @@ class Generator(nn.Module):
         return out + torch.einsum("notu,tuhw->nohw", taps.to(out.dtype), valid.to(out.dtype))
 
 
-class Discriminator(nn.Module):
-    """PatchGAN: ``(N, 3, H, W)`` → logits ``(N, 1, H', W')``, one per overlapping patch.
-
-    ``d_layers`` stride-2 4×4 convs (widths ``ndf · 2^i``, capped at ``8 ndf``), then a stride-1
-    4×4 conv and a 1-channel 4×4 conv. ``d_layers = 3`` has the classic 70×70 receptive field at
-    256²; ``d_layers = 2`` (34×34) suits 64² images. No norm on the first layer (pix2pix).
-
-    Args:
-        ndf: channels of the first conv.
-        d_layers: number of stride-2 layers.
-        norm: ``"instance"``, ``"batch"`` or ``"none"``.
-    """
-
-    def __init__(self, ndf: int = 32, d_layers: int = 2, norm: str = "instance") -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
-        ch = ndf
-        for i in range(1, d_layers + 1):
-            out = ndf * min(2**i, 8)
-            stride = 2 if i < d_layers else 1
-            layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1), _norm(norm, out), nn.LeakyReLU(0.2, True)]
-            ch = out
-        layers.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` → ``(N, 1, H', W')`` logits."""
-        return self.net(x)
-
-
 def build_models(config) -> dict[str, nn.Module]:
     """``{"G", "F", "D_x", "D_y"}`` for a :class:`histgan.config.TrainConfig` (weights N(0, 0.02)).
 
@@ -341,69 +215,9 @@ def build_models(config) -> dict[str, nn.Module]:
 
 def _init_weights(module: nn.Module) -> None:
     """CycleGAN's init: conv/linear weights N(0, 0.02), biases 0 (FiLM projections stay zero)."""
-    film = {id(m.proj) for m in module.modules() if isinstance(m, _FiLM)}
+    film = {id(m.proj) for m in module.modules() if isinstance(m, FiLM)}
     for sub in module.modules():
         if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub) not in film:
             nn.init.normal_(sub.weight, 0.0, 0.02)
             if sub.bias is not None:
                 nn.init.zeros_(sub.bias)
-
-
-class WeightAverage:
-    """An exponential moving average of a network's weights (Yazıcı et al. 2019, *The unusual
-    effectiveness of averaging in GAN training*): after every optimiser step
-    ``ā ← β_t ā + (1 − β_t) w`` for each parameter, with ``β_t = min(β, (1 + t) / (10 + t))`` so that
-    the random initial weights are forgotten within the first steps. The spectral-norm power-iteration
-    vectors are not averaged (an average of unit vectors is not one): :func:`refresh_spectral_norm`
-    recomputes them for the averaged weights when the average is loaded.
-
-    All updates stay on the device (one fused ``lerp`` per step, no host synchronisation).
-    """
-
-    def __init__(self, module: nn.Module, decay: float) -> None:
-        self.decay, self.updates = float(decay), 0
-        self.names = [n for n, p in module.named_parameters()]
-        self.average = [p.detach().clone() for p in module.parameters()]
-
-    def update(self, module: nn.Module) -> None:
-        """One averaging step with ``module``'s current parameters (same structure as at creation)."""
-        self.updates += 1
-        beta = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self.average, [p.detach() for p in module.parameters()], 1.0 - beta)
-
-    def state_dict(self) -> dict:
-        """``{"updates", "params": {name: tensor}}`` (checkpoint-safe)."""
-        return {"updates": self.updates, "params": dict(zip(self.names, self.average))}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` (e.g. on resume)."""
-        self.updates = int(state["updates"])
-        for a, n in zip(self.average, self.names):
-            a.copy_(state["params"][n])
-
-
-def load_average(module: nn.Module, average: dict) -> nn.Module:
-    """Put a :meth:`WeightAverage.state_dict`'s averaged parameters into ``module`` and refresh its
-    spectral norms for them (:func:`refresh_spectral_norm`). Returns ``module``."""
-    params = dict(module.named_parameters())
-    missing = sorted(set(params) - set(average["params"]))
-    if missing:
-        raise ValueError(f"the weight average lacks parameters {missing[:3]}{'...' if len(missing) > 3 else ''}")
-    with torch.no_grad():
-        for n, p in params.items():
-            p.copy_(average["params"][n])
-    return refresh_spectral_norm(module)
-
-
-@torch.no_grad()
-def refresh_spectral_norm(module: nn.Module, iterations: int = 30) -> nn.Module:
-    """Run ``iterations`` power iterations for every spectral-normalised weight of ``module``, so that
-    its stored singular vectors (and ``σ``) belong to the weights it holds now. Returns ``module``."""
-    from torch.nn.utils import parametrize
-
-    for sub in module.modules():
-        if parametrize.is_parametrized(sub, "weight"):
-            for p in sub.parametrizations.weight:
-                if hasattr(p, "_power_method"):
-                    p._power_method(p._reshape_weight_to_matrix(sub.parametrizations.weight.original), iterations)
-    return module

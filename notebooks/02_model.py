@@ -39,7 +39,7 @@ import torch
 
 import histgan
 from histgan import config as cfg
-from histgan import histogram, networks
+from histgan import conditioning, discriminator, histogram, networks, spectral_norm
 from histgan.data import render, synthetic
 from histgan.book import show
 from histgan import images
@@ -110,7 +110,7 @@ assert out.shape == x.shape and float(out.abs().max()) < 1, "tanh output in (-1,
 # $$
 
 # %%
-show.show_source(networks.HistogramEncoder)
+show.show_source(conditioning.HistogramEncoder)
 
 # %% [markdown]
 # The paper says only that the colour feature is injected into the generator's **middle layer**. The
@@ -141,7 +141,7 @@ show.show_source(networks.HistogramEncoder)
 # before its normalisation and FiLM. The training page measures every option.
 
 # %%
-show.show_source(networks._FiLM)
+show.show_source(conditioning.FiLM)
 
 # %% [markdown]
 # Two checks of what these equations imply for a freshly initialised generator. FiLM's projection starts
@@ -176,7 +176,7 @@ assert not torch.allclose(*outputs["concat"]), "concatenation makes the output d
 # discriminator judges local texture and colour, and the cycle losses keep the global layout.
 
 # %%
-show.show_source(networks.Discriminator)
+show.show_source(discriminator.Discriminator)
 
 # %% [markdown]
 # The receptive field of one output logit follows from the kernel sizes $k_i$ and strides $s_i$ of the
@@ -187,7 +187,7 @@ show.show_source(networks.Discriminator)
 # %%
 fields = {}
 for d_layers in (2, 3):
-    D = networks.Discriminator(config.ndf, d_layers)
+    D = discriminator.Discriminator(config.ndf, d_layers)
     convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
     r = 1
     for conv in reversed(convs):
@@ -197,7 +197,7 @@ for d_layers in (2, 3):
     fields[d_layers] = r
     print(f"d_layers = {d_layers}: receptive field {r}×{r}; a 256² image gives {tuple(logits.shape[-2:])} patch logits")
 with torch.no_grad():
-    patch_logits = networks.Discriminator(config.ndf, config.d_layers)(y)
+    patch_logits = discriminator.Discriminator(config.ndf, config.d_layers)(y)
 print(f"preset {preset!r} (d_layers = {config.d_layers}): D_Y(y) has shape {tuple(patch_logits.shape)}")
 assert fields == {2: 34, 3: 70}
 assert patch_logits.shape[:2] == (batch, 1) and patch_logits.shape[-1] > 1, "one logit per patch"
@@ -221,7 +221,7 @@ assert patch_logits.shape[:2] == (batch, 1) and patch_logits.shape[-1] > 1, "one
 # generators and the discriminators; so does the package, with PyTorch's parametrisation:
 
 # %%
-show.show_source(networks.apply_spectral_norm)
+show.show_source(spectral_norm.apply_spectral_norm)
 
 # %% [markdown]
 # Measured on the discriminators of the plain CycleGAN and of CycleGAN + SN (same seed, so the raw

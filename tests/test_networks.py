@@ -5,7 +5,10 @@ import torch
 
 from histgan.config import INJECTIONS, VARIANTS, make_config
 from histgan.histogram import soft_histogram
-from histgan.networks import Discriminator, Generator, HistogramEncoder, apply_spectral_norm, build_models
+from histgan.conditioning import HistogramEncoder
+from histgan.discriminator import Discriminator
+from histgan.networks import Generator, build_models
+from histgan.spectral_norm import apply_spectral_norm
 from histgan.train.loop import make_optimisers, train_step
 
 

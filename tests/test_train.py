@@ -483,7 +483,7 @@ def test_weight_average_follows_its_formula_and_resumes_bit_identically(tmp_path
     """``ema``: the average kept in the checkpoint is β_t-weighted as documented, survives a resume
     unchanged, and is what load_run translates with (spectral norms refreshed for it)."""
     from histgan.inference import load_run
-    from histgan.networks import WeightAverage
+    from histgan.weight_average import WeightAverage
 
     net = torch.nn.Linear(3, 2)
     avg = WeightAverage(net, 0.9)

@@ -32,7 +32,8 @@ from histgan.histogram import trusted_inputs
 from histgan.io import atomic_write_json, atomic_write_text
 from histgan.data.loader import default_num_workers, to_device, training_batches
 from histgan.losses import GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, total_loss
-from histgan.networks import WeightAverage, build_models
+from histgan.networks import build_models
+from histgan.weight_average import WeightAverage
 from histgan.train.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
                              seed_everything, set_rng_state)
 

@@ -1,0 +1,80 @@
+"""How the reference's colour enters the generator (paper Fig. 2): the histogram encoder makes the
+colour code, FiLM and adaptive residual blocks apply it.
+
+* :class:`HistogramEncoder` — fully-connected layers, reference histogram ``(N, 3, K)`` → colour
+  code ``(N, D)``.
+* :class:`FiLM` — feature-wise linear modulation by the code (Perez et al. 2018), zero-initialised.
+* :class:`AdaResBlock` — a residual block whose instance norms are adaptive (AdaIN, Huang & Belongie 2017).
+
+:class:`histgan.networks.Generator` chooses among them by its ``injection``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from histgan.layers import ResBlock
+
+__all__ = ["HistogramEncoder", "FiLM", "AdaResBlock"]
+
+
+class HistogramEncoder(nn.Module):
+    """Colour code of a reference: ``(N, 3, K)`` histogram → ``(N, D)`` code (paper Fig. 2, "FC").
+
+    The histogram is scaled by ``K`` (a uniform histogram becomes all ones) and flattened, then
+    passed through ``Linear → LeakyReLU → Linear → LeakyReLU → Linear``.
+
+    Args:
+        bins: bins per channel ``K``.
+        code_dim: code length ``D``.
+        hidden: width of the two hidden layers (default ``max(64, 2 D)``).
+    """
+
+    def __init__(self, bins: int, code_dim: int, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or max(64, 2 * code_dim)
+        self.bins = bins
+        self.net = nn.Sequential(
+            nn.Linear(3 * bins, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, code_dim),
+        )
+
+    def forward(self, h: Tensor) -> Tensor:
+        """``(N, 3, K)`` → ``(N, D)``."""
+        if h.dim() != 3 or h.shape[1:] != (3, self.bins):
+            raise ValueError(f"histogram must have shape (N, 3, {self.bins}), got {tuple(h.shape)}")
+        return self.net(h.flatten(1) * self.bins)
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation: ``(1 + γ(c)) · x + β(c)`` per channel (Perez et al. 2018)."""
+
+    def __init__(self, code_dim: int, ch: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(code_dim, 2 * ch)
+        nn.init.zeros_(self.proj.weight)  # starts as the identity: the code is learnt in gradually
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor, code: Tensor) -> Tensor:
+        gamma, beta = self.proj(code).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
+class AdaResBlock(ResBlock):
+    """A residual block whose two instance norms are adaptive (Huang & Belongie 2017, AdaIN): after
+    each norm the colour code sets every channel's scale and shift, ``(1 + γ(c)) · x̂ + β(c)``.
+
+    The parameters are :class:`~histgan.layers.ResBlock`'s plus ``film``; with ``γ = β = 0`` (the zero-initialised
+    projections) it computes exactly what :class:`~histgan.layers.ResBlock` does.
+    """
+
+    def __init__(self, ch: int, norm: str, code_dim: int) -> None:
+        super().__init__(ch, norm)
+        self.film = nn.ModuleList([FiLM(code_dim, ch), FiLM(code_dim, ch)])
+
+    def forward(self, x: Tensor, code: Tensor) -> Tensor:
+        b = self.body
+        f = torch.relu(self.film[0](b[2](b[1](b[0](x))), code))
+        return x + self.film[1](b[6](b[5](b[4](f))), code)
