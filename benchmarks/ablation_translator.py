@@ -72,7 +72,7 @@ def main() -> None:
     results = json.loads(args.results.read_text()) if args.results.is_file() else {"points": {}}
     names = args.only or [n for n in POINTS if n not in results["points"]]
     extra = {} if args.steps is None else {"steps": args.steps}
-    jobs = [Job(name=n, run_dir=args.out / n, target="histgan.train.loop:train_run",
+    jobs = [Job(name=n, run_dir=args.out / n, target="histgan.train.variants:train_run",
                 params={"run_dir": str(args.out / n), "preset": "cpu", "variant": "histgan_bi", "data": str(args.data),
                         "resume": "auto", **extra, **POINTS[n][0]}) for n in names]
     run_parallel(jobs, workers=args.jobs)

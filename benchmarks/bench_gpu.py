@@ -8,7 +8,7 @@ time cap, after which it stops and records ``"timeout"``):
 
 * ``data``: the synthetic benchmark at 256² (paper size) and 64² in a temporary folder (no downloads).
 * ``step_fp32``, ``step_bf16``, ``step_compile``: the ``paper`` preset's ``histgan_bi`` step
-  (:func:`histgan.train.loop.train_step_lazy`, the sync-free step :func:`histgan.train.loop.fit` runs) on one
+  (:func:`histgan.train.step.train_step_lazy`, the sync-free step :func:`histgan.train.loop.fit` runs) on one
   batch resident on the GPU: steps/s over ``--steps`` steps after a warm-up, synchronised at both
   ends only. ``step_compile`` is bf16 autocast with every network wrapped in ``torch.compile``.
 * ``fit``: :func:`histgan.train.loop.fit` end to end (loader workers, logging, checkpoint) of the
@@ -41,7 +41,8 @@ from histgan.config import VARIANTS, make_config  # noqa: E402
 from histgan.networks import build_models  # noqa: E402
 from histgan.train.parallel import Job, run_parallel  # noqa: E402
 from histgan.train.runtime import autocast_dtype  # noqa: E402
-from histgan.train.loop import ImagePool, make_optimisers, train_run, train_step_lazy  # noqa: E402
+from histgan.train.step import ImagePool, make_optimisers, train_step_lazy  # noqa: E402
+from histgan.train.variants import train_run  # noqa: E402
 
 
 class SectionTimeout(Exception):

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train_stage.py [--steps 60] [--masker-steps 30] [--data data/synthetic]
 
-Runs the jobs of :func:`histgan.train.loop.variant_jobs` (the four variants of Table 2 and the reference
+Runs the jobs of :func:`histgan.train.variants.variant_jobs` (the four variants of Table 2 and the reference
 masker, the ``cpu`` preset, each shortened to ``--steps``) twice into temporary folders: sequentially,
 each with every core's thread (``workers=1``, what the main job did before the stage existed), and
 with :func:`histgan.train.parallel.run_parallel`'s default (one job per core, one thread each, on a CPU).
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from histgan.train.parallel import default_workers, run_parallel
-from histgan.train.loop import variant_jobs
+from histgan.train.variants import variant_jobs
 
 
 def _run(data: Path, steps: int, masker_steps: int, workers: int, threads: int) -> float:

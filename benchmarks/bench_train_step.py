@@ -7,7 +7,7 @@
     python benchmarks/bench_train_step.py batch --steps 1000  # batch 1 vs 4 for equal wall time (trains twice)
     python benchmarks/bench_train_step.py variants options --quick
 
-``variants``: one :func:`histgan.train.loop.train_step` (G/F then D_x/D_y, Adam, image pool) of each
+``variants``: one :func:`histgan.train.step.train_step` (G/F then D_x/D_y, Adam, image pool) of each
 variant at the ``cpu`` preset's network and size, and the same network at 256², interleaved in one
 process (median of ``--reps``), with the fast path (the default) and with ``fast=False`` (one
 network call per loss term, spectral norm recomputed on every call); ratios to plain ``cyclegan``
@@ -50,7 +50,7 @@ import torch  # noqa: E402
 from histgan.config import VARIANTS, make_config  # noqa: E402
 from histgan.io import atomic_write_json  # noqa: E402
 from histgan.networks import build_models  # noqa: E402
-from histgan.train.loop import ImagePool, make_optimisers, train_step  # noqa: E402
+from histgan.train.step import ImagePool, make_optimisers, train_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
 

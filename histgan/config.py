@@ -34,7 +34,7 @@ from typing import Any
 
 from histgan.io import atomic_write_json
 
-__all__ = ["VARIANTS", "INJECTIONS", "GENERATORS", "TrainConfig", "PRESETS", "make_config"]
+__all__ = ["VARIANTS", "INJECTIONS", "GENERATORS", "PADDINGS", "GAN_LOSSES", "TrainConfig", "PRESETS", "make_config"]
 
 #: The four models of the paper's Table 2.
 VARIANTS = ("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi")
@@ -42,6 +42,10 @@ VARIANTS = ("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi")
 INJECTIONS = ("concat", "film", "concat+film", "adain")
 #: Generator architectures (see :class:`histgan.networks.Generator`).
 GENERATORS = ("resnet", "unet")
+#: Border padding of the generator's 3×3 convolutions.
+PADDINGS = ("zeros", "reflect")
+#: Adversarial losses (see :class:`histgan.losses.GANLoss`).
+GAN_LOSSES = ("bce", "lsgan")
 
 
 @dataclass(frozen=True)
@@ -172,10 +176,10 @@ def _validate(c: TrainConfig) -> None:
     _choice("variant", c.variant, VARIANTS)
     _choice("injection", c.injection, INJECTIONS)
     _choice("generator", c.generator, GENERATORS)
-    _choice("padding", c.padding, ("zeros", "reflect"))
+    _choice("padding", c.padding, PADDINGS)
     _choice("norm", c.norm, ("instance", "batch", "none"))
     _choice("hist_kind", c.hist_kind, ("l2", "emd", "hellinger"))
-    _choice("gan_loss", c.gan_loss, ("bce", "lsgan"))
+    _choice("gan_loss", c.gan_loss, GAN_LOSSES)
     for name in ("steps", "batch_size", "image_size", "ngf", "ndf", "n_down", "d_layers", "code_dim", "bins"):
         _positive_int(name, getattr(c, name))
     for name in ("n_blocks", "warmup", "pool_size", "num_workers", "log_every", "sample_every", "checkpoint_every",

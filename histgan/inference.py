@@ -29,7 +29,7 @@ from histgan.train.runtime import select_device
 from histgan.images import to_uint8
 
 __all__ = ["Translator", "load_run", "list_checkpoints", "translate", "colour_histogram", "colour_image",
-           "reference_histogram", "reference_lab"]
+           "reference_histogram", "reference_lab", "load_histogram"]
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -167,6 +167,21 @@ def _alpha(image: Any) -> Tensor | None:
 
     alpha = _to_float(image)[1]
     return None if alpha is None else torch.from_numpy((alpha >= 0.5).astype(np.float32))[None, None]
+
+
+def load_histogram(path: str | os.PathLike) -> np.ndarray:
+    """A histogram ``(3, K)`` saved with ``numpy.save``, for :func:`reference_histogram` (which checks its shape).
+
+    Raises:
+        HistganError: the file does not exist or is not a readable ``.npy`` array (naming it).
+    """
+    if not Path(path).is_file():
+        raise HistganError(f"histogram file {path} does not exist; give a (3, K) array saved with numpy.save")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise HistganError(f"{path} is not a readable .npy array ({exc}); save the (3, K) histogram with "
+                           "numpy.save") from None
 
 
 def reference_histogram(reference: Any, model: Translator, reference_mask: Any = "auto",

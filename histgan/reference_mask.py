@@ -27,7 +27,7 @@ from histgan.errors import HistganError
 from histgan.train.masker import MASKER_DIRNAME, TRAIN_HINT, Masker, load_masker, predict_mask
 
 __all__ = ["REFERENCE_MASK_MODES", "as_mask", "sibling_mask", "find_masker", "resolve_reference_mask",
-           "masked_reference_root", "load_reference"]
+           "masked_reference_root", "load_reference", "load_masked_reference"]
 
 #: The named choices of ``reference_mask`` (anything else is a mask or a path to one).
 REFERENCE_MASK_MODES = ("auto", "none")
@@ -181,3 +181,28 @@ def load_reference(path: str | os.PathLike, size: int | None = None) -> tuple[Te
 
     image, alpha, (w, h) = _read_image(Path(path), size)
     return image.unsqueeze(0), None if alpha is None else alpha.unsqueeze(0), (h, w)
+
+
+def load_masked_reference(path: str | os.PathLike, size: int | None = None, reference_mask: Any = "auto",
+                          masker: Masker | str | os.PathLike | None = None,
+                          run_dir: str | os.PathLike | None = None) -> tuple[Tensor, Tensor | None]:
+    """A reference file and its mask: image ``(1, 3, S, S)`` in [-1, 1] and mask ``(1, 1, S, S)`` or None.
+
+    The mask is chosen by :func:`resolve_reference_mask` (``"auto"`` looks at the file's alpha, then
+    ``DIR_mask/NAME``, then ``masker`` or ``run_dir/masker/``).
+
+    Raises:
+        HistganError: ``reference_mask`` is a mask file whose size differs from the reference's (naming
+            both), or as :func:`resolve_reference_mask`.
+    """
+    from histgan.data.folders import load_mask
+
+    ref, alpha, native = load_reference(path, size)
+    if (isinstance(reference_mask, (str, os.PathLike)) and reference_mask not in REFERENCE_MASK_MODES
+            and Path(reference_mask).is_file()):
+        mh, mw = load_mask(reference_mask).shape[-2:]
+        if (mh, mw) != native:
+            raise HistganError(f"reference mask {reference_mask} is {mw}x{mh} but the reference {path} is "
+                               f"{native[1]}x{native[0]}; they must match (give the mask of this reference, "
+                               "or 'auto' or 'none')")
+    return ref, resolve_reference_mask(reference_mask, ref, alpha, path, masker, run_dir)

@@ -216,7 +216,7 @@ assert patch_logits.shape[:2] == (batch, 1) and patch_logits.shape[-1] > 1, "one
 # so $\sigma(\bar W) = 1$ and the network is (up to the approximation of reshaping a convolution into a
 # matrix) 1-Lipschitz per layer. $\sigma(W)$ is estimated by power iteration — one step per training
 # forward pass, 15 when the layer is wrapped. A training step calls each generator several times with the
-# same weights, so `histgan.train.loop.train_step` computes $\bar W$ once per update and reuses it: one power
+# same weights, so `histgan.train.step.train_step` computes $\bar W$ once per update and reuses it: one power
 # iteration per update, as in Miyato et al.'s algorithm. The paper applies spectral normalisation to the
 # generators and the discriminators; so does the package, with PyTorch's parametrisation:
 

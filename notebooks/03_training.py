@@ -59,7 +59,7 @@ import torch
 import histgan
 from histgan import config as cfg
 from histgan import inference, losses
-from histgan.train import runtime, loop as train
+from histgan.train import runtime, step, loop as train
 from histgan.data import synthetic
 from histgan.book import show
 from histgan import images
@@ -154,8 +154,8 @@ print(cfg.__doc__.split("\n\n", 1)[1])
 # and implemented here; the step is a pure function of the models, optimisers, batch and config:
 
 # %% tags=["nbval-ignore-output"]
-print(train.__doc__.split("\n\n", 1)[1])
-show.show_source(train.train_step)
+print(step.__doc__.split("\n\n", 1)[1])
+show.show_source(step.train_step)
 
 # %% [markdown]
 # ## 3. The run

@@ -395,7 +395,8 @@ def test_checkpoint_write_fails_midway(which, run_copy, data, monkeypatch):
 def test_inf_in_batch_stops_step(data, tmp_path):
     """An Inf pixel in a batch: the step raises naming it and the step, no weight moves (NaN: test_train.py)."""
     from histgan.networks import build_models
-    from histgan.train.loop import make_dataset, make_optimisers, train_step
+    from histgan.train.loop import make_dataset
+    from histgan.train.step import make_optimisers, train_step
 
     config = _config(data, tmp_path / "unused")
     models = build_models(config)
@@ -423,16 +424,16 @@ def test_nan_pixel_in_training_file_stops_run(data_copy, tmp_path, capsys):
 
 
 def test_nan_loss_stops_run_and_keeps_checkpoint(run_copy, data, monkeypatch, capsys):
-    import histgan.train.loop
+    import histgan.train.step
 
-    real = histgan.train.loop.cycle_loss
+    real = histgan.train.step.cycle_loss
     calls = []
 
     def cycle_loss(a, b):  # step 9 (the first after resuming from 8) gets a NaN cycle loss
         calls.append(1)
         return real(a, b) * float("nan") if len(calls) == 1 else real(a, b)
 
-    monkeypatch.setattr(histgan.train.loop, "cycle_loss", cycle_loss)
+    monkeypatch.setattr(histgan.train.step, "cycle_loss", cycle_loss)
     before = (run_copy / "checkpoints" / "latest.pt").read_bytes()
     code, err = _cli(_train_argv(data, run_copy, "--resume", "--steps", str(STEPS + 4)), capsys)
     _assert_one_line_error(code, err, "loss 'cycle_x' is nan at step 9")

@@ -9,7 +9,7 @@ from histgan.conditioning import HistogramEncoder
 from histgan.discriminator import Discriminator
 from histgan.networks import Generator, build_models
 from histgan.spectral_norm import apply_spectral_norm
-from histgan.train.loop import make_optimisers, train_step
+from histgan.train.step import make_optimisers, train_step
 
 
 def _batch(n=2, size=32, seed=0):

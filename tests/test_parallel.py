@@ -17,7 +17,7 @@ from histgan.book import sweep
 from histgan.train.checkpoint import load_checkpoint
 from histgan.errors import HistganError
 from histgan.data.synthetic import write_dataset
-from histgan.train.loop import train_run
+from histgan.train.variants import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 12  # quick preset: checkpoints at 4, 8, 12
@@ -62,7 +62,7 @@ def test_two_workers_equal_one_worker_bit_for_bit(sequential, data, tmp_path, ca
     for name in POINTS:
         _assert_same_state(sequential / name, tmp_path / name)
         marker = json.loads((tmp_path / name / parallel.MARKER).read_text())
-        assert marker["target"] == "histgan.train.loop:train_run" and marker["parameters"]["lambda_hist"] == POINTS[name]["lambda_hist"]
+        assert marker["target"] == "histgan.train.variants:train_run" and marker["parameters"]["lambda_hist"] == POINTS[name]["lambda_hist"]
     lines = capsys.readouterr().out.splitlines()
     assert sum("running in process" in s for s in lines) == 2 and sum(": done in" in s for s in lines) == 2
     before = {n: (tmp_path / n / "checkpoints" / "latest.pt").stat().st_mtime_ns for n in POINTS}

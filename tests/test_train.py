@@ -14,6 +14,8 @@ import pytest
 import torch
 
 import histgan.train.loop as train
+import histgan.train.step as step
+from histgan.train.variants import variant_jobs
 from histgan.cli import main
 from histgan.train.checkpoint import load_checkpoint
 from histgan.config import PRESETS, VARIANTS, TrainConfig, make_config
@@ -68,19 +70,19 @@ def test_unknown_preset_and_field(tmp_path):
 
 def test_lr_factor_linear_decay():
     c = make_config("quick", steps=100, decay_start=0.5)
-    assert [train.lr_factor(s, c) for s in (0, 49, 50, 75, 99)] == [1.0, 1.0, 1.0, 0.5, 0.02]
-    assert train.lr_factor(99, c.replace(decay_start=1.0)) == 1.0
+    assert [step.lr_factor(s, c) for s in (0, 49, 50, 75, 99)] == [1.0, 1.0, 1.0, 0.5, 0.02]
+    assert step.lr_factor(99, c.replace(decay_start=1.0)) == 1.0
 
 
 def test_image_pool():
     torch.manual_seed(0)
-    assert torch.equal(train.ImagePool(0).query(torch.ones(2, 3, 4, 4)), torch.ones(2, 3, 4, 4))
-    pool = train.ImagePool(3)
+    assert torch.equal(step.ImagePool(0).query(torch.ones(2, 3, 4, 4)), torch.ones(2, 3, 4, 4))
+    pool = step.ImagePool(3)
     first = pool.query(torch.arange(2.0).reshape(2, 1, 1, 1).expand(2, 3, 2, 2))
     assert torch.equal(first[:, 0, 0, 0], torch.tensor([0.0, 1.0])) and len(pool.images) == 2
     out = pool.query(torch.full((40, 3, 2, 2), 9.0))
     assert len(pool.images) == 3 and (out[:, 0, 0, 0] != 9).sum() > 0  # some old fakes come back
-    other = train.ImagePool(3)
+    other = step.ImagePool(3)
     other.load(pool.state(), torch.device("cpu"))
     assert all(torch.equal(a, b) for a, b in zip(other.images, pool.images))
 
@@ -91,10 +93,10 @@ def test_train_step_every_variant_finite(variant):
     c = make_config("quick", variant=variant)
     torch.manual_seed(0)
     models = build_models(c)
-    opts = train.make_optimisers(models, c)
+    opts = step.make_optimisers(models, c)
     before = models["G"].out[1].weight.detach().clone() if variant == "cyclegan" else None
     for _ in range(2):
-        logs = train.train_step(models, opts, _batch(), c, {"x": train.ImagePool(2), "y": train.ImagePool(2)})
+        logs = step.train_step(models, opts, _batch(), c, {"x": step.ImagePool(2), "y": step.ImagePool(2)})
     expected = {"gan_G", "gan_F", "cycle_x", "cycle_y", "idt_x", "idt_y", "hist_y", "loss_G", "D_x", "D_y"}
     assert set(logs) == expected | ({"hist_x"} if variant == "histgan_bi" else set())
     assert all(math.isfinite(v) for v in logs.values())
@@ -112,10 +114,10 @@ def _twin_steps(c, steps=2):
         models = build_models(c)
         for m in models.values():
             m.eval()
-        opts = train.make_optimisers(models, c)
-        pools = {"x": train.ImagePool(2), "y": train.ImagePool(2)}
+        opts = step.make_optimisers(models, c)
+        pools = {"x": step.ImagePool(2), "y": step.ImagePool(2)}
         torch.manual_seed(1)  # the pools draw from the global RNG
-        logs = [train.train_step(models, opts, _batch(), c, pools, fast=fast) for _ in range(steps)]
+        logs = [step.train_step(models, opts, _batch(), c, pools, fast=fast) for _ in range(steps)]
         out[fast] = logs, models
     return out
 
@@ -153,7 +155,7 @@ def test_fast_step_runs_one_power_iteration_per_phase():
     c = make_config("quick", variant="histgan_bi")
     torch.manual_seed(0)
     models = build_models(c)
-    opts = train.make_optimisers(models, c)
+    opts = step.make_optimisers(models, c)
 
     def sn(module):
         return module.parametrizations.weight
@@ -166,7 +168,7 @@ def test_fast_step_runs_one_power_iteration_per_phase():
     conv_g, conv_d = models["G"].out[1], models["D_y"].net[0]
     w_g, u_g = sn(conv_g).original.detach().clone(), sn(conv_g)[0]._u.clone()
     w_d, u_d = sn(conv_d).original.detach().clone(), sn(conv_d)[0]._u.clone()
-    train.train_step(models, opts, _batch(), c, fast=True)
+    step.train_step(models, opts, _batch(), c, fast=True)
     assert torch.allclose(sn(conv_g)[0]._u, one_iteration(w_g, u_g), atol=1e-6)
     assert torch.allclose(sn(conv_d)[0]._u, one_iteration(w_d, one_iteration(w_d, u_d)), atol=1e-6)
     assert not torch.allclose(one_iteration(w_g, u_g), one_iteration(w_g, one_iteration(w_g, u_g)), atol=1e-6)
@@ -176,7 +178,7 @@ def test_train_step_bf16_autocast_on_cpu():
     c = make_config("quick", variant="histgan_bi", amp=True)
     torch.manual_seed(0)
     models = build_models(c)
-    logs = train.train_step(models, train.make_optimisers(models, c), _batch(), c, amp_dtype=torch.bfloat16)
+    logs = step.train_step(models, step.make_optimisers(models, c), _batch(), c, amp_dtype=torch.bfloat16)
     assert all(math.isfinite(v) for v in logs.values())
     assert next(models["G"].parameters()).dtype == torch.float32  # autocast: float32 master weights
 
@@ -185,12 +187,12 @@ def test_nan_loss_stops_with_its_name_and_step_and_no_update():
     c = make_config("quick", variant="cyclegan")
     torch.manual_seed(0)
     models = build_models(c)
-    opts = train.make_optimisers(models, c)
+    opts = step.make_optimisers(models, c)
     with torch.no_grad():
         models["D_y"].net[0].weight[0, 0, 0, 0] = float("nan")
     weights = {k: v.clone() for k, v in models["G"].state_dict().items()}
     with pytest.raises(HistganError, match="loss 'gan_G' is nan at step 17"):
-        train.train_step(models, opts, _batch(), c, step=17)
+        step.train_step(models, opts, _batch(), c, step=17)
     assert all(torch.equal(weights[k], v) for k, v in models["G"].state_dict().items())
 
 
@@ -409,7 +411,7 @@ def test_spectral_norm_runs_outside_bf16_autocast(monkeypatch):
     c = make_config("quick", variant="histgan_bi", amp=True)
     torch.manual_seed(0)
     models = build_models(c)
-    train.train_step(models, train.make_optimisers(models, c), _batch(), c, amp_dtype=torch.bfloat16)
+    step.train_step(models, step.make_optimisers(models, c), _batch(), c, amp_dtype=torch.bfloat16)
     assert seen and not any(seen)
 
 
@@ -430,17 +432,17 @@ def test_variant_jobs_name_the_four_runs_and_the_masker(tmp_path):
     from histgan.train.masker import MASKER_DIRNAME
     from histgan.book.sweep import run_id
 
-    jobs = train.variant_jobs(tmp_path / "runs", tmp_path / "data", "cpu", steps=7, masker_steps=3)
+    jobs = variant_jobs(tmp_path / "runs", tmp_path / "data", "cpu", steps=7, masker_steps=3)
     assert sorted(j.name for j in jobs) == sorted([*VARIANTS, "masker"]) and jobs[-1].name == "masker"
     for j in jobs[:-1]:
         assert j.run_dir == tmp_path / "runs" / run_id({"variant": j.name}, ["variant"])
-        assert j.target_name == "histgan.train.loop:train_run"
+        assert j.target_name == "histgan.train.variants:train_run"
         assert j.params == {"run_dir": str(j.run_dir), "preset": "cpu", "variant": j.name,
                             "data": str(tmp_path / "data"), "resume": "auto", "progress": True, "steps": 7}
     masker = jobs[-1]
     assert masker.run_dir == tmp_path / "runs" / "variant=histgan_bi" / MASKER_DIRNAME
     assert masker.target_name == "histgan.train.masker:fit_masker" and masker.params["steps"] == 3
-    assert [j.name for j in train.variant_jobs(tmp_path, tmp_path, "quick")] == list(reversed(VARIANTS))
+    assert [j.name for j in variant_jobs(tmp_path, tmp_path, "quick")] == list(reversed(VARIANTS))
 
 
 _POISON_RANK_1 = '''
