@@ -264,9 +264,9 @@ print("refinement lowered the mean ΔE and the loss:", last["delta_e"] < first["
 
 # %%
 from histgan.eval import edit_measures
-from histgan import edits
+from histgan import edit_fitting, edits
 
-show.show_source(edits.fit_linear)
+show.show_source(edit_fitting.fit_linear)
 
 # %% [markdown]
 # The field's centres $s_i$ are 64 of the references' codes spread by farthest-point sampling; the width

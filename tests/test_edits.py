@@ -12,9 +12,10 @@ from histgan.eval.edit_measures import (
     accuracy, accuracy_table, commutativity, commutativity_table, describe,
     direction_alignment, alignment_table,
 )
+from histgan.edit_fitting import fit_linear, fit_rbf, whitening
 from histgan.edits import (
-    ATTRIBUTES, DIRECTIONS_FILE, EditDirections, apply_edits, check_edit, directions_for, fit_linear, fit_rbf,
-    load_directions, rbf_gradient, rbf_value, save_directions, whitening,
+    ATTRIBUTES, DIRECTIONS_FILE, EditDirections, apply_edits, check_edit, directions_for, load_directions,
+    rbf_gradient, rbf_value, save_directions,
 )
 from histgan.errors import HistganError
 from histgan.inference import load_run, translate
