@@ -12,7 +12,7 @@ methods interleaved in this one process (medians of ``--reps`` repetitions; meth
 per run get 3) and measures each method's peak memory in a fresh subprocess: the resident set's
 high-water mark during one call (reset through ``/proc/self/clear_refs`` after the inputs exist)
 minus the resident set before it, plus the bytes autograd saves for backward
-(:func:`histgan.book.pipeline.show.saved_tensor_bytes`' hooks).
+(:func:`histgan.book.show.saved_tensor_bytes`' hooks).
 
 kornia (the ``bench`` extra: ``pip install -e ".[bench]"``) has no colour histogram; its
 ``kornia.enhance.histogram`` is a 1-D Gaussian KDE evaluated at bin centres on ``(rows, samples)``
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch  # noqa: E402
 
-from histgan.histogram import default_bandwidth, soft_histogram, soft_histogram_reference  # noqa: E402
+from histgan.histogram import bin_width, default_bandwidth, soft_histogram, soft_histogram_reference  # noqa: E402
 from histgan.io import atomic_path, atomic_write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -71,7 +71,7 @@ def make_call(method: str, bins: int):
     if method == "reference":
         return lambda x: soft_histogram_reference(x, bins)
     hist = kornia_histogram()
-    centres = -1.0 + (2.0 / bins) * (torch.arange(bins, dtype=torch.float32) + 0.5)
+    centres = -1.0 + bin_width(bins) * (torch.arange(bins, dtype=torch.float32) + 0.5)
     sigma = torch.tensor(default_bandwidth(bins) * math.pi / math.sqrt(3.0))
     return lambda x: hist(x.reshape(x.shape[0] * x.shape[1], -1), centres, sigma).reshape(*x.shape[:2], bins)
 

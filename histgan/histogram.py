@@ -1,20 +1,21 @@
 """The differentiable colour histogram of Deephist (arXiv 2005.03995), eqs (1)–(6) of Kobayashi and Wada (the book's histogram page).
 
-Pixel values ``I(x)`` lie in [-1, 1]. The range is split into ``K`` bins of width ``L = 2 / K`` with
-edges ``e_j = -1 + j L`` (``j = 0..K``) and centres ``mu_k = -1 + L (k + 1/2)``. The kernel is the
-derivative of the logistic sigmoid, so integrating the kernel density estimate over a bin gives a
-difference of sigmoids at the bin's two edges (eq 4): the soft histogram is a difference of a
-"soft CDF" evaluated at the ``K + 1`` shared edges.
+Pixel values ``I(x)`` lie in [-1, 1]. The range is split into ``K`` bins of width ``L = 2 / K``
+(:func:`bin_width`) with edges ``e_j = -1 + j L`` (``j = 0..K``) and centres
+``mu_k = -1 + L (k + 1/2)``. Integrating the kernel density estimate over a bin gives a difference of
+the kernel's CDF at the bin's two edges (eq 4): the soft histogram is a difference of a "soft CDF"
+evaluated at the ``K + 1`` shared edges. The kernel is an argument of every function here
+(:mod:`histgan.kernel`); the default is the paper's, the derivative of the logistic sigmoid (eq 2).
 
 Three implementations of the same numbers:
 
 * :func:`soft_histogram_reference` — eq (3)–(4) written out as a broadcast of every pixel against
-  every bin (``2 K`` sigmoids per pixel; autograd keeps an ``N·C·H·W × K`` tensor alive). For tests
-  and the book.
+  every bin (``2 K`` CDF values per pixel; autograd keeps an ``N·C·H·W × K`` tensor alive). For
+  tests and the book.
 * :func:`soft_histogram` — the one to use. Shared edges, a **window** of edges around each pixel
-  (outside it the sigmoid is saturated to within float precision), pixels processed in blocks, sums
-  kept in float64, and a custom backward that recomputes instead of storing: memory does not grow
-  with ``K`` and, at the default bandwidth, neither does time (``benchmarks/bench_histogram.py``).
+  (outside it the kernel's CDF is saturated to within float precision, :func:`window_half_width`),
+  computed by :mod:`histgan.histogram_window`: memory does not grow with ``K`` and, at the default
+  bandwidth, neither does time (``benchmarks/bench_histogram.py``).
 * :func:`hard_histogram` — the counting histogram, the ``B -> 0`` limit.
 """
 
@@ -28,8 +29,12 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from histgan.histogram_window import EdgeWindow, WindowedSoftHistogram
+from histgan.kernel import LOGISTIC, Kernel
+
 __all__ = [
     "DEFAULT_BINS",
+    "bin_width",
     "default_bandwidth",
     "window_half_width",
     "soft_histogram",
@@ -43,11 +48,13 @@ __all__ = [
 DEFAULT_BINS = 32
 #: Pixel values may exceed [-1, 1] by this much (float round-off of a tanh, say) before it is an error.
 RANGE_TOLERANCE = 1e-3
-#: Elements of the ``pixels × edges`` work tensor processed at once on CPU (bounds peak memory; on
-#: CUDA the whole batch is one block: a GPU wants one large kernel, not a Python loop of small ones).
-_CHUNK_ELEMENTS = 1 << 19
 #: Inside :func:`trusted_inputs`: skip the checks that read values back (a device synchronisation).
 _TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("histgan_histogram_trusted", default=False)
+
+
+def bin_width(bins: int) -> float:
+    """Width ``L = 2 / K`` of each of ``K = bins`` bins splitting the pixel range [-1, 1]."""
+    return 2.0 / bins
 
 
 def default_bandwidth(bins: int) -> float:
@@ -61,22 +68,25 @@ def default_bandwidth(bins: int) -> float:
     bandwidths wide).
     """
     _check_bins(bins)
-    return 2.0 / bins
+    return bin_width(bins)
 
 
-def window_half_width(dtype: torch.dtype) -> float:
+def window_half_width(dtype: torch.dtype, kernel: Kernel = LOGISTIC) -> float:
     """Half-width ``W`` (in bandwidths) of the window of edges :func:`soft_histogram` evaluates.
 
-    An edge ``e`` with ``|z - e| > W B`` has ``σ((z - e) / B)`` within ``σ(-W) < exp(-W)`` of 0 or
-    1; :func:`soft_histogram` takes it as exactly 1 (edges below the window) or 0 (above). Bins are
-    differences of consecutive edge values, so the error telescopes: on each side of a pixel it is at
-    most ``exp(-W)`` in the bin next to the window and ``exp(-W)`` over all bins beyond it. Per pixel:
-    at most ``exp(-W)`` in any bin and ``4 exp(-W)`` in L1 over all bins (tested with a small ``W``
-    in ``tests/test_histogram.py``). ``W = ⌈ln(1 / eps)⌉ + 1`` puts the per-bin error below
-    ``eps / e`` (``e^-17 ≈ 4e-8`` for float32, ``e^-37 ≈ 9e-17`` for float64).
+    ``W = ⌈t⌉ + 1`` with ``t = kernel.tail(eps)``, ``eps`` the dtype's machine epsilon, so
+    ``1 − cdf(W) ≤ 1 − cdf(t + 1) < eps``. Every edge a pixel skips lies more than ``W B + L`` from it
+    (:class:`histgan.histogram_window.EdgeWindow`), where its CDF is within
+    ``δ = 1 − cdf(W + L/B)`` of 0 or 1; :func:`soft_histogram` takes it as exactly 1 (edges below)
+    or 0 (above). Bins are differences of consecutive edge values, so the error telescopes: on each
+    side of a pixel at most ``δ`` in the bin across the window's end and ``δ`` over all bins beyond.
+    Per pixel (and so per histogram): **at most δ in any bin and 4 δ in L1 over all bins** (tested
+    with the float32 window and with small windows in ``tests/test_histogram.py``). Logistic kernel,
+    ``t = ln(1/eps)``: ``δ < e^{−(W + L/B)} ≤ eps / e^{1 + L/B}``, so ``W = 17`` for float32 and
+    ``38`` for float64; the Gaussian's thinner tails give ``W = 7`` and ``10``.
     """
     eps = torch.finfo(dtype).eps
-    return math.ceil(-math.log(eps)) + 1.0
+    return math.ceil(kernel.tail(eps)) + 1.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -86,6 +96,11 @@ def window_half_width(dtype: torch.dtype) -> float:
 def _check_bins(bins: int) -> None:
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
+
+
+def _check_kernel(kernel: Kernel) -> None:
+    if not isinstance(kernel, Kernel):
+        raise ValueError(f"kernel must be a histgan.kernel.Kernel such as LOGISTIC or GAUSSIAN, got {kernel!r}")
 
 
 def _resolve_bandwidth(bandwidth: float | None, bins: int) -> float:
@@ -167,180 +182,54 @@ def _pixel_weights(mask: Tensor | None, images: Tensor) -> Tensor:
 
 
 def soft_histogram_reference(
-    images: Tensor, bins: int = DEFAULT_BINS, bandwidth: float | None = None, mask: Tensor | None = None
+    images: Tensor, bins: int = DEFAULT_BINS, bandwidth: float | None = None, mask: Tensor | None = None,
+    *, kernel: Kernel = LOGISTIC,
 ) -> Tensor:
     """Soft histogram by direct broadcast of eq (3)–(4); same contract as :func:`soft_histogram`.
 
-    ``Π_k(z) = σ((z − μ_k + L/2)/B) − σ((z − μ_k − L/2)/B)`` for every pixel and every bin, then the
-    (masked) mean over pixels. Memory: an ``(N, C, H·W, K)`` tensor, kept alive for backward.
+    ``Π_k(z) = σ((z − μ_k + L/2)/B) − σ((z − μ_k − L/2)/B)`` for every pixel and every bin (``σ`` the
+    kernel's CDF), then the (masked) mean over pixels. Memory: an ``(N, C, H·W, K)`` tensor, kept
+    alive for backward.
 
     Args:
         images: ``(N, C, H, W)`` float tensor, values in [-1, 1].
         bins: number of bins ``K`` per channel.
         bandwidth: kernel bandwidth ``B``; ``None`` means :func:`default_bandwidth`.
         mask: optional ``(N, 1, H, W)`` weights in [0, 1], 1 = foreground.
+        kernel: the KDE kernel (:mod:`histgan.kernel`); the logistic of eq (2) by default.
 
     Returns:
         ``(N, C, K)`` tensor of bin masses ``P(k)``.
     """
     _check_bins(bins)
+    _check_kernel(kernel)
     B = _resolve_bandwidth(bandwidth, bins)
     _check_images(images)
     mask = _check_mask(mask, images)
     n, c, h, w = images.shape
-    L = 2.0 / bins
+    L = bin_width(bins)
     mu = -1.0 + L * (torch.arange(bins, dtype=images.dtype, device=images.device) + 0.5)
     z = images.reshape(n, c, h * w, 1)
-    pi = torch.sigmoid((z - mu + L / 2) / B) - torch.sigmoid((z - mu - L / 2) / B)  # eq (4)
+    pi = kernel.cdf((z - mu + L / 2) / B) - kernel.cdf((z - mu - L / 2) / B)  # eq (4)
     weights = _pixel_weights(mask, images).unsqueeze(-1)  # (N, 1, H·W, 1)
     return (pi * weights).sum(dim=2)  # eq (3)
 
 
-# --------------------------------------------------------------------------------------------------
-# the fast implementation: shared edges, a window of edges per pixel, recompute in backward
-#
-# Rows r = (image, channel), pixels z (R, P). Pixel z's window is the E consecutive edges
-# e_{j0}, ..., e_{j0+E-1} around it (j0 in 0..J-1, J = K + 2 - E). Eq (3)–(4) as a soft CDF at the
-# edges, S_r(e_j) = Σ_x w_x σ((z_x − e_j)/B), is accumulated per (row, j0) in a table (R·J, E) by
-# index_add_ of whole window rows (no per-element index tensor); edges below a window count
-# σ = 1 (a per-(row, j0) weight), edges above it σ = 0. Then P_r(k) = S_r(e_k) − S_r(e_{k+1}).
-
-
-def _n_edges(bins: int, B: float, dtype: torch.dtype) -> int:
-    """Edges evaluated per pixel: all ``K + 1`` or, if fewer, those within the window ``±W B``."""
-    W = window_half_width(dtype)
-    return min(bins + 1, int(math.ceil(2 * W * B / (2.0 / bins))) + 2)
-
-
-def _window(z: Tensor, bins: int, B: float, E: int) -> tuple[Tensor, Tensor]:
-    """Window start ``j0`` (long, shape of ``z``) and ``u = (z − e_{j0}) / B`` (flattened, ``(n, 1)``)."""
-    L = 2.0 / bins
-    # nan_to_num: a NaN pixel (unchecked input) gets a valid window and a NaN value, not a wild index
-    j0 = torch.floor((z - window_half_width(z.dtype) * B + 1.0) / L).nan_to_num_(0.0).clamp_(0, bins + 1 - E)
-    u = (z - (j0 * L - 1.0)) / B
-    return j0.long(), u.reshape(-1, 1)
-
-
-def _blocks(rows: int, pixels: int, E: int, device: torch.device):
-    """Blocks ``(row slice, pixel slice)`` of about ``_CHUNK_ELEMENTS`` work elements: whole rows or part
-    of one; on CUDA one block of everything."""
-    if device.type == "cuda":
-        yield slice(0, rows), slice(0, pixels)
-        return
-    per_block = max(1, _CHUNK_ELEMENTS // E)
-    if pixels <= per_block:
-        step = per_block // pixels
-        for r in range(0, rows, step):
-            yield slice(r, min(rows, r + step)), slice(0, pixels)
-    else:
-        for r in range(rows):
-            for p in range(0, pixels, per_block):
-                yield slice(r, r + 1), slice(p, min(pixels, p + per_block))
-
-
-def _block_weights(weights: Tensor | None, rs: slice, ps: slice, channels: int) -> Tensor | None:
-    """Pixel weights ``(rows in rs, pixels in ps)`` from per-image weights ``(N, P)`` (None: uniform)."""
-    if weights is None:
-        return None
-    return weights[torch.arange(rs.start, rs.stop, device=weights.device) // channels, ps]
-
-
-def _accumulate_rows(target: Tensor, index: Tensor, rows: Tensor) -> None:
-    """``target[index[i]] += rows[i]`` in place; ``target`` (M, E), ``index`` (n,), ``rows`` (n, E).
-
-    ``index_add_`` (a sorted, vectorised path for rows of >= 16 values) always opens a parallel
-    region: on a busy 2-core machine that costs milliseconds per call, so small blocks use the
-    serial ``index_put_``. On CUDA always ``index_add_`` (atomic adds; ``index_put_`` sorts first).
-    """
-    if rows.numel() < _CHUNK_ELEMENTS // 4 and target.device.type != "cuda":
-        target.index_put_((index,), rows, accumulate=True)
-    else:
-        target.index_add_(0, index, rows)
-
-
-def _soft_cdf_to_bins(table: Tensor, below: Tensor, bins: int) -> Tensor:
-    """``(R, J, E)`` window sums and ``(R, J)`` window weights -> ``(R, K)`` bins ``S(e_k) − S(e_{k+1})``."""
-    R, J, E = table.shape
-    # S[r, j0 + m] += table[r, j0, m]: overlapping windows summed, as col2im (fold) does
-    S = torch.nn.functional.fold(table.transpose(1, 2), (1, bins + 1), (1, E)).reshape(R, bins + 1)
-    # a window starting at j0 lies above edges 0..j0-1: σ = 1 there
-    S[:, : J - 1] += below.flip(1).cumsum(1).flip(1)[:, 1:]
-    return S[:, :-1] - S[:, 1:]
-
-
-class _SoftHistogram(torch.autograd.Function):
-    """Autograd function for :func:`soft_histogram`; saves only its inputs, not the bin tensor."""
-
-    @staticmethod
-    def forward(ctx, z: Tensor, weights: Tensor | None, channels: int, bins: int, B: float) -> Tensor:  # type: ignore[override]
-        # z: (R, P) pixels, R = N·C; weights: (N, P) rows summing to 1, or None for 1/P.
-        (R, P), E = z.shape, _n_edges(bins, B, z.dtype)
-        J = bins + 2 - E
-        offsets = torch.arange(E, device=z.device, dtype=z.dtype) * (2.0 / bins / B)
-        # sums in float64: a float32 running sum over 1e4 equal terms drifts by ~1e-4 (MPS has no float64)
-        acc = torch.float32 if z.device.type == "mps" else torch.float64
-        table = torch.zeros(R, J, E, dtype=acc, device=z.device)  # Σ w σ per (row, j0, edge of the window)
-        below = torch.zeros(R, J, dtype=acc, device=z.device)  # Σ w per (row, j0)
-        ones = torch.ones(max(1, _CHUNK_ELEMENTS // E), dtype=acc, device=z.device)
-        for rs, ps in _blocks(R, P, E, z.device):
-            zb, wb = z[rs, ps], _block_weights(weights, rs, ps, channels)
-            j0, u = _window(zb, bins, B, E)
-            s = (u - offsets).sigmoid_()  # σ((z − e_{j0+m}) / B), (n, E)
-            if wb is not None:
-                s.mul_(wb.reshape(-1, 1))
-            rb = rs.stop - rs.start
-            if J == 1:  # every window holds all K + 1 edges (K <= 35 at B = L): a plain sum,
-                # in the input's dtype: torch's sum is a cascade (pairwise) sum, relative error ~1e-7
-                # even over 1e6 terms, and 8-13x faster than converting to float64 first
-                table[rs, 0] += s.view(rb, -1, E).sum(1).to(acc)
-                continue
-            index = (j0 + torch.arange(rb, device=z.device).unsqueeze(1) * J).reshape(-1)
-            _accumulate_rows(table[rs].view(rb * J, E), index, s.to(acc))
-            below[rs].view(rb * J).index_add_(0, index, ones[: len(index)] if wb is None else wb.reshape(-1).to(acc))
-        out = _soft_cdf_to_bins(table, below, bins)  # eq (3)–(4)
-        ctx.save_for_backward(z, weights)
-        ctx.channels, ctx.bins, ctx.B = channels, bins, B
-        return (out if weights is not None else out / P).to(z.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        z, weights = ctx.saved_tensors
-        bins, B = ctx.bins, ctx.B
-        (R, P), E = z.shape, _n_edges(bins, B, z.dtype)
-        J = bins + 2 - E
-        offsets = torch.arange(E, device=z.device, dtype=z.dtype) * (2.0 / bins / B)
-        g = torch.nn.functional.pad(grad_out / (B if weights is not None else B * P), (1, 1))
-        # dLoss/dS(e_j) = g_j − g_{j−1}, laid out per window: (R, J, E)
-        g_windows = (g[:, 1:] - g[:, :-1]).unfold(1, E, 1).contiguous()
-        grad_z = torch.empty_like(z)
-        for rs, ps in _blocks(R, P, E, z.device):
-            zb, wb = z[rs, ps], _block_weights(weights, rs, ps, ctx.channels)
-            j0, u = _window(zb, bins, B, E)
-            s = (u - offsets).sigmoid_()
-            rb = rs.stop - rs.start
-            if J == 1:  # one window for all pixels of a row: Σ_m g'_m σ'_m is a matrix-vector product
-                d = torch.bmm(s.mul_(1 - s).view(rb, -1, E), g_windows[rs].reshape(rb, E, 1)).reshape(zb.shape)
-            else:
-                index = (j0 + torch.arange(rb, device=z.device).unsqueeze(1) * J).reshape(-1)
-                gw = g_windows[rs].reshape(rb * J, E).index_select(0, index)
-                d = torch.ops.aten.sigmoid_backward(gw, s).sum(-1).reshape(zb.shape)  # Σ_m g'_m σ'_m
-            grad_z[rs, ps] = d if wb is None else d * wb
-        return grad_z, None, None, None, None
-
-
 def soft_histogram(
-    images: Tensor, bins: int = DEFAULT_BINS, bandwidth: float | None = None, mask: Tensor | None = None
+    images: Tensor, bins: int = DEFAULT_BINS, bandwidth: float | None = None, mask: Tensor | None = None,
+    *, kernel: Kernel = LOGISTIC,
 ) -> Tensor:
     """Differentiable colour histogram of each channel. Implements eq (3)–(4) (the book's histogram page).
 
     ``P(k) = 1/N_fg Σ_x Π_k(I(x))`` with
-    ``Π_k(z) = σ((z − μ_k + L/2)/B) − σ((z − μ_k − L/2)/B)``, bin width ``L = 2/K``.
+    ``Π_k(z) = σ((z − μ_k + L/2)/B) − σ((z − μ_k − L/2)/B)``, bin width ``L = 2/K``, ``σ`` the
+    kernel's CDF (the logistic sigmoid for the kernel of eq (2)).
 
     Equal to :func:`soft_histogram_reference` up to float round-off and the window truncation
-    (below the dtype's epsilon, see :func:`window_half_width`), but it evaluates each of the
-    ``K + 1`` shared edges once, only the edges within ``±W·B`` of each pixel, in chunks, and its
-    backward recomputes the sigmoids instead of keeping them: peak memory does not grow with ``K``,
-    and with the default bandwidth (``B = L``) neither does time.
+    (see :func:`window_half_width`), but it evaluates each of the ``K + 1`` shared edges once, only
+    the edges within ``±W·B`` of each pixel, in chunks, and its backward recomputes the CDF instead
+    of keeping it (:mod:`histgan.histogram_window`): peak memory does not grow with ``K``, and with
+    the default bandwidth (``B = L``) neither does time.
 
     Args:
         images: ``(N, C, H, W)`` float tensor with values in [-1, 1] (model space).
@@ -349,15 +238,18 @@ def soft_histogram(
         mask: optional ``(N, 1, H, W)`` weights in [0, 1], 1 = foreground. The histogram is then the
             weighted mean over pixels, so a binary mask gives exactly the histogram of the selected
             pixels (eq 3 with background excluded). No gradient flows into the mask.
+        kernel: the KDE kernel (:mod:`histgan.kernel`); the logistic of eq (2) by default,
+            ``kernel=GAUSSIAN`` for the Gaussian.
 
     Returns:
         ``(N, C, K)`` tensor. Each histogram sums to 1 minus the mass of kernel tails beyond ±1
         (about ``σ(-(1 - |z|)/B)`` per pixel near an outer edge).
 
     Raises:
-        ValueError: naming ``bins``, ``bandwidth``, ``images`` or ``mask`` when one is invalid.
+        ValueError: naming ``bins``, ``bandwidth``, ``images``, ``mask`` or ``kernel`` when one is invalid.
     """
     _check_bins(bins)
+    _check_kernel(kernel)
     B = _resolve_bandwidth(bandwidth, bins)
     _check_images(images)
     mask = _check_mask(mask, images)
@@ -366,7 +258,8 @@ def soft_histogram(
     n, c, h, w = images.shape
     weights = None if mask is None else _pixel_weights(mask, images).reshape(n, h * w)
     z = images.reshape(n * c, h * w)
-    return _SoftHistogram.apply(z, weights, c, bins, B).reshape(n, c, bins)
+    window = EdgeWindow(bins, bin_width(bins), B, window_half_width(z.dtype, kernel))
+    return WindowedSoftHistogram.apply(z, weights, c, window, kernel).reshape(n, c, bins)
 
 
 def hard_histogram(images: Tensor, bins: int = DEFAULT_BINS, mask: Tensor | None = None) -> Tensor:
@@ -415,7 +308,7 @@ def histogram_loss(h_fake: Tensor, h_ref: Tensor, kind: str = "l2") -> Tensor:
     if kind == "l2":
         per_channel = torch.linalg.vector_norm(h_fake - h_ref, dim=-1)
     elif kind == "emd":
-        L = 2.0 / h_fake.shape[-1]
+        L = bin_width(h_fake.shape[-1])
         per_channel = (torch.cumsum(h_fake, -1) - torch.cumsum(h_ref, -1)).abs().sum(-1) * L
     elif kind == "hellinger":
         root_fake = h_fake.clamp_min(0).add(1e-12).sqrt()

@@ -1,4 +1,4 @@
-"""Tests of the differentiable colour histogram, eqs (1)–(6)."""
+"""Tests of the differentiable colour histogram, eqs (1)–(6), and of its kernel, eq (2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
+import histgan.histogram_window
 from histgan.histogram import (
+    bin_width,
     default_bandwidth,
     hard_histogram,
     histogram_loss,
@@ -15,6 +17,9 @@ from histgan.histogram import (
     soft_histogram_reference,
     window_half_width,
 )
+from histgan.kernel import GAUSSIAN, LOGISTIC
+
+KERNELS = pytest.mark.parametrize("kernel", [LOGISTIC, GAUSSIAN], ids=lambda k: k.name)
 
 
 def _images(n=2, c=3, h=12, w=10, seed=0, dtype=torch.float32):
@@ -29,17 +34,73 @@ def _mask(n=2, h=12, w=10, seed=1, p=0.6):
     return m
 
 
+# ---- the kernel, eq (2) --------------------------------------------------------------------------
+
+@KERNELS
+def test_kernel_density_is_the_derivative_of_its_cdf(kernel):
+    u = torch.linspace(-30, 30, 6001, dtype=torch.float64, requires_grad=True)
+    (autograd,) = torch.autograd.grad(kernel.cdf(u).sum(), u)
+    u = u.detach()
+    torch.testing.assert_close(kernel.density(u), autograd, rtol=1e-10, atol=1e-300)
+    g = torch.randn(u.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(kernel.scaled_density(g, u), g * kernel.density(u), rtol=1e-12, atol=1e-300)
+    # a symmetric kernel of unit area: cdf(−u) = 1 − cdf(u), ∫K = 1
+    torch.testing.assert_close(kernel.cdf(-u), 1 - kernel.cdf(u), rtol=0, atol=1e-15)
+    assert float(torch.trapezoid(kernel.density(u), u)) == pytest.approx(1.0, abs=1e-9)
+
+
+@KERNELS
+@pytest.mark.parametrize("eps", [torch.finfo(torch.float32).eps, torch.finfo(torch.float64).eps, 1e-3])
+def test_kernel_tail_is_tight(kernel, eps):
+    """``t = tail(eps)`` bounds the tail mass, ``1 − cdf(t) ≤ eps``, and is within 10 % of the least such ``t``.
+
+    By symmetry ``1 − cdf(t) = cdf(−t)``, computed here without cancellation. The logistic's
+    ``t = ln(1/eps)`` gives ``σ(−t) = eps / (1 + eps)``; the Gaussian's exact quantile gives ``eps`` to a
+    few float64 ulps, hence the factor ``1 + 1e-12``. At ``0.9 t`` the mass is above ``1.5 eps``
+    (logistic: ``≈ eps^0.9 ≥ 1.99 eps`` for ``eps ≤ 1e-3``; Gaussian: ``≥ 2.7 eps``).
+    """
+    t = kernel.tail(eps)
+    assert float(kernel.cdf(torch.tensor(-t, dtype=torch.float64))) <= eps * (1 + 1e-12)
+    assert float(kernel.cdf(torch.tensor(-0.9 * t, dtype=torch.float64))) > 1.5 * eps
+
+
+@KERNELS
+@pytest.mark.parametrize("eps", [0.0, -1e-3, 0.5, 2.0])
+def test_kernel_tail_rejects_a_mass_outside_the_open_half_interval(kernel, eps):
+    with pytest.raises(ValueError, match="eps"):
+        kernel.tail(eps)
+
+
+@pytest.mark.parametrize("kernel,expected", [(LOGISTIC, (17, 38)), (GAUSSIAN, (7, 10))], ids=["logistic", "Gaussian"])
+def test_window_half_width_values_in_its_docstring(kernel, expected):
+    """``W = ⌈tail(eps)⌉ + 1`` for float32 and float64, and ``1 − cdf(W) < eps`` (window_half_width)."""
+    for dtype, W_expected in zip((torch.float32, torch.float64), expected):
+        W = window_half_width(dtype, kernel)
+        assert W == W_expected
+        assert float(kernel.cdf(torch.tensor(-W, dtype=torch.float64))) < torch.finfo(dtype).eps
+    assert window_half_width(torch.float32) == window_half_width(torch.float32, LOGISTIC)  # the default
+
+
+def test_bin_width_is_shared_by_bandwidth_and_bins():
+    for K in (1, 7, 32, 256):
+        assert bin_width(K) == 2.0 / K == default_bandwidth(K)
+    K = 8  # the centre of bin k, −1 + (k + 1/2) L, is counted in bin k
+    centres = -1 + (torch.arange(K, dtype=torch.float64) + 0.5) * bin_width(K)
+    assert hard_histogram(centres.reshape(1, 1, 1, K), K)[0, 0].eq(1 / K).all()
+
+
 # ---- equality with the reference ---------------------------------------------------------------
 
 @pytest.mark.parametrize("bins,bandwidth", [(32, None), (256, None), (8, 0.05), (5, 1.0), (1, None), (64, 0.002)])
 @pytest.mark.parametrize("masked", [False, True])
-def test_soft_equals_reference_values_and_gradients(bins, bandwidth, masked):
+@KERNELS
+def test_soft_equals_reference_values_and_gradients(bins, bandwidth, masked, kernel):
     x = _images()
     mask = _mask() if masked else None
     xa = x.clone().requires_grad_()
     xb = x.clone().requires_grad_()
-    a = soft_histogram(xa, bins, bandwidth, mask)
-    b = soft_histogram_reference(xb, bins, bandwidth, mask)
+    a = soft_histogram(xa, bins, bandwidth, mask, kernel=kernel)
+    b = soft_histogram_reference(xb, bins, bandwidth, mask, kernel=kernel)
     assert a.shape == (2, 3, bins)
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
     w = torch.randn(a.shape, generator=torch.Generator().manual_seed(5))
@@ -49,60 +110,56 @@ def test_soft_equals_reference_values_and_gradients(bins, bandwidth, masked):
 
 
 def test_large_image_uses_several_chunks_and_stays_equal(monkeypatch):
-    import histgan.histogram as H
-
-    monkeypatch.setattr(H, "_CHUNK_ELEMENTS", 1000)  # force many chunks
+    monkeypatch.setattr(histgan.histogram_window, "_CHUNK_ELEMENTS", 1000)  # force many chunks
     x = _images(n=2, h=20, w=20)
     torch.testing.assert_close(soft_histogram(x, 16), soft_histogram_reference(x, 16), atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("bins", [4, 64])
-def test_gradcheck_float64(bins):
+@pytest.mark.parametrize("bins", [4, 64])  # K = 4: one window holds every edge; K = 64: windows of edges
+@KERNELS
+def test_gradcheck_float64(bins, kernel):
     x = _images(n=1, c=2, h=4, w=3, dtype=torch.float64).requires_grad_()
     mask = _mask(n=1, h=4, w=3).double()
-    assert torch.autograd.gradcheck(lambda t: soft_histogram(t, bins, None, mask), (x,))
-    assert torch.autograd.gradcheck(lambda t: soft_histogram(t, bins, 0.1), (x,))
+    assert torch.autograd.gradcheck(lambda t: soft_histogram(t, bins, None, mask, kernel=kernel), (x,))
+    assert torch.autograd.gradcheck(lambda t: soft_histogram(t, bins, 0.1, kernel=kernel), (x,))
 
 
-def test_window_truncation_bound():
-    """The window drops at most 2·exp(-W) of mass per pixel in L1 (window_half_width's docstring)."""
-    W = window_half_width(torch.float32)
-    assert 2 * math.exp(-W) < torch.finfo(torch.float32).eps
-    # A value sitting exactly W·B above an edge: its dropped tail is σ(-W) — below the bound.
-    assert torch.sigmoid(torch.tensor(-W, dtype=torch.float64)) <= math.exp(-W)
-    x = _images(n=1, c=3, h=16, w=16, dtype=torch.float64)
-    exact = soft_histogram_reference(x, 256)  # float64, no window
-    fast = soft_histogram(x.float(), 256).double()
-    assert (fast - exact).abs().sum(-1).max() <= 2 * math.exp(-W) + 256 * 1e-7  # + float32 round-off
+@KERNELS
+@pytest.mark.parametrize("W", [None, 2.0, 4.0])
+def test_window_truncation_bound(monkeypatch, kernel, W):
+    """Per pixel the window's truncation is at most ``δ = 1 − cdf(W + L/B)`` in any bin and ``4 δ`` in L1.
 
-
-
-@pytest.mark.parametrize("W", [2.0, 4.0, 8.0])
-def test_window_truncation_error_bound_with_small_window(monkeypatch, W):
-    """With a window of ±W bandwidths the error per pixel is ≤ exp(-W) per bin, ≤ 4·exp(-W) in L1.
-
-    Float64 and single-pixel images, so each histogram is one pixel's kernel integrated over the
-    bins and round-off (~1e-16) is far below the bound; K = 64 at B = L gives windows of 2W + 2 of
-    the 65 edges, so the truncation really happens (the error is also checked to be non-zero).
+    That is :func:`window_half_width`'s bound: every skipped edge lies more than ``W B + L`` from the
+    pixel. ``W = None`` is the float32 window (17 bandwidths for the logistic, 7 for the Gaussian);
+    2 and 4 are narrow windows that cut visibly. The histograms are of single pixels (each
+    histogram is one pixel's kernel over the bins) computed in float64 with that window, so the
+    only other error is float64 round-off, allowed as ``4 eps64`` per bin. K = 64 at B = L: windows
+    hold ``2W + 2`` of the 65 edges, so truncation really happens; wherever ``δ`` is above
+    round-off the worst pixel's error is checked to reach ``δ / 2`` (it reaches ``δ``), so a window
+    one bandwidth wider or narrower than the code's fails this test.
     """
-    import histgan.histogram as H
-
-    monkeypatch.setattr(H, "window_half_width", lambda dtype: W)
+    W = window_half_width(torch.float32, kernel) if W is None else W
+    monkeypatch.setattr(histgan.histogram, "window_half_width", lambda dtype, kernel: W)
     g = torch.Generator().manual_seed(7)
     z = torch.cat([torch.rand(300, generator=g, dtype=torch.float64) * 2 - 1,
                    torch.tensor([-1.0, 1.0, -0.99, 0.99, 0.0], dtype=torch.float64)])
     x = z.reshape(-1, 1, 1, 1)
-    err = (soft_histogram(x, 64) - soft_histogram_reference(x, 64)).abs()
-    assert float(err.max()) <= math.exp(-W)
-    assert float(err.sum(-1).max()) <= 4 * math.exp(-W)
-    assert float(err.max()) > 1e-3 * math.exp(-W)  # the window did cut something off
+    bins = 64
+    delta = float(kernel.cdf(torch.tensor(-(W + bin_width(bins) / default_bandwidth(bins)), dtype=torch.float64)))
+    roundoff = 4 * torch.finfo(torch.float64).eps
+    err = (soft_histogram(x, bins, kernel=kernel) - soft_histogram_reference(x, bins, kernel=kernel)).abs()
+    assert float(err.max()) <= delta + roundoff
+    assert float(err.sum(-1).max()) <= 4 * delta + bins * roundoff
+    if delta > 1e3 * roundoff:
+        assert float(err.max()) >= delta / 2, "the bound is attained: the window is as narrow as it claims"
+
 
 # ---- properties ----------------------------------------------------------------------------------
 
 def test_converges_to_hard_histogram_as_bandwidth_shrinks():
     bins = 10
     x = _images(n=1, c=3, h=16, w=16)
-    L = 2 / bins
+    L = bin_width(bins)
     # keep pixels away from bin edges (distance ≥ L/10) so the limit is exact
     frac = ((x + 1) / L) % 1
     x = torch.where((frac < 0.1) | (frac > 0.9), x.new_tensor(0.05), x)
@@ -113,16 +170,18 @@ def test_converges_to_hard_histogram_as_bandwidth_shrinks():
     assert errors[0] > 1e-2  # at B = L the soft histogram really is soft
 
 
-def test_sums_to_one_up_to_edge_mass():
+@KERNELS
+def test_sums_to_one_up_to_edge_mass(kernel):
     bins = 16
     B = default_bandwidth(bins)
     x = _images(n=2, c=3, h=8, w=8)
-    h = soft_histogram(x, bins)
-    # mass beyond the outer edges: σ((-1 - z)/B) below and σ((z - 1)/B) above, per pixel
-    tails = (torch.sigmoid((-1 - x) / B) + torch.sigmoid((x - 1) / B)).mean(dim=(2, 3))
+    h = soft_histogram(x, bins, kernel=kernel)
+    # mass beyond the outer edges: cdf((-1 - z)/B) below and cdf((z - 1)/B) above, per pixel
+    tails = (kernel.cdf((-1 - x) / B) + kernel.cdf((x - 1) / B)).mean(dim=(2, 3))
     torch.testing.assert_close(h.sum(-1), 1 - tails, atol=1e-6, rtol=0)
-    inner = torch.zeros(1, 3, 8, 8)  # pixels at 0 are 50 bandwidths from ±1: edge mass ≈ 2e-22
-    torch.testing.assert_close(soft_histogram(inner, bins, 0.02).sum(-1), torch.ones(1, 3), atol=1e-6, rtol=0)
+    inner = torch.zeros(1, 3, 8, 8)  # pixels at 0 are 50 bandwidths from ±1: edge mass ≈ 2e-22 or less
+    torch.testing.assert_close(soft_histogram(inner, bins, 0.02, kernel=kernel).sum(-1), torch.ones(1, 3),
+                               atol=1e-6, rtol=0)
 
 
 def test_invariant_to_permuting_pixels():
@@ -152,13 +211,15 @@ def test_constant_image_mass_in_right_bin():
     assert hard_histogram(-torch.ones(1, 1, 2, 2), bins)[0, 0, 0] == 1
 
 
-def test_analytic_single_pixel_value():
-    """One pixel at z: P(k) = σ((z − e_k)/B) − σ((z − e_{k+1})/B), computed here by hand."""
-    z, bins, B = 0.1, 4, 0.3
-    edges = [-1 + j * 0.5 for j in range(bins + 1)]
-    sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
-    expected = [sig((z - edges[k]) / B) - sig((z - edges[k + 1]) / B) for k in range(bins)]
-    got = soft_histogram(torch.full((1, 1, 1, 1), z, dtype=torch.float64), bins, B)[0, 0].tolist()
+@KERNELS
+@pytest.mark.parametrize("bins", [4, 64])  # one window of all edges; windows of a few
+def test_analytic_single_pixel_value(kernel, bins):
+    """One pixel at z: P(k) = cdf((z − e_k)/B) − cdf((z − e_{k+1})/B), edges e_j = −1 + 2j/K written out."""
+    z, B = 0.1, 0.3 * 4 / bins
+    edges = torch.tensor([-1 + j * 2 / bins for j in range(bins + 1)], dtype=torch.float64)
+    cdf = kernel.cdf((z - edges) / B)
+    expected = (cdf[:-1] - cdf[1:]).tolist()
+    got = soft_histogram(torch.full((1, 1, 1, 1), z, dtype=torch.float64), bins, B, kernel=kernel)[0, 0].tolist()
     assert got == pytest.approx(expected, abs=1e-12)
 
 
@@ -245,6 +306,8 @@ def test_emd_reaches_far_targets_where_l2_stalls():
         (lambda x, m: soft_histogram(x, 8, mask=m[:, :, :2]), "mask"),
         (lambda x, m: soft_histogram(x, 8, mask=torch.zeros_like(m)), "mask"),
         (lambda x, m: soft_histogram(x, 8, mask=m * 2), "mask"),
+        (lambda x, m: soft_histogram(x, 8, kernel="gaussian"), "kernel"),
+        (lambda x, m: soft_histogram_reference(x, 8, kernel=torch.sigmoid), "kernel"),
         (lambda x, m: soft_histogram_reference(x, 0), "bins"),
         (lambda x, m: soft_histogram_reference(x, 8, mask=torch.zeros_like(m)), "mask"),
         (lambda x, m: hard_histogram(x, 0), "bins"),

@@ -28,13 +28,13 @@ def plot_soft_vs_hard(images: Tensor, bins: int, bandwidth: float | None = None,
     """
     import matplotlib.pyplot as plt
 
-    from histgan.histogram import default_bandwidth, hard_histogram, soft_histogram
+    from histgan.histogram import bin_width, default_bandwidth, hard_histogram, soft_histogram
 
     B = default_bandwidth(bins) if bandwidth is None else float(bandwidth)
     soft = soft_histogram(images.detach(), bins, B, masks)
     hard = hard_histogram(images.detach(), bins, masks)
-    n = images.shape[0]
-    centres = (-1.0 + (np.arange(bins) + 0.5) * 2.0 / bins)
+    n, L = images.shape[0], bin_width(bins)
+    centres = -1.0 + (np.arange(bins) + 0.5) * L
     fig, axes = plt.subplots(n, 4, figsize=(12, 2.6 * n), squeeze=False,
                              gridspec_kw={"width_ratios": [0.8, 1, 1, 1]})
     for i in range(n):
@@ -44,12 +44,12 @@ def plot_soft_vs_hard(images: Tensor, bins: int, bandwidth: float | None = None,
         axes[i, 0].set_title(titles[i] if titles else f"image {i}", fontsize=9)
         for c, colour in enumerate(("tab:red", "tab:green", "tab:blue")):
             ax = axes[i, c + 1]
-            ax.bar(centres, hard[i, c].numpy(), width=2.0 / bins, color=colour, alpha=0.25, label="hard")
+            ax.bar(centres, hard[i, c].numpy(), width=L, color=colour, alpha=0.25, label="hard")
             ax.plot(centres, soft[i, c].numpy(), "-", color=colour, lw=1.5, label="soft")
             ax.set_xlim(-1, 1)
             ax.set_title(f"{'RGB'[c]}: soft mass {float(soft[i, c].sum()):.3f}", fontsize=9)
     axes[0, 1].legend(fontsize=8)
-    fig.suptitle(f"K = {bins}, L = {2.0 / bins:.4f}, B = {B:.4f} (= {B * bins / 2.0:.2f} L)", fontsize=10)
+    fig.suptitle(f"K = {bins}, L = {L:.4f}, B = {B:.4f} (= {B / L:.2f} L)", fontsize=10)
     fig.tight_layout()
     return fig
 

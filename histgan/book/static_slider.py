@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from histgan.histogram import DEFAULT_BINS, default_bandwidth, hard_histogram, soft_histogram
+from histgan.histogram import DEFAULT_BINS, bin_width, default_bandwidth, hard_histogram, soft_histogram
 from histgan.images import to_uint8
 
 __all__ = ["DEFAULT_EXPLORER_BINS", "DEFAULT_EXPLORER_BANDWIDTHS", "histogram_frames", "explorer_html",
@@ -35,8 +35,8 @@ __all__ = ["DEFAULT_EXPLORER_BINS", "DEFAULT_EXPLORER_BANDWIDTHS", "histogram_fr
 
 #: Bin counts ``K`` the explorer offers.
 DEFAULT_EXPLORER_BINS: tuple[int, ...] = (4, 8, 16, 32, 64)
-#: Bandwidths ``B``: ``2 / K`` for ``K = 256 … 8``, so the package default ``B = L`` is on the grid.
-DEFAULT_EXPLORER_BANDWIDTHS: tuple[float, ...] = (2 / 256, 2 / 128, 2 / 64, 2 / 32, 2 / 16, 2 / 8)
+#: Bandwidths ``B``: the bin widths ``L`` of ``K = 256 … 8``, so the package default ``B = L`` is on the grid.
+DEFAULT_EXPLORER_BANDWIDTHS: tuple[float, ...] = tuple(bin_width(K) for K in (256, 128, 64, 32, 16, 8))
 _DIGITS = 5  # decimals kept of each bin mass P(k) in the JSON (masses are at most 1)
 _counter = itertools.count()
 
