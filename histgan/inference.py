@@ -163,9 +163,9 @@ def _alpha(image: Any) -> Tensor | None:
     """A PIL image's alpha channel as a mask ``(1, 1, H, W)`` (alpha >= 128 is foreground), or None."""
     if not hasattr(image, "convert"):
         return None
-    from histgan.data.folders import _to_float
+    from histgan.data.image_files import to_float
 
-    alpha = _to_float(image)[1]
+    alpha = to_float(image)[1]
     return None if alpha is None else torch.from_numpy((alpha >= 0.5).astype(np.float32))[None, None]
 
 

@@ -49,14 +49,14 @@ def as_mask(mask: Any) -> Tensor:
 
 def sibling_mask(image_path: str | os.PathLike) -> Path | None:
     """The mask file of ``DIR/NAME`` by the dataset layout, ``DIR_mask/NAME`` (any image extension), or None."""
-    from histgan.data.folders import _find_mask
+    from histgan.data.folders import find_mask
 
     path = Path(image_path)
     mask_dir = path.parent.with_name(path.parent.name + "_mask")
     if not mask_dir.is_dir():
         return None
     try:
-        return _find_mask(mask_dir, path)
+        return find_mask(mask_dir, path)
     except HistganError:
         return None
 
@@ -100,7 +100,7 @@ def resolve_reference_mask(reference_mask: Any, ref: Tensor, alpha: Tensor | Non
     Raises:
         HistganError: a bad ``reference_mask`` (naming it), or ``"auto"`` with nothing to go on.
     """
-    from histgan.data.folders import load_mask
+    from histgan.data.image_files import load_mask
 
     size = tuple(ref.shape[-2:])
     if reference_mask is None or (isinstance(reference_mask, str) and reference_mask == "none"):
@@ -120,7 +120,7 @@ def resolve_reference_mask(reference_mask: Any, ref: Tensor, alpha: Tensor | Non
 
 
 def _fit(mask: Tensor, size: tuple[int, int]) -> Tensor:
-    """A mask at ``size`` (by area, then ≥ ½, as :mod:`histgan.data.folders` resizes masks)."""
+    """A mask at ``size`` (by area, then ≥ ½, as :mod:`histgan.data.image_files` resizes masks)."""
     if tuple(mask.shape[-2:]) == size:
         return mask
     return (torch.nn.functional.interpolate(mask, size=size, mode="bilinear", antialias=True,
@@ -138,7 +138,7 @@ def masked_reference_root(data: str | os.PathLike, out_dir: str | os.PathLike, r
     used as ``{folder}_mask``: predicted ones are written to ``out_dir/reference_masks/`` for
     inspection, and ``out_dir/.data/`` links ``data``'s folders and files next to them.
     """
-    from histgan.data.folders import _read_image, list_images
+    from histgan.data.image_files import list_images, read_image
     from histgan.io import atomic_save_png
 
     data, out_dir = Path(data), Path(out_dir)
@@ -146,13 +146,13 @@ def masked_reference_root(data: str | os.PathLike, out_dir: str | os.PathLike, r
         return data
     if reference_mask == "auto":
         files = list_images(data / folder)
-        alphas = [_read_image(p, None)[1] for p in files]
+        alphas = [read_image(p, None)[1] for p in files]
         if all(a is not None for a in alphas):
             return data
         net = find_masker(masker, run_dir)
         masks_dir = out_dir / "reference_masks"
         for p, a in zip(files, alphas):
-            m = a if a is not None else predict_mask(net, _read_image(p, None)[0].unsqueeze(0))[0]
+            m = a if a is not None else predict_mask(net, read_image(p, None)[0].unsqueeze(0))[0]
             atomic_save_png(masks_dir / f"{p.stem}.png", (m[0].numpy() * 255).astype(np.uint8))
     else:
         masks_dir = Path(reference_mask)
@@ -177,9 +177,9 @@ def _link(target: Path, where: Path) -> None:
 
 def load_reference(path: str | os.PathLike, size: int | None = None) -> tuple[Tensor, Tensor | None, tuple[int, int]]:
     """A reference file → image ``(1, 3, S, S)`` in [-1, 1], alpha mask ``(1, 1, S, S)`` or None, native ``(H, W)``."""
-    from histgan.data.folders import _read_image
+    from histgan.data.image_files import read_image
 
-    image, alpha, (w, h) = _read_image(Path(path), size)
+    image, alpha, (w, h) = read_image(Path(path), size)
     return image.unsqueeze(0), None if alpha is None else alpha.unsqueeze(0), (h, w)
 
 
@@ -195,7 +195,7 @@ def load_masked_reference(path: str | os.PathLike, size: int | None = None, refe
         HistganError: ``reference_mask`` is a mask file whose size differs from the reference's (naming
             both), or as :func:`resolve_reference_mask`.
     """
-    from histgan.data.folders import load_mask
+    from histgan.data.image_files import load_mask
 
     ref, alpha, native = load_reference(path, size)
     if (isinstance(reference_mask, (str, os.PathLike)) and reference_mask not in REFERENCE_MASK_MODES

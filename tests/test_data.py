@@ -1,4 +1,4 @@
-"""Tests of folder loading (histgan.data.folders): modes, masks, sampling, round trip, every bad input."""
+"""Tests of folder loading (histgan.data.folders, histgan.data.image_files): modes, masks, sampling, round trip, every bad input."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from histgan.data import synthetic
-from histgan.data.folders import (UnpairedImageFolder, list_images, load_domain, load_image, load_mask,
-                          threshold_mask)
+from histgan.data.folders import UnpairedImageFolder, load_domain
+from histgan.data.image_files import list_images, load_image, load_mask, threshold_mask
 from histgan.errors import HistganError
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from histgan.train.checkpoint import save_checkpoint
 from histgan.config import make_config
-from histgan.data.folders import load_image, load_mask
+from histgan.data.image_files import load_image, load_mask
 from histgan.errors import HistganError
 from histgan.histogram import soft_histogram
 from histgan.inference import Translator, colour_histogram, list_checkpoints, load_run, translate

@@ -116,7 +116,7 @@ def _edit_amounts(edits: list[tuple[str, float]] | None) -> dict[str, float]:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from histgan.data.folders import load_image
+    from histgan.data.image_files import load_image
     from histgan.images import save_image_grid
     from histgan.inference import load_histogram, load_run, reference_histogram, reference_lab
     from histgan.metrics import reference_means

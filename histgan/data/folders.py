@@ -7,155 +7,36 @@ Layout: ``root/{phase}A/`` (domain X) and ``root/{phase}B/`` (domain Y), optiona
 
 Masks, in order of preference (``masks="auto"``): the ``*_mask`` folder; else the image's alpha
 channel (alpha >= 128 is foreground); else all ones. ``masks="ones"`` always uses all ones and
-``masks="threshold"`` uses :func:`threshold_mask` (distance from the border's median colour).
+``masks="threshold"`` uses :func:`~histgan.data.image_files.threshold_mask` (distance from the border's
+median colour).
 
-Every failure to read a file — missing or empty folder, zero-byte, corrupt or truncated file, an
-image over Pillow's decompression-bomb limit, a mask whose size differs from its image — raises
-:class:`~histgan.errors.HistganError` naming the file. With ``skip_bad=True``,
-:class:`UnpairedImageFolder` instead checks every file when it is built, warns about each bad one,
-drops it, and ends with one warning counting them.
+Files are read by :mod:`histgan.data.image_files`. Every failure to read a file — missing or empty
+folder, zero-byte, corrupt or truncated file, an image over Pillow's decompression-bomb limit, a mask
+whose size differs from its image — raises :class:`~histgan.errors.HistganError` naming the file. With
+``skip_bad=True``, :class:`UnpairedImageFolder` instead checks every file when it is built, warns about
+each bad one, drops it, and ends with one warning counting them.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
-from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from histgan.data.image_files import IMAGE_EXTENSIONS, check_size, list_images, read_image, read_mask, threshold_mask
 from histgan.errors import HistganError
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image", "load_mask", "threshold_mask", "recolour",
-           "load_domain", "UnpairedImageFolder"]
+__all__ = ["find_mask", "load_item", "mask_folder", "recolour", "load_domain", "UnpairedImageFolder"]
 
-#: File name extensions read as images (case-insensitive).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _MASK_MODES = ("auto", "ones", "threshold")
-_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError)
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files of ``folder`` (by extension), sorted by name; error if none or no folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise HistganError(f"image folder {folder} does not exist; expected the CycleGAN layout "
-                           "root/trainA, root/trainB, root/testA, root/testB")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                   and not p.name.startswith("."))
-    if not files:
-        raise HistganError(f"image folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return files
-
-
-def _open(path: Path) -> Image.Image:
-    """Open and fully decode ``path``, turning every failure into a HistganError naming it."""
-    try:
-        if path.stat().st_size == 0:
-            raise HistganError(f"{path} is an empty (zero-byte) file; delete or replace it")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                return ImageOps.exif_transpose(im)
-    except HistganError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise HistganError(f"{path} is too large to open safely ({exc}); resize it, or raise "
-                           "PIL.Image.MAX_IMAGE_PIXELS if you trust the file") from None
-    except UnidentifiedImageError:
-        raise HistganError(f"{path} is not an image Pillow can read (corrupt or unknown format)") from None
-    except FileNotFoundError:
-        raise HistganError(f"{path} does not exist") from None
-    except _READ_ERRORS as exc:
-        raise HistganError(f"{path} is corrupt or truncated ({exc}); re-export or delete it") from None
-
-
-def _to_float(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Any Pillow mode → RGB ``(H, W, 3)`` float32 in [0, 1] and alpha ``(H, W)`` in [0, 1] or None.
-
-    16-bit modes (``I;16*``, and ``I`` as Pillow opens 16-bit PNGs) are divided by 65535, float
-    ``F`` images are clipped to [0, 1]; everything else goes through Pillow's 8-bit conversion.
-    """
-    if im.mode.startswith("I") or im.mode == "F":
-        a = np.asarray(im).astype(np.float32)
-        a = a if im.mode == "F" else a / 65535.0
-        return np.repeat(np.clip(a, 0.0, 1.0)[..., None], 3, axis=2), None
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    a = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
-    return a[..., :3], (a[..., 3] if has_alpha else None)
-
-
-def _resize(t: Tensor, size: int | None, binary: bool = False) -> Tensor:
-    """``(C, H, W)`` → ``(C, size, size)``: bicubic with antialiasing; masks by area then >= 1/2."""
-    if size is None or tuple(t.shape[-2:]) == (size, size):
-        return t
-    if binary:
-        return (nnf.interpolate(t[None], size=(size, size), mode="bilinear", antialias=True,
-                                align_corners=False)[0] >= 0.5).float()
-    return nnf.interpolate(t[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
-
-
-def _check_size(size: int | None) -> None:
-    if size is not None and (int(size) != size or size < 1):
-        raise ValueError(f"size must be a positive integer or None, got {size!r}")
-
-
-def _read_image(path: Path, size: int | None) -> tuple[Tensor, Tensor | None, tuple[int, int]]:
-    """Image ``(3, H, W)`` in [-1, 1], alpha mask ``(1, H, W)`` or None, original ``(W, H)``."""
-    _check_size(size)
-    im = _open(Path(path))
-    rgb, alpha = _to_float(im)
-    x = _resize(torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), size).clamp(0.0, 1.0) * 2.0 - 1.0
-    m = None if alpha is None else _resize(torch.from_numpy((alpha >= 0.5).astype(np.float32))[None], size, True)
-    return x, m, im.size
-
-
-def load_image(path: str | os.PathLike, size: int | None = None) -> Tensor:
-    """Read an image of any mode as ``(3, H, W)`` float32 in [-1, 1] (``size × size`` if ``size``).
-
-    Grayscale is repeated to RGB, palettes are expanded, alpha is dropped (colour channels kept as
-    stored; :class:`UnpairedImageFolder` uses alpha as the mask fallback), 16-bit values keep their
-    precision. Raises :class:`~histgan.errors.HistganError` naming the file if it cannot be read.
-    """
-    return _read_image(Path(path), size)[0]
-
-
-def _read_mask(path: Path, size: int | None) -> tuple[Tensor, tuple[int, int]]:
-    _check_size(size)
-    im = _open(Path(path))
-    if im.mode.startswith("I") or im.mode == "F":
-        a = np.asarray(im)
-    else:
-        a = np.asarray(im.convert("L"))
-    m = torch.from_numpy((a > 0).astype(np.float32))[None]
-    return _resize(m, size, binary=True), im.size
-
-
-def load_mask(path: str | os.PathLike, size: int | None = None) -> Tensor:
-    """Read a mask file as ``(1, H, W)`` float32 in {0, 1}: any non-zero grey value is foreground."""
-    return _read_mask(Path(path), size)[0]
-
-
-def threshold_mask(image: Tensor, tol: float = 0.05) -> Tensor:
-    """Foreground by background colour: ``(3, H, W)`` in [-1, 1] → ``(1, H, W)`` in {0, 1}.
-
-    The background colour is the per-channel median of the one-pixel border; a pixel is foreground
-    when some channel differs from it by more than ``tol`` (in [0, 1] units, i.e. ``2 tol`` in model
-    space). Suits plain backgrounds such as domain X's; not cluttered photographs.
-    """
-    border = torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)
-    bg = border.median(dim=1).values[:, None, None]
-    return ((image - bg).abs().amax(dim=0, keepdim=True) > 2.0 * tol).float()
-
-
-def _find_mask(mask_dir: Path, image: Path) -> Path:
+def find_mask(mask_dir: Path, image: Path) -> Path:
     """The file of ``mask_dir`` with the image's name, or its stem with any image extension."""
     if (mask_dir / image.name).is_file():
         return mask_dir / image.name
@@ -167,14 +48,14 @@ def _find_mask(mask_dir: Path, image: Path) -> Path:
                        "or remove the mask folder to fall back to alpha / all-ones masks")
 
 
-def _load_item(path: Path, mask_dir: Path | None, size: int | None, masks: str) -> tuple[Tensor, Tensor]:
+def load_item(path: Path, mask_dir: Path | None, size: int | None, masks: str) -> tuple[Tensor, Tensor]:
     """One image and its mask by the rules of the module docstring."""
-    x, alpha, wh = _read_image(path, size)
+    x, alpha, wh = read_image(path, size)
     if masks == "threshold":
         return x, threshold_mask(x)
     if masks == "auto" and mask_dir is not None:
-        mask_path = _find_mask(mask_dir, path)
-        m, mwh = _read_mask(mask_path, size)
+        mask_path = find_mask(mask_dir, path)
+        m, mwh = read_mask(mask_path, size)
         if mwh != wh:
             raise HistganError(f"mask {mask_path} is {mwh[0]}x{mwh[1]} but its image {path} is "
                                f"{wh[0]}x{wh[1]}; masks must match their images' size")
@@ -184,7 +65,8 @@ def _load_item(path: Path, mask_dir: Path | None, size: int | None, masks: str) 
     return x, torch.ones_like(x[:1])
 
 
-def _mask_dir(root: Path, folder: str, masks: str) -> Path | None:
+def mask_folder(root: Path, folder: str, masks: str) -> Path | None:
+    """``root/{folder}_mask`` when ``masks`` is ``"auto"`` and that folder exists, else None."""
     d = root / f"{folder}_mask"
     return d if masks == "auto" and d.is_dir() else None
 
@@ -202,8 +84,8 @@ def load_domain(root: str | os.PathLike, folder: str, size: int | None = None) -
     """
     root = Path(root)
     files = list_images(root / folder)
-    mask_dir = _mask_dir(root, folder, "auto")
-    items = [_load_item(p, mask_dir, size, "auto") for p in files]
+    mask_dir = mask_folder(root, folder, "auto")
+    items = [load_item(p, mask_dir, size, "auto") for p in files]
     shapes = {tuple(x.shape) for x, _ in items}
     if len(shapes) > 1:
         raise HistganError(f"images in {root / folder} differ in size {sorted(shapes)}; pass size=")
@@ -267,11 +149,11 @@ class UnpairedImageFolder(Dataset):
                  recolour_hue: float = 0.0, recolour_chroma: float = 1.0) -> None:
         if masks not in _MASK_MODES:
             raise ValueError(f"masks must be one of {_MASK_MODES}, got {masks!r}")
-        _check_size(size)
+        check_size(size)
         self.root, self.phase, self.size, self.masks = Path(root), phase, size, masks
         self.flip, self.seed, self.skip_bad, self.epoch = flip, int(seed), skip_bad, 0
         self.recolour_hue, self.recolour_chroma = float(recolour_hue), float(recolour_chroma)
-        self.mask_dirs = {d: _mask_dir(self.root, f"{phase}{d}", masks) for d in "AB"}
+        self.mask_dirs = {d: mask_folder(self.root, f"{phase}{d}", masks) for d in "AB"}
         self.files = {d: list_images(self.root / f"{phase}{d}") for d in "AB"}
         self.skipped: list[str] = []
         if skip_bad:
@@ -284,7 +166,7 @@ class UnpairedImageFolder(Dataset):
             good = []
             for p in self.files[d]:
                 try:
-                    _load_item(p, self.mask_dirs[d], self.size, self.masks)
+                    load_item(p, self.mask_dirs[d], self.size, self.masks)
                     good.append(p)
                 except HistganError as exc:
                     warnings.warn(f"skipping bad input: {exc}", stacklevel=3)
@@ -317,7 +199,7 @@ class UnpairedImageFolder(Dataset):
         item = {}
         for d, key, k, fl in (("A", "x", a, flips[0]), ("B", "y", b, flips[1])):
             path = self.files[d][k]
-            img, mask = _load_item(path, self.mask_dirs[d], self.size, self.masks)
+            img, mask = load_item(path, self.mask_dirs[d], self.size, self.masks)
             if fl:
                 img, mask = img.flip(-1), mask.flip(-1)
             item[key], item[f"{key}_mask"], item[f"{key}_name"] = img, mask, path.name

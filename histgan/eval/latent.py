@@ -188,7 +188,7 @@ def true_between_lab(root: str | os.PathLike, folder: str, names_a: Sequence[str
     of the end set's (:func:`histgan.data.intermediate.between`; shape, background and camera stay
     ``a_i``'s), averaged over its true mask and then over the pairs.
     """
-    from histgan.data.folders import load_mask
+    from histgan.data.image_files import load_mask
     from histgan.data.intermediate import between
     from histgan.metrics import mean_lab
     from histgan.data.render import KneeShape

@@ -75,7 +75,7 @@ class RealismReference:
 
 def _pool_files(root: Path | None, folder: str, seed: int) -> list[Path]:
     """Files of ``root/folder`` in a seeded order (none if the folder is absent)."""
-    from histgan.data.folders import list_images
+    from histgan.data.image_files import list_images
 
     if root is None or not (root / folder).is_dir():  # no root: the test folders are all there is
         return []
@@ -85,10 +85,10 @@ def _pool_files(root: Path | None, folder: str, seed: int) -> list[Path]:
 
 def _load(root: Path, folder: str, files: list[Path], shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """Images and masks of ``files`` (from ``root/folder``), at the test images' size."""
-    from histgan.data.folders import _load_item, _mask_dir  # the loader's rules for masks, for a subset of files
+    from histgan.data.folders import load_item, mask_folder  # the loader's rules for masks, for a subset of files
 
     size = shape[-1] if shape[-1] == shape[-2] else None
-    items = [_load_item(p, _mask_dir(root, folder, "auto"), size, "auto") for p in files]
+    items = [load_item(p, mask_folder(root, folder, "auto"), size, "auto") for p in files]
     x, m = torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])
     if tuple(x.shape[1:]) != tuple(shape):
         raise HistganError(f"images in {root / folder} are {tuple(x.shape[1:])} but the test images {tuple(shape)}")
