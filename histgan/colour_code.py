@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from histgan.colour_difference import _EPSILON, _F_TO_LAB, _KAPPA, _M_XYZ_OVER_WHITE, _SRGB_KNEE
+from histgan.colour_difference import lab_from_unit_rgb
 from histgan.histogram import histogram_loss
 from histgan.losses import masked_histogram
 
 __all__ = ["WEIGHT_TOLERANCE", "REFINE_LR", "REFINE_LAMBDA_LAB", "mix_weights", "mix_codes", "mix_histograms",
-           "lab_from_rgb", "per_image_loss", "refine_codes", "Refinement", "check_refine", "steered_code", "morph_path"]
+           "per_image_loss", "refine_codes", "Refinement", "check_refine", "steered_code", "morph_path"]
 
 #: How far the weights' sum may be from 1 (round-off of decimal weights such as 0.1 + 0.2 + 0.7).
 WEIGHT_TOLERANCE = 1e-6
@@ -102,23 +102,6 @@ def mix_histograms(histograms: Sequence[Tensor], weights: Sequence[float]) -> Te
     return sum((w * h for w, h in zip(weights[1:], histograms[1:])), weights[0] * histograms[0])
 
 
-def lab_from_rgb(images: Tensor) -> Tensor:
-    """Differentiable sRGB in [-1, 1] → CIE L*a*b* (D65, 2°): ``(N, 3, H, W)`` → ``(N, 3, H, W)``.
-
-    The conversion of :func:`histgan.metrics.rgb_to_lab` (same constants), written without in-place
-    operations so that gradients flow; values are clamped to [-1, 1] first (a tanh output's round-off).
-    """
-    u = (images.clamp(-1.0, 1.0) + 1.0) / 2.0
-    n, _, h, w = u.shape
-    flat = u.reshape(n, 3, h * w)
-    curve = ((flat.clamp_min(_SRGB_KNEE) + 0.055) / 1.055) ** 2.4  # sRGB decoding (IEC 61966-2-1)
-    lin = torch.where(flat <= _SRGB_KNEE, flat / 12.92, curve)
-    t = torch.matmul(torch.as_tensor(_M_XYZ_OVER_WHITE, dtype=u.dtype, device=u.device), lin)  # XYZ / white
-    f = torch.where(t > _EPSILON, t.clamp_min(_EPSILON) ** (1.0 / 3.0), t * (_KAPPA / 116.0) + 16.0 / 116.0)
-    lab = torch.matmul(torch.as_tensor(_F_TO_LAB, dtype=u.dtype, device=u.device), f)
-    return (lab - torch.tensor([16.0, 0.0, 0.0], dtype=u.dtype, device=u.device)[:, None]).reshape(n, 3, h, w)
-
-
 def per_image_loss(out: Tensor, x_mask: Tensor | None, h_target: Tensor, bins: int, bandwidth: float | None,
                    lab_target: Tensor | None = None, lambda_lab: float = 0.0) -> Tensor:
     """Each image's refinement loss: eq (6) of its output's histogram (over ``x_mask``) against its
@@ -129,7 +112,8 @@ def per_image_loss(out: Tensor, x_mask: Tensor | None, h_target: Tensor, bins: i
     loss = torch.stack([histogram_loss(h_fake[i : i + 1], h_target[i : i + 1]) for i in range(len(out))])
     if lambda_lab and lab_target is not None:
         m = torch.ones_like(out[:, :1]) if x_mask is None else (x_mask != 0).to(out.dtype)
-        mean = (lab_from_rgb(out) * m).sum((2, 3)) / m.sum((2, 3))
+        lab = lab_from_unit_rgb((out.clamp(-1.0, 1.0) + 1.0) / 2.0)  # clamped: a tanh output's round-off
+        mean = (lab * m).sum((2, 3)) / m.sum((2, 3))
         loss = loss + lambda_lab * ((mean - lab_target.to(out.dtype)) ** 2).sum(1).add(1e-12).sqrt()
     return loss
 

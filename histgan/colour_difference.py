@@ -28,12 +28,13 @@ with warnings.catch_warnings():  # colour-science warns that SciPy is absent; we
     warnings.simplefilter("ignore")
     import colour
 
-__all__ = ["ImageLike", "RANGE_TOLERANCE", "JisGrade", "JIS_TABLE", "JIS_SOURCE", "rgb_to_lab", "lab_to_rgb",
+from histgan.images import RANGE_TOLERANCE
+from histgan.srgb import linear_to_srgb, srgb_to_linear
+
+__all__ = ["ImageLike", "JisGrade", "JIS_TABLE", "JIS_SOURCE", "lab_from_unit_rgb", "rgb_to_lab", "lab_to_rgb",
            "to_unit", "masked_mean", "mean_lab", "delta_e", "delta_e_lab", "jis_grade"]
 
 ImageLike = Tensor | np.ndarray
-#: Values may leave ``value_range`` by this much (round-off of a tanh) before it is an error.
-RANGE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,15 @@ JIS_TABLE: tuple[JisGrade, ...] = (
     JisGrade("beyond D", 25.0, math.inf, "a different colour name"),
 )
 
-# sRGB (IEC 61966-2-1) → XYZ → CIE L*a*b* (D65, 2°), constants taken from colour-science.
+# sRGB (IEC 61966-2-1, :mod:`histgan.srgb`) → XYZ → CIE L*a*b* (D65, 2°), constants from colour-science.
 _M_RGB_TO_XYZ = np.asarray(colour.models.RGB_COLOURSPACE_sRGB.matrix_RGB_to_XYZ, dtype=np.float64)
 _WHITE_XYZ = np.asarray(colour.xy_to_XYZ(colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"]))
-_SRGB_KNEE = 12.92 * 0.0031308  # encoded value of the linear segment's end (colour-science's choice)
 _EPSILON = 216.0 / 24389.0  # CIE ε: below it L*a*b* uses the linear segment
 _KAPPA = 24389.0 / 27.0  # CIE κ
 _M_XYZ_OVER_WHITE = _M_RGB_TO_XYZ / _WHITE_XYZ[:, None]
 #: (f_x, f_y, f_z) → (L* + 16, a*, b*): L* = 116 f_y − 16, a* = 500 (f_x − f_y), b* = 200 (f_y − f_z)
 _F_TO_LAB = np.array([[0.0, 116.0, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]])
+_LAB_OFFSET = np.array([16.0, 0.0, 0.0])  # L* = 116 f_y − 16
 
 
 def _as_batch(images: ImageLike, name: str, channels: int | None = 3) -> Tensor:
@@ -95,7 +96,7 @@ def to_unit(images: ImageLike, value_range: Sequence[float] = (-1, 1), name: str
 
     Raises:
         ValueError: if ``value_range`` is not ``(low, high)`` with ``low < high``, or values leave it
-            by more than :data:`RANGE_TOLERANCE` of its width (then say which range the data is in).
+            by more than :data:`histgan.images.RANGE_TOLERANCE` of its width (then say which range the data is in).
     """
     lo, hi = _check_range(value_range)
     t = _as_batch(images, name)
@@ -112,23 +113,19 @@ def _check_range(value_range: Sequence[float]) -> tuple[float, float]:
     return float(value_range[0]), float(value_range[1])
 
 
-def _lab_from_unit(u: Tensor) -> Tensor:
-    """sRGB in [0, 1] ``(N, 3, H, W)`` → L*a*b* ``(N, 3, H, W)`` (L* in 0..100).
+def lab_from_unit_rgb(u: Tensor) -> Tensor:
+    """sRGB in [0, 1] → CIE L*a*b* (D65, 2°, L* in 0..100): ``(N, 3, H, W)`` → ``(N, 3, H, W)``.
 
-    Written for speed (in-place operations, two 3×3 matrix products, one image at a time so the
-    intermediates stay in cache); :func:`rgb_to_lab` documents and tests the numbers.
+    Differentiable (no in-place operation, each branch finite where it is not chosen): the test-time
+    refinement of :mod:`histgan.colour_code` takes gradients through it, and :func:`rgb_to_lab` and
+    every metric call it on detached values. One image at a time, so the intermediates stay in cache.
     """
     if u.shape[0] > 1:
-        return torch.cat([_lab_from_unit(u[i : i + 1]) for i in range(u.shape[0])])
+        return torch.cat([lab_from_unit_rgb(u[i : i + 1]) for i in range(u.shape[0])])
     n, _, h, w = u.shape
-    flat = u.reshape(n, 3, h * w)
-    lin = flat.add(0.055).mul_(1.0 / 1.055).pow_(2.4)  # sRGB decoding (IEC 61966-2-1)
-    lin = torch.where(flat <= _SRGB_KNEE, flat / 12.92, lin)
-    t = torch.matmul(_constant(_M_XYZ_OVER_WHITE, u), lin)  # XYZ / white point
-    f = t.clamp_min(0).pow_(1.0 / 3.0)
-    f = torch.where(t > _EPSILON, f, t.mul_(_KAPPA / 116.0).add_(16.0 / 116.0))
-    lab = torch.matmul(_constant(_F_TO_LAB, u), f)
-    lab[:, 0] -= 16.0
+    t = torch.matmul(_constant(_M_XYZ_OVER_WHITE, u), srgb_to_linear(u.reshape(n, 3, h * w)))  # XYZ / white
+    f = torch.where(t > _EPSILON, t.clamp_min(_EPSILON) ** (1.0 / 3.0), t * (_KAPPA / 116.0) + 16.0 / 116.0)
+    lab = torch.matmul(_constant(_F_TO_LAB, u), f) - _constant(_LAB_OFFSET, u)[:, None]
     return lab.reshape(n, 3, h, w)
 
 
@@ -143,7 +140,7 @@ def rgb_to_lab(images: ImageLike, value_range: Sequence[float] = (-1, 1)) -> Ima
     in torch so that 784 images of 256² convert in seconds. L* is on 0..100 (the "reference"
     scale), never colour-science's 0..1 "domain-1" scale. Arrays in give arrays out.
     """
-    lab = _lab_from_unit(to_unit(images, value_range))
+    lab = lab_from_unit_rgb(to_unit(images, value_range))
     if isinstance(images, np.ndarray):
         return lab.numpy().reshape((-1,) + images.shape[-3:])[0 if images.ndim == 3 else slice(None)]
     return lab if images.dim() == 4 else lab[0]
@@ -160,9 +157,8 @@ def lab_to_rgb(lab: Tensor, value_range: Sequence[float] = (-1, 1)) -> Tensor:
     f = torch.stack((fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0), dim=1)
     t = torch.where(f.pow(3) > _EPSILON, f.pow(3), (116.0 * f - 16.0) / _KAPPA)
     m = torch.as_tensor(np.linalg.inv(_M_RGB_TO_XYZ) * _WHITE_XYZ[None, :], dtype=lab.dtype, device=lab.device)
-    lin = torch.einsum("ij,njhw->nihw", m, t).clamp(0.0, 1.0)
-    u = torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin.pow(1.0 / 2.4) - 0.055)
-    return lo + (hi - lo) * u.clamp(0.0, 1.0)
+    lin = torch.einsum("ij,njhw->nihw", m, t)  # clipped to [0, 1] by the encoding
+    return lo + (hi - lo) * linear_to_srgb(lin).clamp(0.0, 1.0)
 
 
 def _as_mask(mask: ImageLike | None, like: Tensor, name: str) -> Tensor:
@@ -196,7 +192,7 @@ def mean_lab(images: ImageLike, mask: ImageLike | None = None, value_range: Sequ
 def _mean_lab(images: ImageLike, mask: ImageLike | None, value_range: Sequence[float], name: str,
               mask_name: str) -> np.ndarray:
     u = to_unit(images, value_range, name)
-    return masked_mean(_lab_from_unit(u), _as_mask(mask, u, mask_name), mask_name).double().cpu().numpy()
+    return masked_mean(lab_from_unit_rgb(u), _as_mask(mask, u, mask_name), mask_name).double().cpu().numpy()
 
 
 def delta_e_lab(lab_a: np.ndarray, lab_b: np.ndarray, method: str = "cie1976") -> np.ndarray:

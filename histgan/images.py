@@ -13,7 +13,12 @@ from torch import Tensor
 
 from histgan.io import atomic_save_png
 
-__all__ = ["to_display", "to_uint8", "image_grid", "save_image_grid"]
+__all__ = ["RANGE_TOLERANCE", "to_display", "to_uint8", "image_grid", "save_image_grid"]
+
+#: How far pixel values may leave their range (float round-off of a tanh, say) before a check calls
+#: them out of range: by this much outside [-1, 1] for the histogram (:mod:`histgan.histogram`), by
+#: this fraction of the range's width for the colour metrics (:func:`histgan.colour_difference.to_unit`).
+RANGE_TOLERANCE = 1e-3
 
 
 def to_display(image: Tensor | np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 from histgan.colour_difference import (JIS_SOURCE, JIS_TABLE, RANGE_TOLERANCE, ImageLike, JisGrade,
-                                       _as_mask, _lab_from_unit, delta_e, delta_e_lab, jis_grade, lab_to_rgb,
+                                       _as_mask, lab_from_unit_rgb, delta_e, delta_e_lab, jis_grade, lab_to_rgb,
                                        masked_mean, mean_lab, rgb_to_lab, to_unit)
 
 __all__ = [
@@ -174,7 +174,7 @@ def ssim(
     """
     ua, ub = to_unit(a, value_range, "a"), to_unit(b, value_range, "b")
     if channels == "luminance":
-        ua, ub = _lab_from_unit(ua)[:, :1] / 100.0, _lab_from_unit(ub)[:, :1] / 100.0
+        ua, ub = lab_from_unit_rgb(ua)[:, :1] / 100.0, lab_from_unit_rgb(ub)[:, :1] / 100.0
     elif channels != "rgb":
         raise ValueError(f"channels must be 'luminance' or 'rgb', got {channels!r}")
     return ssim_unit(ua, ub, None if mask is None else _as_mask(mask, ua, "mask"))
@@ -212,7 +212,7 @@ def reference_means(reference: ImageLike, reference_mask: ImageLike | None,
     The background mean is NaN for a reference whose mask covers every pixel.
     """
     u = to_unit(reference, value_range, "reference")
-    lab, m = _lab_from_unit(u), _as_mask(reference_mask, u, "reference_mask")
+    lab, m = lab_from_unit_rgb(u), _as_mask(reference_mask, u, "reference_mask")
     bg_count = (1 - m).sum(dim=(2, 3))
     bg = (lab * (1 - m)).sum(dim=(2, 3)) / bg_count.clamp_min(1)
     return masked_mean(lab, m, "reference_mask"), torch.where(bg_count > 0, bg, torch.nan)
@@ -233,7 +233,7 @@ def foreground_iou(
     """
     uo = to_unit(output, value_range, "output")
     fg, bg = reference_means(reference, reference_mask, value_range)
-    pred = segment_foreground(_lab_from_unit(uo), fg.to(uo.dtype), bg.to(uo.dtype))
+    pred = segment_foreground(lab_from_unit_rgb(uo), fg.to(uo.dtype), bg.to(uo.dtype))
     out = iou(pred, _as_mask(target_mask, uo, "target_mask") > 0)
     return np.where(np.isnan(bg.double().cpu().numpy()).any(axis=1), np.nan, out)
 

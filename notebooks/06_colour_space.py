@@ -55,7 +55,7 @@ import torch
 from IPython.display import Markdown, display
 
 import histgan
-from histgan import colour_code, config
+from histgan import colour_code, colour_difference, config
 from histgan.eval import colour_code_study as study, evaluate
 from histgan.train import loop as train
 from histgan.book.frame_slider import frame_slider
@@ -173,7 +173,7 @@ widgets.VBox([widgets.HBox([t_slider, mode_choice]), frame_plot])
 show.show_source(colour_code.per_image_loss)
 
 # %%
-show.show_source(colour_code.lab_from_rgb)
+show.show_source(colour_difference.lab_from_unit_rgb)
 
 # %%
 show.show_source(colour_code.refine_codes)

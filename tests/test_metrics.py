@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from histgan import metrics as M
+from histgan.colour_difference import lab_from_unit_rgb
+from histgan.srgb import linear_to_srgb, srgb_to_linear
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -39,6 +41,32 @@ def test_rgb_to_lab_matches_colour_science_everywhere():
     np.testing.assert_allclose(ours, ref, atol=1e-9)
     ours32 = M.rgb_to_lab(x.float(), value_range=(0, 1)).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(ours32, ref, atol=2e-3)
+
+
+def test_srgb_curve_matches_colour_science_for_arrays_and_tensors():
+    u = np.concatenate([np.linspace(0, 1, 1001), [0.040449936, 0.04045, 0.0031308]])
+    decoded, encoded = colour.models.eotf_sRGB(u), colour.models.eotf_inverse_sRGB(u)  # independent implementation
+    np.testing.assert_allclose(srgb_to_linear(u), decoded, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(linear_to_srgb(u), encoded, rtol=0, atol=1e-12)
+    t = torch.from_numpy(u)
+    np.testing.assert_allclose(srgb_to_linear(t).numpy(), srgb_to_linear(u), rtol=1e-15)  # one curve, either type
+    np.testing.assert_allclose(linear_to_srgb(t).numpy(), linear_to_srgb(u), rtol=1e-15)
+    np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(u)), u, atol=1e-12)
+    assert srgb_to_linear(np.float32(0.5)).dtype == np.float64  # arrays are decoded in float64
+    np.testing.assert_allclose(linear_to_srgb(np.array([-0.5, 1.5])), [0.0, 1.0], atol=1e-15)  # clipped first
+
+
+def test_lab_from_unit_rgb_matches_colour_science_and_has_gradients():
+    u = (_rand(2, 3, 6) + 1) / 2
+    expected = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(u.permute(0, 2, 3, 1).numpy()))  # independent, float64
+    assert np.abs(lab_from_unit_rgb(u).permute(0, 2, 3, 1).numpy() - expected).max() < 1e-9
+    assert torch.equal(lab_from_unit_rgb(u), M.rgb_to_lab(u, value_range=(0, 1)))
+    dark = torch.full((1, 3, 2, 2), 0.0005, dtype=torch.float64)  # both linear segments (sRGB and CIE f)
+    for probe in (u[:1, :, :2, :2], dark):
+        assert torch.autograd.gradcheck(lab_from_unit_rgb, (probe.clone().requires_grad_(True),))
+    grad = torch.zeros(1, 3, 2, 2, dtype=torch.float64, requires_grad=True)  # black: the power branches unused
+    lab_from_unit_rgb(grad).sum().backward()
+    assert torch.isfinite(grad.grad).all()
 
 
 def test_lab_to_rgb_inverts_rgb_to_lab():

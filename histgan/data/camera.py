@@ -23,7 +23,8 @@ import io
 import numpy as np
 
 from histgan.data.procedural import gaussian_blur
-from histgan.data.render import linear_to_srgb, pixel_grid, quantise, tonemap
+from histgan.data.render import pixel_grid, quantise, tonemap
+from histgan.srgb import linear_to_srgb
 
 __all__ = ["NOISE_SHOT", "NOISE_READ", "vignetting", "sensor_noise", "jpeg_round_trip", "expose"]
 

@@ -30,7 +30,8 @@ from histgan.data.camera import expose
 from histgan.errors import HistganError
 from histgan.data.procedural import gaussian_blur
 from histgan.data.render import AMBIENT_Y, Geometry, KneeShape, SkinAppearance, geometry, knee_frame, light_direction
-from histgan.data.render import meter, srgb_to_linear
+from histgan.data.render import meter
+from histgan.srgb import srgb_to_linear
 from histgan.data.skin import bump_normals, sheen, skin_fields, skin_shading
 
 __all__ = ["PhotoAppearance", "PHOTO_RANGES", "render_photo", "sample_photo_appearance", "occlusion"]

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from histgan.data.procedural import value_noise
+from histgan.srgb import linear_to_srgb, srgb_to_linear
 
 __all__ = ["KneeShape", "SkinAppearance", "Geometry", "KneeFrame", "geometry", "silhouette", "knee_frame", "light_direction",
-           "render_x", "render_y", "srgb_to_linear", "linear_to_srgb", "pixel_grid", "quantise", "tonemap",
+           "render_x", "render_y", "pixel_grid", "quantise", "tonemap",
            "meter", "backdrop_gradient", "edge_side", "X_ALBEDO", "X_BACKGROUND"]
 
 #: Grey level of the simulator's material under full light (domain X).
@@ -104,18 +105,6 @@ class KneeFrame:
     knee_radius: float  # condyle radius (scaled)
     patella_centre: np.ndarray  # (2,) centre of the patella disc
     patella_radius: float  # patella radius (scaled)
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB decoding, ``[0, 1] -> [0, 1]``."""
-    c = np.asarray(c, dtype=np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB encoding, ``[0, 1] -> [0, 1]`` (input clipped to [0, 1])."""
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
 
 
 def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,8 @@ import numpy as np
 
 from histgan.errors import HistganError
 from histgan.data.photo import sample_photo_appearance
-from histgan.data.render import KneeShape, SkinAppearance, linear_to_srgb, srgb_to_linear
+from histgan.data.render import KneeShape, SkinAppearance
+from histgan.srgb import linear_to_srgb, srgb_to_linear
 
 __all__ = ["MST_HEX", "DOMAINS", "DEFAULT_DOMAIN", "monk_albedo", "sample_shape", "sample_appearance", "check_domain"]
 
