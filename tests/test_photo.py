@@ -15,11 +15,12 @@ import pytest
 from PIL import Image
 
 from histgan.data import synthetic
-from histgan.data.backdrop import BACKGROUNDS, background, cast_shadow
+from histgan.data.backdrop import background, cast_shadow
 from histgan.data.camera import NOISE_READ, NOISE_SHOT, jpeg_round_trip, sensor_noise, vignetting
 from histgan.errors import HistganError
 from histgan.metrics import rgb_to_lab
-from histgan.data.photo import PHOTO_RANGES, PhotoAppearance, occlusion, render_photo
+from histgan.data.photo import occlusion, render_photo
+from histgan.data.photo_appearance import BACKGROUNDS, PHOTO_RANGES, PhotoAppearance
 from histgan.data.procedural import gaussian_blur, grid_noise, lattice_noise
 from histgan.data.render import AMBIENT_Y, KneeShape, geometry, light_direction, render_x, render_y, silhouette
 from histgan.data.skin import bump_normals, skin_shading

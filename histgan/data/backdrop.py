@@ -11,20 +11,14 @@ pixels, as a camera's pixels average them away.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from histgan.data.photo_appearance import PhotoAppearance
 from histgan.data.procedural import detail_weight, gaussian_blur, noise_field
 from histgan.data.render import KneeShape, backdrop_gradient, edge_side, light_direction, pixel_grid, silhouette
 
-if TYPE_CHECKING:
-    from histgan.data.photo import PhotoAppearance
-
-__all__ = ["BACKGROUNDS", "background", "cast_shadow"]
-
-#: Kinds of background: studio paper (gradient), wall meeting floor, cloth (weave and folds), wooden planks.
-BACKGROUNDS = ("paper", "wall", "cloth", "wood")
+__all__ = ["background", "cast_shadow"]
 
 
 def _rotated(angle: float, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +83,8 @@ _PATTERNS = {"paper": _paper, "wall": _wall, "cloth": _cloth, "wood": _wood}
 
 
 def background(app: PhotoAppearance, light: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Linear-light background ``(H, W, 3)`` of kind ``app.background`` (one of :data:`BACKGROUNDS`).
+    """Linear-light background ``(H, W, 3)`` of kind ``app.background`` (one of
+    :data:`histgan.data.photo_appearance.BACKGROUNDS`).
 
     Args:
         app: the photographic appearance (colours, angles, edge, ``bg_texture``, ``bg_scale``).

@@ -14,7 +14,7 @@ import colorsys
 import numpy as np
 
 from histgan.errors import HistganError
-from histgan.data.photo import sample_photo_appearance
+from histgan.data.photo_appearance import sample_photo_appearance
 from histgan.data.render import KneeShape, SkinAppearance
 from histgan.srgb import linear_to_srgb, srgb_to_linear
 
@@ -66,7 +66,7 @@ def _background_colour(rng: np.random.Generator) -> tuple[tuple[float, ...], tup
 
 def sample_appearance(rng: np.random.Generator, domain: str = "plain") -> SkinAppearance:
     """Draw a skin tone (Monk 2019, jittered), exposure, white balance and background; for the
-    ``photo`` domain then also its photographic parameters (:func:`histgan.data.photo.sample_photo_appearance`)."""
+    ``photo`` domain then also its photographic parameters (:func:`histgan.data.photo_appearance.sample_photo_appearance`)."""
     check_domain(domain)
     u = rng.uniform
     tone = float(u(1.0, 10.0))

@@ -31,7 +31,8 @@ import numpy as np
 
 from histgan.errors import HistganError
 from histgan.io import atomic_save_png, atomic_write_json
-from histgan.data.photo import PhotoAppearance, render_photo
+from histgan.data.photo import render_photo
+from histgan.data.photo_appearance import PhotoAppearance
 from histgan.data.render import KneeShape, SkinAppearance, geometry, render_x, render_y
 from histgan.data.sampling import DEFAULT_DOMAIN, DOMAINS, MST_HEX, check_domain, monk_albedo, sample_appearance, sample_shape
 
