@@ -22,7 +22,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import torch  # noqa: E402
 
-from histgan.data import synthetic  # noqa: E402
+from histgan.data import sampling, synthetic  # noqa: E402
 from histgan.data.folders import UnpairedImageFolder  # noqa: E402
 from histgan.data.photo import render_photo  # noqa: E402
 from histgan.data.render import render_x, render_y  # noqa: E402
@@ -43,8 +43,8 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"{'what':<34}{'size':>6}{'images/s':>12}")
     for size, n in ((64, args.n), (256, max(args.n // 4, 1))):
-        plain = [synthetic._image_params(0, "train", "B", i) for i in range(n + 1)]
-        photo = [synthetic._image_params(0, "train", "B", i, "photo") for i in range(n + 1)]
+        plain = [synthetic.image_params(0, "train", "B", i) for i in range(n + 1)]
+        photo = [synthetic.image_params(0, "train", "B", i, "photo") for i in range(n + 1)]
         x = _rate(lambda i: render_x(plain[i][0], size), n)
         y = _rate(lambda i: render_y(plain[i][0], plain[i][1], size), n)
         p = _rate(lambda i: render_photo(photo[i][0], photo[i][1], size), n)
@@ -52,7 +52,7 @@ def main() -> None:
         print(f"{'render Y plain (skin, background)':<34}{size:>6}{y:>12.0f}")
         print(f"{'render Y photo':<34}{size:>6}{p:>12.0f}")
     write = {}
-    for domain in synthetic.DOMAINS:
+    for domain in sampling.DOMAINS:
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             root = synthetic.write_dataset(tmp, size=64, n_train=(args.n, args.n), n_test=(4, 4), progress=False,
@@ -66,7 +66,7 @@ def main() -> None:
                 items = _rate(lambda i: ds[i % len(ds)], args.n)
                 print(f"{'UnpairedImageFolder item (x + y)':<34}{64:>6}{items:>12.0f}")
     print("main job's set (800 + 32 images at 64²): "
-          + ", ".join(f"{d} {832 / write[d]:.0f} s" for d in synthetic.DOMAINS))
+          + ", ".join(f"{d} {832 / write[d]:.0f} s" for d in sampling.DOMAINS))
 
 
 if __name__ == "__main__":

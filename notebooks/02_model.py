@@ -40,7 +40,7 @@ import torch
 import histgan
 from histgan import config as cfg
 from histgan import conditioning, discriminator, histogram, networks, spectral_norm
-from histgan.data import render, synthetic
+from histgan.data import render, sampling
 from histgan.book import show
 from histgan import images
 
@@ -57,9 +57,9 @@ print(f"preset {preset!r}: {size}² images, ngf = {config.ngf}, ndf = {config.nd
 
 # %%
 rng = np.random.default_rng(seed)
-shapes = [synthetic.sample_shape(rng) for _ in range(2 * batch)]
+shapes = [sampling.sample_shape(rng) for _ in range(2 * batch)]
 x = torch.stack([torch.from_numpy(render.render_x(s, size)) for s in shapes[:batch]])
-y = torch.stack([torch.from_numpy(render.render_y(s, synthetic.sample_appearance(rng), size)) for s in shapes[batch:]])
+y = torch.stack([torch.from_numpy(render.render_y(s, sampling.sample_appearance(rng), size)) for s in shapes[batch:]])
 x, y = (t.permute(0, 3, 1, 2).float() / 127.5 - 1 for t in (x, y))  # uint8 (N, H, W, 3) → (N, 3, H, W) in [-1, 1]
 y_mask = torch.stack([torch.from_numpy(render.geometry(s, size).mask) for s in shapes[batch:]]).unsqueeze(1).float()
 plt.imshow(images.image_grid([list(x), list(y), list(y_mask)]))

@@ -32,10 +32,10 @@ def test_ends_are_the_two_references_ground_truths(photo_set):
 
 
 def test_between_moves_only_the_skin_fields_linearly(photo_set):
-    from histgan.data.synthetic import _appearance
+    from histgan.data.synthetic import appearance_from_meta
 
     meta = load_meta(photo_set)
-    a, b = (_appearance(meta["images"]["testB"][n]["appearance"], "photo") for n in _names(photo_set, "testB"))
+    a, b = (appearance_from_meta(meta["images"]["testB"][n]["appearance"], "photo") for n in _names(photo_set, "testB"))
     half = between(a, b, 0.5)
     for name in ("tone", "exposure", "redness"):
         assert getattr(half, name) == pytest.approx((getattr(a, name) + getattr(b, name)) / 2)
@@ -47,10 +47,10 @@ def test_between_moves_only_the_skin_fields_linearly(photo_set):
 
 def test_bad_t_and_mixed_domains_are_refused(photo_set):
     from histgan.data.render import SkinAppearance
-    from histgan.data.synthetic import _appearance
+    from histgan.data.synthetic import appearance_from_meta
 
     meta = load_meta(photo_set)
-    a = _appearance(meta["images"]["testB"][_names(photo_set, "testB")[0]]["appearance"], "photo")
+    a = appearance_from_meta(meta["images"]["testB"][_names(photo_set, "testB")[0]]["appearance"], "photo")
     with pytest.raises(ValueError, match="t must lie in"):
         between(a, a, 1.5)
     plain = SkinAppearance(**{f: getattr(a, f) for f in SkinAppearance.__dataclass_fields__})

@@ -33,7 +33,7 @@ SMALL = dict(size=32, n_train=(2, 3), n_test=(2, 3), progress=False)
 
 
 def _params(i: int, domain: str = "photo"):
-    return synthetic._image_params(7, "test", "B", i, domain)
+    return synthetic.image_params(7, "test", "B", i, domain)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -51,7 +51,7 @@ def test_plain_renders_are_those_before_the_photo_domain() -> None:
     this domain existed): the plain domain is bit-identical."""
     h = hashlib.sha256()
     for i in range(4):
-        shape, app = synthetic._image_params(11, "train", "B", i)
+        shape, app = synthetic.image_params(11, "train", "B", i)
         h.update(render_y(shape, app, 48).tobytes())
         h.update(render_x(shape, 48).tobytes())
     assert h.hexdigest() == "05782498148b26f6bd3d0b6383d45ef7d06e9f95995d275ff6e6281fd28bf7cc"
@@ -165,7 +165,7 @@ def test_photo_is_not_a_map_of_the_grey_level() -> None:
     res = {"plain": [], "photo": []}
     for i in range(12):
         for domain, render in (("plain", render_y), ("photo", render_photo)):
-            shape, app = synthetic._image_params(0, "test", "B", i, domain)
+            shape, app = synthetic.image_params(0, "test", "B", i, domain)
             geo = geometry(shape, 64)
             x, y, inside = render_x(shape, 64, geo), render(shape, app, 64, geo), geo.coverage >= 1.0
             res[domain].append((_relative_residual(x, y, inside, _affine),

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from histgan import cli
-from histgan.data import synthetic
+from histgan.data import sampling, synthetic
 from histgan.errors import HistganError
-from histgan.data.render import AMBIENT, X_ALBEDO, X_BACKGROUND, geometry, render_x, render_y
+from histgan.data.render import AMBIENT, X_ALBEDO, X_BACKGROUND, KneeShape, geometry, render_x, render_y
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour-science warns that SciPy is absent
@@ -36,7 +36,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _params(i: int, split: str = "test", domain: str = "B"):
-    return synthetic._image_params(7, split, domain, i)
+    return synthetic.image_params(7, split, domain, i)
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +98,14 @@ def test_silhouette_is_antialiased() -> None:
 
 
 def test_monk_swatches_are_exact_at_integer_tones_and_darken() -> None:
-    for k, h in enumerate(synthetic.MST_HEX, start=1):
+    for k, h in enumerate(sampling.MST_HEX, start=1):
         rgb = np.array([int(h[i : i + 2], 16) for i in (1, 3, 5)]) / 255
-        np.testing.assert_allclose(synthetic.monk_albedo(float(k)), rgb, atol=1e-12)
-    lightness = [_lab(synthetic.monk_albedo(t))[0] for t in np.linspace(1, 10, 37)]
+        np.testing.assert_allclose(sampling.monk_albedo(float(k)), rgb, atol=1e-12)
+    lightness = [_lab(sampling.monk_albedo(t))[0] for t in np.linspace(1, 10, 37)]
     assert lightness[0] > 90 and lightness[-1] < 20
     assert np.all(np.diff(lightness[9:]) < 0)  # MST 3.25 … 10 darken monotonically (MST 1–3 are all near L* 93–95)
     with pytest.raises(ValueError, match="tone"):
-        synthetic.monk_albedo(11.0)
+        sampling.monk_albedo(11.0)
 
 
 def test_y_foreground_mean_colour_follows_skin_tone() -> None:
@@ -118,7 +118,7 @@ def test_y_foreground_mean_colour_follows_skin_tone() -> None:
         img = render_y(shape, neutral, 64) / 255.0
         mean = img[geometry(shape, 64).mask].mean(axis=0)
         assert _delta_e(mean, np.array(app.albedo)) < 3.2, (i, app.tone)
-        assert _delta_e(np.array(app.albedo), synthetic.monk_albedo(app.tone)) < 6.0
+        assert _delta_e(np.array(app.albedo), sampling.monk_albedo(app.tone)) < 6.0
 
 
 def test_exposure_and_white_balance_act() -> None:
@@ -150,8 +150,8 @@ def test_ground_truth_has_input_shape_and_reference_appearance(small_set: Path) 
     x_mask = np.asarray(Image.open(small_set / "testA_mask" / x_name)) > 0
     np.testing.assert_array_equal(synthetic.ground_truth_mask(small_set, x_name), x_mask)
     y = np.asarray(Image.open(small_set / "testB" / y_name)) / 255.0
-    y_shape = synthetic.KneeShape(**meta["images"]["testB"][y_name]["shape"])
-    x_shape = synthetic.KneeShape(**meta["images"]["testA"][x_name]["shape"])
+    y_shape = KneeShape(**meta["images"]["testB"][y_name]["shape"])
+    x_shape = KneeShape(**meta["images"]["testA"][x_name]["shape"])
     # Background: identical wherever neither knee covers the pixel (it depends on appearance only).
     both_bg = (geometry(y_shape, 32).coverage == 0) & (geometry(x_shape, 32).coverage == 0)
     assert both_bg.sum() > 50
@@ -160,7 +160,7 @@ def test_ground_truth_has_input_shape_and_reference_appearance(small_set: Path) 
     y_mask = np.asarray(Image.open(small_set / "testB_mask" / y_name)) > 0
     assert _delta_e(gt[x_mask].mean(0), y[y_mask].mean(0)) < 6.0
     # The same appearance with the reference's own shape reproduces the reference file exactly.
-    app = synthetic._appearance(meta["images"]["testB"][y_name]["appearance"])
+    app = synthetic.appearance_from_meta(meta["images"]["testB"][y_name]["appearance"])
     np.testing.assert_array_equal(render_y(y_shape, app, 32), np.asarray(Image.open(small_set / "testB" / y_name)))
 
 

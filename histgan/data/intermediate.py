@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from histgan.data.render import KneeShape, SkinAppearance
-from histgan.data.synthetic import _RENDER_Y, _appearance, _entry
+from histgan.data.synthetic import RENDER_Y, appearance_from_meta, image_entry
 
 __all__ = ["SKIN_FIELDS", "between", "ground_truth_between"]
 
@@ -55,8 +55,8 @@ def ground_truth_between(root: str | os.PathLike, x_name: str, y_a: str, y_b: st
     Returns:
         ``(H, W, 3)`` float32 in [0, 1], quantised to 8 bits like the files on disk.
     """
-    meta, x = _entry(root, "testA", x_name)
+    meta, x = image_entry(root, "testA", x_name)
     domain = meta.get("domain", "plain")
-    apps = [_appearance(_entry(root, "testB", y)[1]["appearance"], domain) for y in (y_a, y_b)]
-    img = _RENDER_Y[domain](KneeShape(**x["shape"]), between(*apps, t), meta["size"])
+    apps = [appearance_from_meta(image_entry(root, "testB", y)[1]["appearance"], domain) for y in (y_a, y_b)]
+    img = RENDER_Y[domain](KneeShape(**x["shape"]), between(*apps, t), meta["size"])
     return img.astype(np.float32) / 255.0

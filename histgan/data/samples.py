@@ -48,7 +48,7 @@ def sample_knee(size: int = 128, seed: int = 0) -> tuple[Tensor, Tensor]:
     import torch
 
     from histgan.data.render import geometry, render_y
-    from histgan.data.synthetic import sample_appearance, sample_shape
+    from histgan.data.sampling import sample_appearance, sample_shape
 
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise ValueError(f"size must be an integer >= 16, got {size!r}")

@@ -34,16 +34,16 @@ from histgan.io import atomic_save_png, atomic_write_json
 from histgan.data.photo import render_photo
 from histgan.data.photo_appearance import PhotoAppearance
 from histgan.data.render import KneeShape, SkinAppearance, geometry, render_x, render_y
-from histgan.data.sampling import DEFAULT_DOMAIN, DOMAINS, MST_HEX, check_domain, monk_albedo, sample_appearance, sample_shape
+from histgan.data.sampling import DEFAULT_DOMAIN, MST_HEX, check_domain, sample_appearance, sample_shape
 
-__all__ = ["MST_HEX", "PRESETS", "DOMAINS", "SynthPreset", "KneeShape", "SkinAppearance", "PhotoAppearance",
-           "monk_albedo", "sample_shape", "sample_appearance", "write_dataset", "ground_truth", "ground_truth_mask",
-           "contact_sheet", "load_meta"]
+__all__ = ["PRESETS", "SynthPreset", "RENDER_Y", "image_params", "appearance_from_meta", "write_dataset", "load_meta",
+           "image_entry", "ground_truth", "ground_truth_mask", "contact_sheet"]
 
 #: Version of the generator; a dataset written by another version is not resumed. 2: meta.json
 #: records the Y domain (a version-1 set, written before, is ``plain``).
 FORMAT_VERSION = 2
-_RENDER_Y = {"plain": render_y, "photo": render_photo}
+#: The Y renderer of each domain: ``(shape, appearance, size[, geometry])`` → ``(H, W, 3)`` uint8 sRGB.
+RENDER_Y = {"plain": render_y, "photo": render_photo}
 _APPEARANCE = {"plain": SkinAppearance, "photo": PhotoAppearance}
 _SPLITS = ("train", "test")
 
@@ -65,7 +65,7 @@ PRESETS: dict[str, SynthPreset] = {
 }
 
 
-def _image_params(seed: int, split: str, letter: str, index: int,
+def image_params(seed: int, split: str, letter: str, index: int,
                   domain: str = "plain") -> tuple[KneeShape, SkinAppearance | None]:
     """Parameters of one image (``letter`` A = X, B = Y), from its own random stream (independent of
     every other image); a Y image of the ``photo`` domain extends the ``plain`` one's draws."""
@@ -91,7 +91,7 @@ def _plan(size: int, n_train, n_test, seed: int, domain: str) -> dict:
         split, letter = folder[:-1], folder[-1]
         images[folder] = {}
         for i in range(n):
-            shape, app = _image_params(seed, split, letter, i, domain)
+            shape, app = image_params(seed, split, letter, i, domain)
             entry = {"shape": asdict(shape)}
             if app is not None:
                 entry["appearance"] = asdict(app)
@@ -107,13 +107,14 @@ def _render(meta: dict, folder: str, name: str) -> tuple[np.ndarray, np.ndarray]
     geo = geometry(shape, size)
     if "appearance" in entry:
         domain = meta.get("domain", "plain")
-        img = _RENDER_Y[domain](shape, _appearance(entry["appearance"], domain), size, geo)
+        img = RENDER_Y[domain](shape, appearance_from_meta(entry["appearance"], domain), size, geo)
     else:
         img = render_x(shape, size, geo)
     return img, geo.mask.astype(np.uint8) * 255
 
 
-def _appearance(d: dict, domain: str = "plain") -> SkinAppearance:
+def appearance_from_meta(d: dict, domain: str = "plain") -> SkinAppearance:
+    """The appearance of ``domain`` stored as ``d`` in ``meta.json`` (lists back to tuples)."""
     return _APPEARANCE[domain](**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -213,7 +214,8 @@ def load_meta(root: str | os.PathLike) -> dict:
         raise HistganError(f"{path} is not valid JSON ({exc})") from exc
 
 
-def _entry(root, folder: str, name: str) -> tuple[dict, dict]:
+def image_entry(root, folder: str, name: str) -> tuple[dict, dict]:
+    """``root``'s metadata and the entry of image ``folder/name`` in it (its shape, and a Y image's appearance)."""
     meta = load_meta(root)
     try:
         return meta, meta["images"][folder][name]
@@ -231,16 +233,16 @@ def ground_truth(root: str | os.PathLike, x_name: str, y_name: str) -> np.ndarra
     Returns:
         ``(H, W, 3)`` float32 in [0, 1].
     """
-    meta, x = _entry(root, "testA", x_name)
-    _, y = _entry(root, "testB", y_name)
+    meta, x = image_entry(root, "testA", x_name)
+    _, y = image_entry(root, "testB", y_name)
     domain = meta.get("domain", "plain")
-    img = _RENDER_Y[domain](KneeShape(**x["shape"]), _appearance(y["appearance"], domain), meta["size"])
+    img = RENDER_Y[domain](KneeShape(**x["shape"]), appearance_from_meta(y["appearance"], domain), meta["size"])
     return img.astype(np.float32) / 255.0
 
 
 def ground_truth_mask(root: str | os.PathLike, x_name: str) -> np.ndarray:
     """Foreground of ``testA/x_name`` (equal to its mask file), ``(H, W)`` bool."""
-    meta, x = _entry(root, "testA", x_name)
+    meta, x = image_entry(root, "testA", x_name)
     return geometry(KneeShape(**x["shape"]), meta["size"]).mask
 
 
@@ -254,14 +256,14 @@ def contact_sheet(n: int = 8, size: int = 64, seed: int = 0, domain: str = DEFAU
     from histgan.images import image_grid
 
     check_domain(domain)
-    render = _RENDER_Y[domain]
+    render = RENDER_Y[domain]
     xs, same, ys = [], [], []
     for i in range(n):
-        shape, _ = _image_params(seed, "train", "A", i)
-        _, app = _image_params(seed, "train", "B", i, domain)
+        shape, _ = image_params(seed, "train", "A", i)
+        _, app = image_params(seed, "train", "B", i, domain)
         xs.append(render_x(shape, size) / 255.0)
         same.append(render(shape, app, size) / 255.0)
     for i in range(2 * n):
-        shape, app = _image_params(seed, "test", "B", i, domain)
+        shape, app = image_params(seed, "test", "B", i, domain)
         ys.append(render(shape, app, size) / 255.0)
     return image_grid([xs, same, ys[:n], ys[n:]])

@@ -192,7 +192,7 @@ def true_between_lab(root: str | os.PathLike, folder: str, names_a: Sequence[str
     from histgan.data.intermediate import between
     from histgan.metrics import mean_lab
     from histgan.data.render import KneeShape
-    from histgan.data.synthetic import _RENDER_Y, _appearance, _entry
+    from histgan.data.synthetic import RENDER_Y, appearance_from_meta, image_entry
 
     if len(names_a) != len(names_b) or not names_a:
         raise HistganError(f"names_a and names_b must pair up, got {len(names_a)} and {len(names_b)} names")
@@ -200,10 +200,11 @@ def true_between_lab(root: str | os.PathLike, folder: str, names_a: Sequence[str
     for t in ts:
         labs = []
         for a, b in zip(names_a, names_b):
-            meta, ea = _entry(root, folder, a)
+            meta, ea = image_entry(root, folder, a)
             domain = meta.get("domain", "plain")
-            app = between(*(_appearance(e["appearance"], domain) for e in (ea, _entry(root, folder, b)[1])), float(t))
-            img = _RENDER_Y[domain](KneeShape(**ea["shape"]), app, meta["size"])
+            app = between(*(appearance_from_meta(e["appearance"], domain) for e in (ea, image_entry(root, folder, b)[1])),
+                          float(t))
+            img = RENDER_Y[domain](KneeShape(**ea["shape"]), app, meta["size"])
             mask = load_mask(Path(root) / f"{folder}_mask" / a)
             labs.append(mean_lab(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0, mask[None],
                                  value_range=(0, 1))[0])
