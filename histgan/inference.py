@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from histgan.train.checkpoint import list_checkpoints, load_checkpoint
+from histgan.train.checkpoint import load_checkpoint
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.losses import masked_histogram
@@ -28,7 +28,7 @@ from histgan.reference_mask import resolve_reference_mask
 from histgan.train.runtime import select_device
 from histgan.images import to_uint8
 
-__all__ = ["Translator", "load_run", "list_checkpoints", "translate", "colour_histogram", "colour_image",
+__all__ = ["Translator", "load_run", "translate", "colour_histogram", "colour_image",
            "reference_histogram", "reference_lab", "load_histogram"]
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")

@@ -58,7 +58,8 @@ import torch
 
 import histgan
 from histgan import config as cfg
-from histgan import inference, losses
+from histgan import losses
+from histgan.train.checkpoint import list_checkpoints
 from histgan.train import runtime, step, loop as train
 from histgan.data import synthetic
 from histgan.book import show
@@ -214,7 +215,7 @@ assert len(train_set) >= config.batch_size
 
 # %% tags=["nbval-ignore-output"]
 if resume == "auto":
-    resume = bool(inference.list_checkpoints(run_dir)) or (Path(run_dir) / "checkpoints" / "latest.pt").is_file()
+    resume = bool(list_checkpoints(run_dir)) or (Path(run_dir) / "checkpoints" / "latest.pt").is_file()
 print(f"device: {runtime.select_device(device)}; run folder: {run_dir}; resume: {resume}")
 run = histgan.fit(config, resume=resume, progress=progress)
 
@@ -275,7 +276,7 @@ assert grids, "the run wrote sample grids"
 # first test inputs, each with another test image as the reference:
 
 # %%
-checkpoints = inference.list_checkpoints(run)
+checkpoints = list_checkpoints(run)
 model = histgan.load_run(run, device="cpu")
 x, x_mask, _ = histgan.load_domain(data, "testA", size=config.image_size)
 ref, ref_mask, _ = histgan.load_domain(data, "testB", size=config.image_size)

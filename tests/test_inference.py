@@ -10,7 +10,8 @@ from histgan.config import make_config
 from histgan.data.image_files import load_image, load_mask
 from histgan.errors import HistganError
 from histgan.histogram import soft_histogram
-from histgan.inference import Translator, colour_histogram, list_checkpoints, load_run, translate
+from histgan.inference import Translator, colour_histogram, load_run, translate
+from histgan.train.checkpoint import list_checkpoints
 from histgan.data.synthetic import write_dataset
 from histgan.train.loop import fit
 from support import run_cli as _cli

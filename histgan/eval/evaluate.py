@@ -257,7 +257,8 @@ def evaluate_checkpoints(run_dir: str | os.PathLike, data: EvalData | str | os.P
     Raises:
         FileNotFoundError: ``run_dir`` does not exist. HistganError: it holds no numbered checkpoint.
     """
-    from histgan.inference import list_checkpoints, load_run
+    from histgan.inference import load_run
+    from histgan.train.checkpoint import list_checkpoints
 
     device = str(select_device(device))
     if not Path(run_dir).is_dir():
