@@ -11,8 +11,9 @@ below a window count ``cdf = 1`` (a per-(row, ``j0``) weight), edges above it ``
 are processed in blocks, sums kept in float64, and the backward recomputes the window's CDF
 arguments instead of storing anything but the inputs: peak memory does not grow with ``K``.
 
-The kernel enters only through its :class:`histgan.kernel.Kernel`: ``cdf`` in the forward pass,
-``density`` and ``scaled_density`` in the backward.
+The kernel enters only through its :class:`histgan.kernel.Kernel`: ``cdf_`` in the forward pass,
+``density_`` and ``scaled_density_`` in the backward (the in-place forms: the arguments are
+temporaries).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class WindowedSoftHistogram(torch.autograd.Function):
         for rs, ps in _blocks(R, P, E, z.device):
             zb, wb = z[rs, ps], _block_weights(weights, rs, ps, channels)
             j0, u = window.locate(zb)
-            s = kernel.cdf(u - offsets)  # cdf((z − e_{j0+m}) / B), (n, E)
+            s = kernel.cdf_(u - offsets)  # cdf((z − e_{j0+m}) / B), (n, E)
             if wb is not None:
                 s.mul_(wb.reshape(-1, 1))
             rb = rs.stop - rs.start
@@ -157,10 +158,10 @@ class WindowedSoftHistogram(torch.autograd.Function):
             t = u - offsets  # (z − e_{j0+m}) / B; d cdf(t) / dz = K(t) / B, the 1/B is in g
             rb = rs.stop - rs.start
             if J == 1:  # one window for all pixels of a row: Σ_m g'_m K(t_m) is a matrix-vector product
-                d = torch.bmm(kernel.density(t).view(rb, -1, E), g_windows[rs].reshape(rb, E, 1)).reshape(zb.shape)
+                d = torch.bmm(kernel.density_(t).view(rb, -1, E), g_windows[rs].reshape(rb, E, 1)).reshape(zb.shape)
             else:
                 index = (j0 + torch.arange(rb, device=z.device).unsqueeze(1) * J).reshape(-1)
                 gw = g_windows[rs].reshape(rb * J, E).index_select(0, index)
-                d = kernel.scaled_density(gw, t).sum(-1).reshape(zb.shape)  # Σ_m g'_m K(t_m)
+                d = kernel.scaled_density_(gw, t).sum(-1).reshape(zb.shape)  # Σ_m g'_m K(t_m)
             grad_z[rs, ps] = d if wb is None else d * wb
         return grad_z, None, None, None, None
