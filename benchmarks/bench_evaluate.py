@@ -4,7 +4,7 @@
     python benchmarks/bench_evaluate.py --quick    # 8 × 8 pairs at 64²
     python benchmarks/bench_evaluate.py --main-job # what the new metrics add to the main job (below)
 
-The target (issue: evaluation) is ≤ 10 s for all 784 pairs on a 2-core CPU. The model here is the
+The target is ≤ 10 s for all 784 pairs on a 2-core CPU. The model here is the
 identity (``out = x``), so only the measuring is timed:
 
 * ``delta_e``  — eq (12) alone: L*a*b* of every output, masked means, ΔE (what Table 2 needs);

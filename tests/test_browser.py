@@ -1,4 +1,4 @@
-"""Real-browser tests: the built book offline, and notebook 01 live in JupyterLab (issue 7).
+"""Real-browser tests: the built book offline, and notebook 01 live in JupyterLab.
 
 Headless Debian Chromium driven by Playwright for Python (``executable_path`` = the system
 ``chromium``; ``playwright install`` is never called). Every request to a host other than

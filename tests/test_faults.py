@@ -1,4 +1,4 @@
-"""Faults and bad inputs across modules (issue 9): one suite, listed row by row in README "Reliability".
+"""Faults and bad inputs across modules: one suite, listed row by row in README "Reliability".
 
 Every case goes through the public surface: the CLI (``histgan.cli.main``, the function behind
 ``python -m histgan``; a few cases also as a real subprocess) or :func:`histgan.train.loop.fit`. Warnings

@@ -81,8 +81,18 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
 
 
 def _wheel(tmp_path: Path) -> Path:
+    """The wheel, built from a copy of what it is made of (a build in the checkout would leave ``build/``
+    behind, whose stale files a later build would package)."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "histgan", src / "histgan", ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "03_training.py", src / "notebooks")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+                    str(tmp_path), str(src)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("histgan-*.whl")
     return wheel
 
