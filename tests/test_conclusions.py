@@ -55,5 +55,5 @@ def test_realism_sentences_only_when_realism_was_measured():
 
 def test_the_masker_and_shifted_reference_sentences_carry_their_numbers():
     last = _case(bi=4.0, cyclegan=28.0)[-2:]
-    assert "from 4.0 to 7.0" in last[0] and "from 0.5 to 0.9" in last[0]
+    assert "from 4.0 to 7.0" in last[0] and "from 2.5 to 0.9" in last[0]  # Reinhard is the third baseline: 2.5
     assert "IoU 0.970 (target ≥ 0.95: met)" in last[1] and "+0.10 (target: within 0.3, met)" in last[1]
