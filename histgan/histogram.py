@@ -75,7 +75,7 @@ def window_half_width(dtype: torch.dtype, kernel: Kernel = LOGISTIC) -> float:
     """Half-width ``W`` (in bandwidths) of the window of edges :func:`soft_histogram` evaluates.
 
     ``W = ⌈t⌉ + 1`` with ``t = kernel.tail(eps)``, ``eps`` the dtype's machine epsilon, so
-    ``1 − cdf(W) ≤ 1 − cdf(t + 1) < eps``. Every edge a pixel skips lies more than ``W B + L`` from it
+    ``1 − cdf(W) ≤ 1 − cdf(t + 1) < eps``. Every edge a pixel skips lies at least ``W B + L`` from it
     (:class:`histgan.histogram_window.EdgeWindow`), where its CDF is within
     ``δ = 1 − cdf(W + L/B)`` of 0 or 1; :func:`soft_histogram` takes it as exactly 1 (edges below)
     or 0 (above). Bins are differences of consecutive edge values, so the error telescopes: on each

@@ -4,7 +4,7 @@ Eq (3)–(4) as a soft CDF at the ``K + 1`` shared bin edges ``e_j = −1 + jL``
 ``S_r(e_j) = Σ_x w_x cdf((z_x − e_j) / B)`` per row ``r`` = (image, channel), and
 ``P_r(k) = S_r(e_k) − S_r(e_{k+1})``. Each pixel evaluates only the ``E`` consecutive edges of its
 window, ``e_{j0} … e_{j0+E−1}`` (``j0`` in ``0 … J−1``, ``J = K + 2 − E``); every edge it skips lies
-more than ``W·B + L`` away, where the kernel's CDF is within ``1 − cdf(W + L/B)`` of 0 or 1 (the
+at least ``W·B + L`` away, where the kernel's CDF is within ``1 − cdf(W + L/B)`` of 0 or 1 (the
 bound is :func:`histgan.histogram.window_half_width`'s). The sums are accumulated per (row, ``j0``)
 in a table ``(R·J, E)`` by ``index_add_`` of whole window rows (no per-element index tensor); edges
 below a window count ``cdf = 1`` (a per-(row, ``j0``) weight), edges above it ``cdf = 0``. Pixels

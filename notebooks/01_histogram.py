@@ -42,13 +42,13 @@ import numpy as np
 import torch
 
 import histgan
-from histgan import histogram
+from histgan import histogram, histogram_window, kernel
 from histgan.book import show
 from histgan.data import samples
 from histgan import images
 
 torch.manual_seed(seed)
-L = 2.0 / bins  # bin width
+L = histogram.bin_width(bins)  # L = 2/K
 B = histogram.default_bandwidth(bins)  # the package's default bandwidth, B = L
 photo = samples.sample_photograph(image_size)  # (1, 3, H, W) in [-1, 1], from matplotlib's sample data
 knee, knee_mask = samples.sample_knee(image_size, knee_seed)  # a synthetic 'real' knee and its foreground
@@ -75,26 +75,33 @@ print(f"histgan {histgan.__version__}; photograph {tuple(photo.shape)}; K = {bin
 # the *antiderivative*: the integral of eq (2) is $\sigma$ itself, a closed form that costs one
 # exponential, while a Gaussian's is the error function. Section 3 shows that integrating over bins is
 # all the histogram needs, so this choice makes every bin a difference of two sigmoids. The price: the
-# logistic kernel has heavier tails, $e^{-|z|}$ instead of $e^{-z^2/2}$. Below, autograd confirms
-# eq (2) and the kernel is compared with the Gaussian of the same variance ($\pi^2/3$).
+# logistic kernel has heavier tails, $e^{-|z|}$ instead of $e^{-z^2/2}$. The package defines the kernel
+# and its integral once, in `histgan.kernel`:
+
+# %%
+show.show_source(kernel.Logistic)
+
+# %% [markdown]
+# Below, autograd of the package's $\sigma$ (`kernel.LOGISTIC.cdf`) confirms eq (2), and the kernel is
+# compared with the Gaussian of the same variance ($\pi^2/3$).
 
 # %%
 z = torch.linspace(-12, 12, 2401, dtype=torch.float64, requires_grad=True)
-(kernel_autograd,) = torch.autograd.grad(torch.sigmoid(z).sum(), z)  # dσ/dz by autograd
+(kernel_autograd,) = torch.autograd.grad(kernel.LOGISTIC.cdf(z).sum(), z)  # dσ/dz by autograd
 z = z.detach()
-kernel = torch.sigmoid(z) * torch.sigmoid(-z)  # σ(z)σ(-z), the right-hand side of eq (2)
+density = kernel.LOGISTIC.density(z)  # σ(z)σ(-z), the right-hand side of eq (2)
 gauss_sd = np.pi / np.sqrt(3.0)  # the logistic distribution's standard deviation
-gauss = torch.exp(-0.5 * (z / gauss_sd) ** 2) / (gauss_sd * np.sqrt(2 * np.pi))
-area = float(torch.trapezoid(kernel, z))
-variance = float(torch.trapezoid(z**2 * kernel, z))
+gauss = kernel.GAUSSIAN.density(z / gauss_sd) / gauss_sd  # the normal density of that standard deviation
+area = float(torch.trapezoid(density, z))
+variance = float(torch.trapezoid(z**2 * density, z))
 print(f"∫K dz = {area:.4f};  variance = {variance:.4f}  (π²/3 = {np.pi**2 / 3:.4f})")
-print(f"tail at z = 8: logistic {float(kernel[z == 8][0]):.2e}, Gaussian {float(gauss[z == 8][0]):.2e}")
-assert torch.allclose(kernel_autograd, kernel, atol=1e-12), "eq (2): dσ/dz = σ(z)σ(-z)"
+print(f"tail at z = 8: logistic {float(density[z == 8][0]):.2e}, Gaussian {float(gauss[z == 8][0]):.2e}")
+assert torch.allclose(kernel_autograd, density, atol=1e-12), "eq (2): dσ/dz = σ(z)σ(-z)"
 assert abs(area - 1.0) < 1e-4 and abs(variance - np.pi**2 / 3) < 1e-2
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
 for ax in axes:
-    ax.plot(z, kernel, label=r"$K(z)=\sigma(z)\sigma(-z)$")
+    ax.plot(z, density, label=r"$K(z)=\sigma(z)\sigma(-z)$")
     ax.plot(z, gauss, "--", label=r"Gaussian, variance $\pi^2/3$")
     ax.set_xlabel("z")
 axes[1].set_yscale("log")
@@ -143,10 +150,10 @@ values = torch.linspace(-1, 1, 801, dtype=torch.float64)
 one_pixel_images = values.reshape(-1, 1, 1, 1)  # 801 images of one pixel each
 fig, axes = plt.subplots(1, 2, figsize=(11, 3), sharey=True)
 for ax, ratio in zip(axes, (1.0, 0.25)):
-    B_demo = ratio * 2.0 / K_demo
+    B_demo = ratio * histogram.bin_width(K_demo)
     membership = histogram.soft_histogram(one_pixel_images, K_demo, B_demo)[:, 0, :]  # (801, K): Π_k(z)
     total = membership.sum(1)
-    telescoped = torch.sigmoid((values + 1) / B_demo) - torch.sigmoid((values - 1) / B_demo)
+    telescoped = kernel.LOGISTIC.cdf((values + 1) / B_demo) - kernel.LOGISTIC.cdf((values - 1) / B_demo)
     assert torch.allclose(total, telescoped, atol=1e-12), "Σ_k Π_k(z) = σ((z+1)/B) − σ((z−1)/B)"
     ax.plot(values, membership, lw=1.2)
     ax.plot(values, total, "k--", lw=1, label=r"$\sum_k \Pi_k(z)$")
@@ -179,7 +186,7 @@ fig.tight_layout()
 show.show_source(histogram.soft_histogram_reference)
 
 # %%
-show.show_source(histogram._SoftHistogram.forward)
+show.show_source(histogram_window.WindowedSoftHistogram.forward)
 
 # %% [markdown]
 # Check on the photograph: the soft CDF differenced at the edges is the histogram, and the fast
@@ -192,7 +199,7 @@ difference64 = histogram.soft_histogram(photo64, bins) - histogram.soft_histogra
 difference32 = h_fast - histogram.soft_histogram_reference(photo, bins)  # float32: summation order shows
 edges = torch.linspace(-1, 1, bins + 1, dtype=torch.float64)
 red = photo64[0, 0].reshape(-1, 1)  # (H·W, 1), the red channel
-S = torch.sigmoid((red - edges) / B).mean(0)  # (K + 1,) soft CDF at the edges
+S = kernel.LOGISTIC.cdf((red - edges) / B).mean(0)  # (K + 1,) soft CDF at the edges
 from_cdf = (-torch.diff(S) - histogram.soft_histogram(photo64, bins)[0, 0]).abs().max()
 print("fast = reference within 1e-12 in float64:", float(difference64.abs().max()) < 1e-12,
       "| within 1e-4 in float32:", float(difference32.abs().max()) < 1e-4)
@@ -315,21 +322,22 @@ fig = show.plot_soft_vs_hard(torch.cat([knee, knee]), bins, B, masks=torch.cat([
 # until the backward pass: memory grows with $K$. `soft_histogram` avoids that in three ways:
 #
 # 1. **Shared edges** — $K + 1$ sigmoids per pixel instead of $2K$ (section 3).
-# 2. **A window of edges** — an edge more than $W B$ away from a pixel contributes a sigmoid within
-#    $e^{-W}$ of 0 or 1, and those bins telescope away; with $W = \lceil \ln(1/\varepsilon)\rceil + 1$
-#    the truncation is below the dtype's machine epsilon $\varepsilon$. Each pixel visits only the
-#    $E = \min(K + 1, \lceil 2WB/L \rceil + 2)$ edges around it, so with $B = L$ the work per pixel does
-#    not grow with $K$.
+# 2. **A window of edges** — each pixel visits only the $E = \min(K + 1, \lceil 2WB/L \rceil + 2)$ edges
+#    around it, so with $B = L$ the work per pixel does not grow with $K$. Every edge it skips lies at
+#    least $WB + L$ away, where the sigmoid is within $\sigma(-W - L/B) < e^{-W - L/B}$ of 0 or 1, and
+#    those bins telescope away: per pixel at most that much in any bin and four times it over all bins.
+#    With $W = \lceil \ln(1/\varepsilon)\rceil + 1$ this is below the dtype's machine epsilon
+#    $\varepsilon$ (`kernel.tail` gives the $\ln(1/\varepsilon)$).
 # 3. **Recompute, don't store** — the forward saves only the pixel values and weights; the backward
 #    recomputes the window's sigmoids chunk by chunk and applies
 #    $\frac{\partial}{\partial z}\sigma\big(\frac{z-e}{B}\big) = \frac1B\,\sigma(1-\sigma)$, i.e.
-#    $\frac1B K\big(\frac{z-e}{B}\big)$ — the kernel of eq (2) again.
+#    $\frac1B K\big(\frac{z-e}{B}\big)$ — the kernel of eq (2) again (`kernel.LOGISTIC.density`).
 
 # %%
 show.show_source(histogram.window_half_width)
 
 # %%
-show.show_source(histogram._SoftHistogram.backward)
+show.show_source(histogram_window.WindowedSoftHistogram.backward)
 
 # %% [markdown]
 # Measured: bytes autograd keeps for the backward pass (deterministic, counted by
@@ -343,7 +351,7 @@ print(f"W = {window:g} bandwidths (float32)")
 print("   K   edges E   saved by reference   saved by soft_histogram")
 saved = {}
 for K_mem in (16, 32, 64, 128):
-    E = histogram._n_edges(K_mem, histogram.default_bandwidth(K_mem), torch.float32)
+    E = histogram_window.EdgeWindow(K_mem, histogram.bin_width(K_mem), histogram.default_bandwidth(K_mem), window).size
     saved[K_mem] = (show.saved_tensor_bytes(histogram.soft_histogram_reference, x, K_mem),
                     show.saved_tensor_bytes(histogram.soft_histogram, x, K_mem))
     print(f"{K_mem:4d} {E:8d} {saved[K_mem][0] / 2**20:15.2f} MiB {saved[K_mem][1] / 2**20:17.3f} MiB")
@@ -358,6 +366,66 @@ weights = torch.rand(1, 3, bins, generator=torch.Generator().manual_seed(seed)) 
 relative = float((grad_fast - grad_reference).abs().max() / grad_reference.abs().max())
 print("gradients agree within 1e-4 (relative):", relative < 1e-4)
 assert relative < 1e-4
+
+# %% [markdown]
+# ### Another kernel is one argument
+#
+# The kernel is not hard-wired: the reference, the windowed forward and backward and the window
+# bound all call the kernel object, `kernel.LOGISTIC` by default. `kernel.GAUSSIAN` puts the standard
+# normal in its place — density $\varphi(u) = e^{-u^2/2}/\sqrt{2\pi}$, its integral $\Phi$ instead of
+# $\sigma$ in eq (4) — with one argument, `soft_histogram(photo, bins, kernel=kernel.GAUSSIAN)`:
+
+# %%
+show.show_source(kernel.Gaussian)
+
+# %% [markdown]
+# At the same bandwidth $B$ the two kernels are not the same width: the Gaussian's standard deviation is
+# $B$, the logistic's $\pi B/\sqrt3$. Left, the two densities on a log scale, with the half-width $W$ of
+# each kernel's float32 window (dotted); right, the photograph's histograms at $K$ and $B = L$ with each
+# kernel. The cell prints the windows and checks that the Gaussian's fast path equals its own formula
+# written out.
+
+# %% tags=["hide-input"]
+kernels = {"logistic": kernel.LOGISTIC, "Gaussian": kernel.GAUSSIAN}
+u = torch.linspace(-20, 20, 4001, dtype=torch.float64)
+h_by_kernel = {name: histogram.soft_histogram(photo, bins, kernel=k) for name, k in kernels.items()}
+for name, k in kernels.items():
+    W_k = histogram.window_half_width(torch.float32, k)
+    E_k = histogram_window.EdgeWindow(bins, L, B, W_k).size
+    error64 = (histogram.soft_histogram(photo64, bins, kernel=k)
+               - histogram.soft_histogram_reference(photo64, bins, kernel=k)).abs().max()
+    assert float(error64) < 1e-12, f"{name}: the windowed path equals the formula in float64"
+    l1_hard = float((h_by_kernel[name] - h_hard).abs().sum(-1).mean())
+    print(f"{name:8s}: window W = {W_k:g} bandwidths, E = {E_k} of {bins + 1} edges per pixel; "
+          f"mean L1 to the counting histogram {l1_hard:.3f}")
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+for (name, k), style in zip(kernels.items(), ("-", "--")):  # line styles as in the right panel
+    axes[0].semilogy(u, k.density(u), "k" + style, label=name)
+    W_k = histogram.window_half_width(torch.float32, k)
+    for side in (-W_k, W_k):
+        axes[0].axvline(side, color="grey", ls=":", lw=1)
+axes[0].set_ylim(1e-12, 1)
+axes[0].set_xlabel("u = (z − g) / B")
+axes[0].set_title("density K(u); dotted: float32 window ±W")
+axes[0].legend(fontsize=8)
+centres = -1 + (np.arange(bins) + 0.5) * L
+for c, colour in enumerate(("tab:red", "tab:green", "tab:blue")):
+    axes[1].plot(centres, h_by_kernel["logistic"][0, c], "-", color=colour, lw=1.5)
+    axes[1].plot(centres, h_by_kernel["Gaussian"][0, c], "--", color=colour, lw=1.5)
+axes[1].plot([], [], "k-", label="logistic")
+axes[1].plot([], [], "k--", label="Gaussian")
+axes[1].set_xlabel("pixel value")
+axes[1].set_title(f"photograph, K = {bins}, B = L")
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
+# The Gaussian's tails fall as $e^{-u^2/2}$, not $e^{-|u|}$, so its window is much narrower and each
+# pixel visits fewer edges. Being the narrower kernel at the same $B$, it also smooths less: its
+# histogram lies closer to the counting one (the printed L1 distances), with higher peaks and deeper
+# valleys. The paper's logistic kernel stays the default: its integral, the sigmoid, is one exponential,
+# while $\Phi$ needs the error function.
 
 # %% [markdown]
 # ## 9. Try it: bandwidth $B$ and bin count $K$
