@@ -184,13 +184,14 @@ def masked_mean(values: Tensor, mask: Tensor, name: str = "mask") -> Tensor:
     return (values * mask).sum(dim=(2, 3)) / count
 
 
-def mean_lab(images: ImageLike, mask: ImageLike | None = None, value_range: Sequence[float] = (-1, 1)) -> np.ndarray:
-    """Mean L*a*b* colour over each image's foreground: ``(N, 3, H, W)`` → ``(N, 3)`` float64."""
-    return _mean_lab(images, mask, value_range, "images", "mask")
+def mean_lab(images: ImageLike, mask: ImageLike | None = None, value_range: Sequence[float] = (-1, 1),
+             name: str = "images", mask_name: str = "mask") -> np.ndarray:
+    """Mean L*a*b* colour over each image's foreground (eq (12)'s "pixel means"): ``(N, 3, H, W)`` → ``(N, 3)``.
 
-
-def _mean_lab(images: ImageLike, mask: ImageLike | None, value_range: Sequence[float], name: str,
-              mask_name: str) -> np.ndarray:
+    Every pixel is converted, then averaged (the mean of L*a*b* values is not the L*a*b* value of the
+    mean RGB colour). ``mask`` as in :func:`delta_e`; float64 out. ``name`` and ``mask_name`` name the
+    arguments in error messages.
+    """
     u = to_unit(images, value_range, name)
     return masked_mean(lab_from_unit_rgb(u), _as_mask(mask, u, mask_name), mask_name).double().cpu().numpy()
 
@@ -228,9 +229,13 @@ def delta_e(
 
     Returns:
         ``(N,)`` float64 array, one ΔE per image pair (``N = 1`` for unbatched inputs).
+
+    :func:`histgan.eval.evaluate.evaluate` takes the same two steps (:func:`mean_lab`, then
+    :func:`delta_e_lab`), with each reference's mean computed once for all the inputs it is paired with.
     """
-    return delta_e_lab(_mean_lab(generated, generated_mask, value_range, "generated", "generated_mask"),
-                       _mean_lab(reference, reference_mask, value_range, "reference", "reference_mask"), method)
+    mean_generated = mean_lab(generated, generated_mask, value_range, "generated", "generated_mask")
+    mean_reference = mean_lab(reference, reference_mask, value_range, "reference", "reference_mask")
+    return delta_e_lab(mean_generated, mean_reference, method)
 
 
 def jis_grade(delta_e: float | np.ndarray | Sequence[float]) -> str | np.ndarray:

@@ -91,19 +91,19 @@ def _pair_counts(pairs: str | int, data: EvalData) -> tuple[int, int]:
 def _batch_metrics(out: Tensor, x_light: Tensor, x_mask: Tensor, fg: Tensor, bg: Tensor,
                    gt: Tensor | None) -> dict[str, np.ndarray]:
     """Metrics of a batch of outputs ``(B, 3, H, W)`` given precomputed input/reference statistics."""
-    lab = M.rgb_to_lab(M.to_unit(out, name="model output"), value_range=(0, 1))
-    m = (x_mask != 0).to(lab.dtype)
-    mean = M.masked_mean(lab, m, "input mask").double().numpy()
+    # eq (12) as metrics.delta_e computes it (mean_lab, then delta_e_lab), each reference's mean taken once
+    mean = M.mean_lab(out, x_mask, name="model output", mask_name="input mask")
     d = {"delta_e": M.delta_e_lab(mean, fg.numpy()), "delta_e2000": M.delta_e_lab(mean, fg.numpy(), "cie2000")}
+    lab = M.rgb_to_lab(out)  # per pixel, for the shape metrics
+    m = (x_mask != 0).to(lab.dtype)
     light = lab[:, :1] / 100.0
     if gt is not None:
-        gt_lab = M.rgb_to_lab(gt, value_range=(0, 1))
-        gt_light = gt_lab[:, :1] / 100.0
+        gt_light = M.rgb_to_lab(gt, value_range=(0, 1))[:, :1] / 100.0
         d["ssim_gt_fg"] = M.foreground_ssim(light, gt_light, m)
         d["ssim_gt_fg_lowpass"] = M.foreground_ssim(light, gt_light, m, M.lowpass_sigma(out.shape[-1]))
         d["ssim_gt"] = M.ssim_unit(light, gt_light)
         d["psnr_gt"] = M.psnr(out, gt * 2.0 - 1.0)
-        d["delta_e_gt"] = M.delta_e_lab(mean, M.masked_mean(gt_lab, m).double().numpy())
+        d["delta_e_gt"] = M.delta_e_lab(mean, M.mean_lab(gt, x_mask, (0, 1), "ground truth", "input mask"))
     d["ssim_input_lum"] = M.ssim_unit(light, x_light, m)
     iou = M.iou(M.segment_foreground(lab, fg.to(lab.dtype), bg.to(lab.dtype)), m > 0)
     d["iou"] = np.where(np.isnan(bg.numpy()).any(axis=1), np.nan, iou)
