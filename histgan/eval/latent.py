@@ -202,8 +202,8 @@ def true_between_lab(root: str | os.PathLike, folder: str, names_a: Sequence[str
         for a, b in zip(names_a, names_b):
             meta, ea = image_entry(root, folder, a)
             domain = meta.get("domain", "plain")
-            app = between(*(appearance_from_meta(e["appearance"], domain) for e in (ea, image_entry(root, folder, b)[1])),
-                          float(t))
+            ends = (ea, image_entry(root, folder, b)[1])
+            app = between(*(appearance_from_meta(e["appearance"], domain) for e in ends), float(t))
             img = RENDER_Y[domain](KneeShape(**ea["shape"]), app, meta["size"])
             mask = load_mask(Path(root) / f"{folder}_mask" / a)
             labs.append(mean_lab(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0, mask[None],
