@@ -204,9 +204,15 @@ def test_rerun_with_other_parameters_is_refused(small_set: Path, tmp_path: Path)
 
 
 def test_presets() -> None:
-    assert synthetic.PRESETS["paper"] == synthetic.SynthPreset(256, (438, 477), (28, 28))
-    assert synthetic.PRESETS["cpu"].size == 64
-    assert set(synthetic.PRESETS) == {"cpu", "quick", "paper"}
+    import inspect
+
+    paper = synthetic.PRESETS["paper"]
+    # The paper's protocol: every test input with every test reference, its Table 2's 784 pairs.
+    assert paper.n_test[0] * paper.n_test[1] == 784 and paper.size == 256 and sum(paper.n_train) == 438 + 477
+    defaults = inspect.signature(synthetic.write_dataset).parameters  # "cpu" is the writer's default
+    assert synthetic.SynthPreset(*(defaults[k].default for k in ("size", "n_train", "n_test"))) == synthetic.PRESETS["cpu"]
+    sizes = {name: p.size ** 2 * (sum(p.n_train) + sum(p.n_test)) for name, p in synthetic.PRESETS.items()}
+    assert sorted(sizes, key=sizes.get) == ["quick", "cpu", "paper"]  # quick (tests) is the smallest
 
 
 def test_contact_sheet() -> None:
