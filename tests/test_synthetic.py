@@ -253,4 +253,4 @@ def test_cli_synth_help_explains_every_option(capsys) -> None:
     text = capsys.readouterr().out
     for option in ("--out", "--preset", "--size", "--n-train", "--n-test", "--seed", "--domain", "--no-progress"):
         assert option in text
-    assert "paper = 256px, 438/477, 28/28" in " ".join(text.split())
+    assert "paper = 256px, 438/477 train, 28/28 test" in " ".join(text.split())
