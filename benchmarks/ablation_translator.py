@@ -79,7 +79,8 @@ def main() -> None:
 
     import torch
 
-    from histgan.eval.evaluate import evaluate, load_eval_data, shift_reference_colours
+    from histgan.eval.evaluate import evaluate, shift_reference_colours
+    from histgan.eval.results import load_eval_data
 
     torch.set_num_threads(os.cpu_count() or 1)
     test_set = load_eval_data(args.data)

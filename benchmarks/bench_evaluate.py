@@ -43,7 +43,9 @@ from pathlib import Path
 import torch  # noqa: E402
 
 from histgan.eval import evaluate as E  # noqa: E402
+from histgan.eval.results import EvalData, load_eval_data  # noqa: E402
 from histgan import metrics as M  # noqa: E402
+from histgan import colour_difference as CD  # noqa: E402
 from histgan.io import atomic_write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,18 +66,18 @@ def _identity(x, x_mask, ref, ref_mask):
     return x
 
 
-def _delta_e_only(data: E.EvalData, batch: int) -> None:
-    fg = M.mean_lab(data.ref, data.ref_mask)
+def _delta_e_only(data: EvalData, batch: int) -> None:
+    fg = CD.mean_lab(data.ref, data.ref_mask)
     for i in range(len(data.x)):
         for j in range(0, len(data.ref), batch):
             n = min(batch, len(data.ref) - j)
             out = data.x[i : i + 1].expand(n, -1, -1, -1)
-            M.delta_e_lab(M.mean_lab(out, data.x_mask[i : i + 1].expand(n, -1, -1, -1)), fg[j : j + n])
+            CD.delta_e_lab(CD.mean_lab(out, data.x_mask[i : i + 1].expand(n, -1, -1, -1)), fg[j : j + n])
 
 
-def _with_gt(data: E.EvalData, batch: int) -> None:
+def _with_gt(data: EvalData, batch: int) -> None:
     fg, bg = M.reference_means(data.ref, data.ref_mask)
-    light = M.rgb_to_lab(data.x)[:, :1] / 100.0
+    light = CD.rgb_to_lab(data.x)[:, :1] / 100.0
     gt = (data.ref[:batch] + 1) / 2
     for i in range(len(data.x)):
         for j in range(0, len(data.ref), batch):
@@ -106,17 +108,17 @@ def _main_job(threads: int) -> list[dict]:
     models = {f"{n}_{k}": f for k in (1, 2) for n, f in BASELINES.items()}
     rows = []
     for realism in (False, "auto"):
-        data = E.load_eval_data(root)  # a fresh cache: the realism sets are built inside the timing
+        data = load_eval_data(root)  # a fresh cache: the realism sets are built inside the timing
         start = time.perf_counter()
         res = [E.evaluate(f, data, progress=False, name=n, realism=realism, n_samples=0) for n, f in models.items()]
         s = time.perf_counter() - start
         rows.append({"case": f"8 models, realism={realism}", "threads": threads, "seconds": round(s, 2),
                      "realism_seconds": [r.summary.get("realism_seconds") for r in res]})
         print(f"8 models × 256 pairs at 64², realism={realism!s:5s} threads={threads}: {s:6.1f} s", flush=True)
-    data = E.load_eval_data(root)
+    data = load_eval_data(root)
     ii, jj = [i for i in range(16) for _ in range(16)], list(range(16)) * 16
-    gt = M.rgb_to_lab(data.ground_truth(ii, jj), value_range=(0, 1))[:, :1] / 100.0
-    out = M.rgb_to_lab(BASELINES["baseline_reinhard"](data.x[ii], data.x_mask[ii], data.ref[jj], data.ref_mask[jj]))
+    gt = CD.rgb_to_lab(data.ground_truth(ii, jj), value_range=(0, 1))[:, :1] / 100.0
+    out = CD.rgb_to_lab(BASELINES["baseline_reinhard"](data.x[ii], data.x_mask[ii], data.ref[jj], data.ref_mask[jj]))
     start = time.perf_counter()
     for b in range(0, 256, 16):
         light, g, m = out[b : b + 16, :1] / 100.0, gt[b : b + 16], data.x_mask[ii[b : b + 16]]
@@ -144,7 +146,7 @@ def main() -> None:
     n, size = (8, 64) if args.quick else (28, 256)
     x, xm = _images(n, size, 0)
     r, rm = _images(n, size, 1)
-    data = E.EvalData(x, xm, [f"x{i}" for i in range(n)], r, rm, [f"y{i}" for i in range(n)])
+    data = EvalData(x, xm, [f"x{i}" for i in range(n)], r, rm, [f"y{i}" for i in range(n)])
     default_threads = torch.get_num_threads()
     rows = []
     for threads in sorted({default_threads, 1}, reverse=True):

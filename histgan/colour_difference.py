@@ -9,8 +9,7 @@
   what the paper reports; ``method="cie2000"`` gives CIEDE2000 between the *same two means*.
 * **JIS grade** (:func:`jis_grade`) — ΔE read against the paper's Table 1 (:data:`JIS_TABLE`).
 
-Every name here is also importable from :mod:`histgan.metrics`, the module the rest of the
-package and the book use. Images are sRGB in model space [-1, 1] by default, or [0, 1] with
+The shape metrics (SSIM, PSNR, foreground IoU) are in :mod:`histgan.metrics`. Images are sRGB in model space [-1, 1] by default, or [0, 1] with
 ``value_range=(0, 1)`` — stated, never guessed.
 """
 

@@ -260,7 +260,8 @@ def reference_lab(reference: Any, model: Translator, reference_mask: Any = "auto
                   ) -> Tensor | None:
     """A reference's mean L*a*b* colour ``(1, 3)`` (an image's over its mask, as the evaluation takes
     it; a hex colour's own), or None for a histogram, which has no single colour."""
-    from histgan.metrics import reference_means, rgb_to_lab
+    from histgan.metrics import reference_means
+    from histgan.colour_difference import rgb_to_lab
 
     if isinstance(reference, str):
         return rgb_to_lab(colour_image(reference)).reshape(1, 3)

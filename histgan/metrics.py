@@ -1,12 +1,10 @@
-"""Colour and shape metrics: ΔE in CIE L*a*b* (eq 12), JIS grades (Table 1), SSIM, PSNR, IoU.
-
-The colour half lives in :mod:`histgan.colour_difference` and is re-exported here, so that
-``histgan.metrics`` names every metric; this module holds the shape half.
+"""Shape metrics: SSIM, PSNR, foreground IoU; the colour metrics are in :mod:`histgan.colour_difference`.
 
 What each number means, and where it stops meaning it:
 
-* **ΔE** (:func:`delta_e`, eq 12) and its **JIS grade** (:func:`jis_grade`, Table 1) — the colour
-  of the foreground as a whole, not its shading: see :mod:`histgan.colour_difference`.
+* **ΔE** (:func:`histgan.colour_difference.delta_e`, eq 12) and its **JIS grade**
+  (:func:`histgan.colour_difference.jis_grade`, Table 1) — the colour of the foreground as a whole,
+  not its shading: see :mod:`histgan.colour_difference`.
 * **SSIM** (:func:`ssim`, Wang et al. 2004, Gaussian window 11, σ = 1.5, K1 = 0.01, K2 = 0.03,
   data range 1) — local agreement of mean, contrast and structure. Against ground truth it is the
   shape-and-appearance score; output against *input* on lightness (L*/100) inside the input's mask
@@ -41,16 +39,10 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
-from histgan.colour_difference import (JIS_SOURCE, JIS_TABLE, RANGE_TOLERANCE, ImageLike, JisGrade,
-                                       _as_mask, lab_from_unit_rgb, delta_e, delta_e_lab, jis_grade, lab_to_rgb,
-                                       masked_mean, mean_lab, rgb_to_lab, to_unit)
+from histgan.colour_difference import ImageLike, _as_mask, lab_from_unit_rgb, masked_mean, to_unit
 
-__all__ = [
-    "JisGrade", "JIS_TABLE", "JIS_SOURCE", "RANGE_TOLERANCE", "rgb_to_lab", "lab_to_rgb", "to_unit", "masked_mean",
-    "mean_lab", "delta_e", "delta_e_lab", "jis_grade", "ssim", "ssim_unit", "psnr",
-    "segment_foreground", "iou", "reference_means", "foreground_iou", "filter_same", "lowpass_sigma",
-    "gaussian_lowpass", "composite", "foreground_ssim", "stripe_energy",
-]
+__all__ = ["ssim", "ssim_unit", "psnr", "segment_foreground", "iou", "reference_means", "foreground_iou", "filter_same",
+           "lowpass_sigma", "gaussian_lowpass", "composite", "foreground_ssim", "stripe_energy"]
 
 
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03  # Wang et al. (2004); data range 1

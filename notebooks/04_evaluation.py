@@ -55,7 +55,9 @@ from PIL import Image
 
 import histgan
 from histgan.eval import baselines, conclusions, evaluate, figures
-from histgan import metrics
+from histgan.eval.report import PAPER_DELTA_E, markdown_table, write_report
+from histgan.eval.results import load_eval_data
+from histgan import colour_difference, metrics
 from histgan.train import parallel, masker as segment, variants
 from histgan.book import sweep
 from histgan.data import synthetic
@@ -68,7 +70,7 @@ data = Path(data) if data is not None else runs / "data"
 if not (data / "testA").is_dir():
     size = synthetic.PRESETS[data_preset]
     histgan.write_dataset(data, size=size.size, n_train=size.n_train, n_test=size.n_test, progress=False)
-test_set = evaluate.load_eval_data(data)
+test_set = load_eval_data(data)
 n_in, n_ref = (len(test_set.x), len(test_set.ref)) if pairs == "all" else (pairs, pairs)
 print(f"test set: {len(test_set.x)} inputs × {len(test_set.ref)} references at {test_set.x.shape[-1]}²; "
       f"evaluated pairs: {n_in} × {n_ref} = {n_in * n_ref}")
@@ -85,19 +87,19 @@ print(f"test set: {len(test_set.x)} inputs × {len(test_set.ref)} references at 
 # $$
 
 # %%
-show.show_source(metrics.delta_e)
+show.show_source(colour_difference.delta_e)
 
 # %% [markdown]
 # The paper grades $\Delta E$ with its Table 1, a colour-tolerance table it attributes to the Japanese
 # Industrial Standard. The package holds the table and says where it comes from:
 
 # %% tags=["nbval-ignore-output"]
-print(metrics.JIS_SOURCE, "\n")
+print(colour_difference.JIS_SOURCE, "\n")
 print(f"{'grade':9s} {'ΔE range':>14s}   perceived")
-for g in metrics.JIS_TABLE:
+for g in colour_difference.JIS_TABLE:
     print(f"{g.grade:9s} {g.low:6.1f} – {g.high:<6.1f}   {g.perceived}")
-assert metrics.jis_grade(4.6) == "B" and metrics.jis_grade(14.1) == "D", "the paper's Table 2 grades"
-assert metrics.jis_grade(3.2) == "B" and metrics.jis_grade(3.1999) == "A", "ranges are lower-inclusive"
+assert colour_difference.jis_grade(4.6) == "B" and colour_difference.jis_grade(14.1) == "D", "the paper's Table 2 grades"
+assert colour_difference.jis_grade(3.2) == "B" and colour_difference.jis_grade(3.1999) == "A", "ranges are lower-inclusive"
 
 # %% [markdown]
 # ## 2. The four runs
@@ -193,7 +195,7 @@ for name, baseline in baselines.BASELINES.items():
     results[name] = evaluate.evaluate(baseline, test_set, pairs, progress=False, name=name)
 checkpoints = {v: evaluate.evaluate_checkpoints(d, test_set, checkpoint_pairs, device=device, progress=False)
                for v, d in run_dirs.items()}
-report = evaluate.write_report(results, runs / "report", checkpoints, figures=False)
+report = write_report(results, runs / "report", checkpoints, figures=False)
 print(f"report written: {', '.join(sorted(p.name for p in report.values()))} in {runs / 'report'}")
 
 # %% [markdown]
@@ -205,15 +207,15 @@ print(f"report written: {', '.join(sorted(p.name for p in report.values()))} in 
 # knee photographs**: beside ours for magnitude, not measured on this data.
 
 # %% tags=["nbval-ignore-output"]
-display(Markdown("**Table 2a: colour.**\n\n" + evaluate.markdown_table(results, ["colour"])))
+display(Markdown("**Table 2a: colour.**\n\n" + markdown_table(results, ["colour"])))
 
 # %% tags=["nbval-ignore-output"]
 display(Markdown("**Table 2b: shape against the true target.**\n\n"
-                 + evaluate.markdown_table(results, ["shape"])))
+                 + markdown_table(results, ["shape"])))
 
 # %% tags=["nbval-ignore-output"]
 has_realism = any("swd_fg" in r.summary for r in results.values())
-display(Markdown("**Table 2c: realism.**\n\n" + evaluate.markdown_table(results, ["realism"]) if has_realism
+display(Markdown("**Table 2c: realism.**\n\n" + markdown_table(results, ["realism"]) if has_realism
                  else "**Table 2c: realism** needs at least 32 images per set; these parameters evaluate too few pairs."))
 
 # %% tags=["nbval-ignore-output"]
@@ -231,7 +233,7 @@ assert all(r.summary["n_pairs"] == n_in * n_ref for r in results.values()), "eve
 
 # %% tags=["nbval-ignore-output"]
 ratio = delta["cyclegan"] / delta["histgan_bi"]
-paper_ratio = evaluate.PAPER_DELTA_E["cyclegan"] / evaluate.PAPER_DELTA_E["histgan_bi"]
+paper_ratio = PAPER_DELTA_E["cyclegan"] / PAPER_DELTA_E["histgan_bi"]
 print(f"mean ΔE: CycleGAN {delta['cyclegan']:.1f}, both directions {delta['histgan_bi']:.1f} → "
       f"ratio {ratio:.1f} (paper {paper_ratio:.1f}; target ≥ 3: {'met' if ratio >= 3 else 'not met'})")
 assert np.isfinite(ratio) and ratio > 0

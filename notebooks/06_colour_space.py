@@ -56,7 +56,8 @@ from IPython.display import Markdown, display
 
 import histgan
 from histgan import colour_code, colour_difference, config
-from histgan.eval import colour_code_study as study, evaluate
+from histgan.eval import colour_code_study as study
+from histgan.eval.results import load_eval_data
 from histgan.train import loop as train
 from histgan.book.frame_slider import frame_slider
 from histgan.book import show
@@ -71,7 +72,7 @@ if run_dir is None:
     tiny = config.make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(work / "run"), steps=train_steps)
     run_dir = train.fit(tiny, progress=False)
 model = histgan.load_run(run_dir, device=device)
-test_set = evaluate.load_eval_data(data)
+test_set = load_eval_data(data)
 print(f"{model.config.variant}, step {model.step}: code length D = {model.config.code_dim}, K = {model.config.bins}; "
       f"test set {len(test_set.x)} inputs × {len(test_set.ref)} references at {test_set.x.shape[-1]}²")
 assert model.G.conditioned, "the colour code needs a conditioned generator"

@@ -61,7 +61,7 @@ import torch
 import histgan
 from histgan.train import dcgan
 from histgan.eval import latent
-from histgan import metrics
+from histgan import colour_difference
 from histgan.data import synthetic
 from histgan.data.folders import load_domain
 from histgan.book import show
@@ -258,7 +258,7 @@ assert truth[0, 0] > truth[-1, 0], "the true knees darken from start to end"
 assert all(np.isfinite(d).all() and len(d) == len(ts) for d in de.values())
 
 # %% tags=["hide-input"]
-swatches = metrics.lab_to_rgb(torch.tensor(truth, dtype=torch.float32)[:, :, None, None], value_range=(0, 1))
+swatches = colour_difference.lab_to_rgb(torch.tensor(truth, dtype=torch.float32)[:, :, None, None], value_range=(0, 1))
 swatches = [np.broadcast_to(c.permute(1, 2, 0).numpy(), (config.size, config.size, 3)) for c in swatches]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"width_ratios": [1.6, 1]})
 axes[0].imshow(images.image_grid([list(frames["lerp"]), list(frames["slerp"]), swatches]))
@@ -289,7 +289,7 @@ means = {k: latent.set_latent(G, D, torch.stack([trainB[n][0] for n in v]), step
                               seed=seed)[0] for k, v in names.items()}
 z_result = means["dark bent"] - means["dark straight"] + means["light straight"]
 shown = {**{k: G(m[None]).detach()[0] for k, m in means.items()}, "result": G(z_result[None]).detach()[0]}
-real_l = {k: float(metrics.mean_lab(torch.stack([trainB[n][0] for n in v]),
+real_l = {k: float(colour_difference.mean_lab(torch.stack([trainB[n][0] for n in v]),
                                     torch.stack([trainB[n][1] for n in v]))[:, 0].mean()) for k, v in names.items()}
 l_gen = {k: float(latent.centre_lab(v[None])[0, 0]) for k, v in shown.items()}
 meta = synthetic.load_meta(data)["images"]["trainB"]

@@ -8,6 +8,7 @@ import torch
 
 from histgan.eval import baselines as B
 from histgan import metrics as M
+from histgan import colour_difference as CD
 
 H = W = 24
 
@@ -35,7 +36,7 @@ def test_protocol_shape_range_and_background(name):
     bg = (1 - xm).bool().expand_as(x)
     _, bg_lab = M.reference_means(ref, rm)
     # default background: the reference's mean background colour, everywhere outside the input's mask
-    assert M.delta_e_lab(M.mean_lab(out, 1 - xm), bg_lab.numpy())[0] < 0.05
+    assert CD.delta_e_lab(CD.mean_lab(out, 1 - xm), bg_lab.numpy())[0] < 0.05
     kept = B.BASELINES[name](x, xm, ref, rm, background="input")
     assert torch.equal(kept[bg], x[bg])
     assert torch.equal(kept[~bg], out[~bg])  # foreground independent of the background choice
@@ -44,7 +45,7 @@ def test_protocol_shape_range_and_background(name):
 def test_flat_fill_delta_e_is_zero():
     x, xm, ref, rm = _pair()
     out = B.flat_fill(x, xm, ref, rm)
-    assert M.delta_e(out, ref, xm, rm)[0] < 1e-6
+    assert CD.delta_e(out, ref, xm, rm)[0] < 1e-6
     fg = out[xm.bool().expand_as(out)].view(3, -1)
     assert torch.allclose(fg, fg[:, :1].expand_as(fg))  # one colour
 
@@ -55,16 +56,16 @@ def test_luminance_tint_keeps_shading_and_mean_rgb():
     out = B.luminance_tint(x, xm, ref, rm)
     m = xm.bool()[0, 0]
     assert float(out.max()) < 1
-    c = M.lab_to_rgb(torch.from_numpy(M.mean_lab(ref, rm))[:, :, None, None], value_range=(0, 1)).view(3)
+    c = CD.lab_to_rgb(torch.from_numpy(CD.mean_lab(ref, rm))[:, :, None, None], value_range=(0, 1)).view(3)
     o = (out[0] + 1) / 2
     luma = (x[0, 0] + 1) / 2
     ratio = o[:, m] / luma[m]  # each channel is proportional to the input's luma
     assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), rtol=1e-9)
     np.testing.assert_allclose(o[:, m].mean(dim=1), c, rtol=1e-9)  # mean RGB = the mean colour
     # mean L*a*b* is not the reference's (the Lab of a mean ≠ the mean of Lab), more so with more shading
-    de_gentle = M.delta_e(out, ref, xm, rm)[0]
+    de_gentle = CD.delta_e(out, ref, xm, rm)[0]
     x_strong, *_ = _pair()
-    de_strong = M.delta_e(B.luminance_tint(x_strong, xm, ref, rm), ref, xm, rm)[0]
+    de_strong = CD.delta_e(B.luminance_tint(x_strong, xm, ref, rm), ref, xm, rm)[0]
     assert 1e-4 < de_gentle < 0.1 < de_strong < 13
 
 
@@ -73,7 +74,7 @@ def test_reinhard_matches_lab_mean_and_std():
     colourful = x.clone()
     colourful[:, 0] = (colourful[:, 0] + 0.2 * torch.sin(torch.arange(W, dtype=x.dtype) / 3)).clamp(-1, 1)
     out = B.reinhard(colourful, xm, ref, rm)
-    lab_o, lab_r = M.rgb_to_lab(out), M.rgb_to_lab(ref)
+    lab_o, lab_r = CD.rgb_to_lab(out), CD.rgb_to_lab(ref)
     mo, mr = xm.bool()[0, 0], rm.bool()[0, 0]
     np.testing.assert_allclose(lab_o[0][:, mo].mean(1), lab_r[0][:, mr].mean(1), atol=0.05)
     np.testing.assert_allclose(lab_o[0][:, mo].std(1, unbiased=False), lab_r[0][:, mr].std(1, unbiased=False),
@@ -82,8 +83,8 @@ def test_reinhard_matches_lab_mean_and_std():
 
 def test_reinhard_grey_input_gets_reference_chroma():
     x, xm, ref, rm = _pair()
-    lab_o = M.rgb_to_lab(B.reinhard(x, xm, ref, rm))[0][:, xm.bool()[0, 0]]
-    mu_ref = torch.from_numpy(M.mean_lab(ref, rm))[0]
+    lab_o = CD.rgb_to_lab(B.reinhard(x, xm, ref, rm))[0][:, xm.bool()[0, 0]]
+    mu_ref = torch.from_numpy(CD.mean_lab(ref, rm))[0]
     np.testing.assert_allclose(lab_o[1:].mean(1), mu_ref[1:], atol=0.05)
     assert float(lab_o[1:].std(1).max()) < 0.5  # no chroma variation invented from round-off
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from histgan import metrics as M
+from histgan import colour_difference as CD
 from histgan.colour_code import (mix_codes, mix_histograms, mix_weights, morph_path,
                                  per_image_loss, refine_codes, steered_code)
 from histgan.config import make_config
@@ -121,8 +122,8 @@ def test_per_image_loss_is_eq6_per_image(model):
 def test_refine_towards_a_colour_moves_the_mean_colour_closer(model):
     x = _images(2)
     target = "#c08060"
-    lab = M.rgb_to_lab(torch.tensor([0xC0, 0x80, 0x60]).float().reshape(1, 3, 1, 1) / 127.5 - 1).reshape(1, 3)
-    dist = [float(np.linalg.norm(M.mean_lab(translate(x, target, model, refine=n, input_mask="none"))
+    lab = CD.rgb_to_lab(torch.tensor([0xC0, 0x80, 0x60]).float().reshape(1, 3, 1, 1) / 127.5 - 1).reshape(1, 3)
+    dist = [float(np.linalg.norm(CD.mean_lab(translate(x, target, model, refine=n, input_mask="none"))
                                  - lab.double().numpy(), axis=1).mean()) for n in (0, 30)]
     assert dist[1] < dist[0]
     with pytest.raises(ValueError, match="steps"):
@@ -200,7 +201,7 @@ def test_sample_pairs():
 
 def test_morph_and_refinement_studies_on_a_tiny_run(run):
     from histgan.eval import colour_code_study as S
-    from histgan.eval.evaluate import load_eval_data
+    from histgan.eval.results import load_eval_data
     from histgan.inference import load_run
 
     run_dir, data = run

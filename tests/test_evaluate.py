@@ -11,6 +11,9 @@ import pytest
 import torch
 
 from histgan.eval import evaluate as E
+from histgan.eval.realism_sets import REALISM_METRICS
+from histgan.eval.report import SHAPE_METRICS, markdown_table, write_report
+from histgan.eval.results import EvalData, load_eval_data
 from histgan.eval.baselines import flat_fill, reinhard
 from histgan.cli import main
 from histgan.errors import HistganError
@@ -24,8 +27,8 @@ def data_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def data(data_root) -> E.EvalData:
-    return E.load_eval_data(data_root)
+def data(data_root) -> EvalData:
+    return load_eval_data(data_root)
 
 
 class _StandIn:
@@ -49,7 +52,7 @@ def test_evaluate_all_pairs_rows_and_summary(data):
         (data.x_names[0], data.ref_names[0]), (data.x_names[0], data.ref_names[1]),
         (data.x_names[0], data.ref_names[2]), (data.x_names[1], data.ref_names[0])]  # input-major
     row = res.pairs[0]
-    assert set(row) == {"input", "reference", "delta_e", "delta_e2000", "grade", *E.SHAPE_METRICS}
+    assert set(row) == {"input", "reference", "delta_e", "delta_e2000", "grade", *SHAPE_METRICS}
     # the identity keeps the input's shape exactly: SSIM of lightness vs the input is 1
     assert all(r["ssim_input_lum"] == pytest.approx(1.0, abs=1e-6) for r in res.pairs)
     s = res.summary
@@ -61,6 +64,7 @@ def test_evaluate_all_pairs_rows_and_summary(data):
 
 
 def test_evaluate_delta_e_matches_metrics_and_ground_truth(data, data_root):
+    from histgan import colour_difference as CD
     from histgan import metrics as M
     from histgan.data.synthetic import ground_truth
 
@@ -69,14 +73,14 @@ def test_evaluate_delta_e_matches_metrics_and_ground_truth(data, data_root):
     out = flat_fill(data.x[1:2], data.x_mask[1:2], data.ref[0:1], data.ref_mask[0:1])
     gt = torch.from_numpy(ground_truth(data_root, data.x_names[1], data.ref_names[0])).permute(2, 0, 1)[None]
     row = res.pairs[2]
-    assert row["delta_e"] == M.delta_e(out, data.ref[:1], data.x_mask[1:2], data.ref_mask[:1])[0]  # one code path
+    assert row["delta_e"] == CD.delta_e(out, data.ref[:1], data.x_mask[1:2], data.ref_mask[:1])[0]  # one code path
     assert row["delta_e"] < 1e-3  # flat fill meets the reference's mean colour
     assert row["psnr_gt"] == pytest.approx(M.psnr((out + 1) / 2, gt, value_range=(0, 1))[0], rel=1e-5)
-    assert row["delta_e_gt"] == M.delta_e((out + 1) / 2, gt, data.x_mask[1:2], data.x_mask[1:2], value_range=(0, 1))[0]
+    assert row["delta_e_gt"] == CD.delta_e((out + 1) / 2, gt, data.x_mask[1:2], data.x_mask[1:2], value_range=(0, 1))[0]
 
 
 def test_evaluate_without_ground_truth(data):
-    plain = E.EvalData(data.x, data.x_mask, data.x_names, data.ref, data.ref_mask, data.ref_names, root=None)
+    plain = EvalData(data.x, data.x_mask, data.x_names, data.ref, data.ref_mask, data.ref_names, root=None)
     res = E.evaluate(identity, plain, pairs=2, progress=False)
     assert "ssim_gt" not in res.pairs[0] and "iou" in res.pairs[0]
     assert "ssim_gt_mean" not in res.summary
@@ -104,7 +108,7 @@ def test_evaluate_bad_models(data, tmp_path):
     with pytest.raises(FileNotFoundError):
         E.evaluate(tmp_path / "no_run", data, progress=False)
     with pytest.raises(FileNotFoundError):
-        E.load_eval_data(tmp_path / "no_data")
+        load_eval_data(tmp_path / "no_data")
 
 
 def _parse_markdown(text: str) -> list[list[str]]:
@@ -125,7 +129,7 @@ def test_write_report_every_file_and_table(data, tmp_path):
                     for n, f in BASELINES.items()})
     sweeps = {"histgan_bi": [E.evaluate(_StandIn("histgan_bi", step=s, strength=s / 10), data, pairs=2,
                                         progress=False, n_samples=0) for s in (2, 4)]}
-    written = E.write_report(results, tmp_path, checkpoints=sweeps)
+    written = write_report(results, tmp_path, checkpoints=sweeps)
     names = {"pairs.csv", "summary.json", "table2.md", "fig3.png", "colour_vs_shape.png",
              *[f"fig4_{n}.png" for n in results], *[f"histograms_{n}.png" for n in results]}
     assert names <= {p.name for p in tmp_path.iterdir()}
@@ -151,7 +155,7 @@ def test_write_report_every_file_and_table(data, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert list(summary["models"]) == [r[0].split("`")[1] if "`" in r[0] else r[0] for r in body[:6]]
     assert set(summary["realism_calibration"]) == {"floor", "ceiling", "ground_truth"}
-    assert all(set(E.REALISM_METRICS) <= set(m) for m in summary["models"].values())
+    assert all(set(REALISM_METRICS) <= set(m) for m in summary["models"].values())
     assert "SWD×10³ whole" in (tmp_path / "table2.md").read_text().split("\n\n", 1)[1]  # the legend
     assert summary["paper_table2_delta_e"]["histgan_bi"] == 4.6 and len(summary["jis_table"]) == 6
     lines = (tmp_path / "pairs.csv").read_text().splitlines()
@@ -160,7 +164,7 @@ def test_write_report_every_file_and_table(data, tmp_path):
 
 def test_write_report_empty_is_error(tmp_path):
     with pytest.raises(ValueError, match="empty"):
-        E.write_report({}, tmp_path)
+        write_report({}, tmp_path)
 
 
 def _fake_run(root: Path, variant: str, steps=(2, 4)) -> Path:
@@ -219,19 +223,19 @@ def test_evaluate_realism_scores_deterministic_and_calibrated(data):
     res = E.evaluate(flat_fill, data, pairs=2, progress=False, realism=True)
     s = res.summary
     assert s["realism_n"] == 2 and s["realism_real"] == "2 test"  # 3 test + 2 train references: 2 per set
-    assert all(np.isfinite(s[k]) for k in E.REALISM_METRICS) and 0 <= s["c2st_whole"] <= 1
+    assert all(np.isfinite(s[k]) for k in REALISM_METRICS) and 0 <= s["c2st_whole"] <= 1
     assert len(s["swd_whole_levels"]) == 2  # 32² → levels of 32² and 16²
     assert set(res.calibration) == {"floor", "ceiling", "ground_truth"}
     assert res.calibration["floor"]["source"] == "1 test + 1 trainB"
-    fresh = E.EvalData(data.x, data.x_mask, data.x_names, data.ref, data.ref_mask, data.ref_names, data.root)
+    fresh = EvalData(data.x, data.x_mask, data.x_names, data.ref, data.ref_mask, data.ref_names, data.root)
     again = E.evaluate(flat_fill, fresh, pairs=2, progress=False, realism=True)
-    assert {k: again.summary[k] for k in E.REALISM_METRICS} == {k: s[k] for k in E.REALISM_METRICS}
+    assert {k: again.summary[k] for k in REALISM_METRICS} == {k: s[k] for k in REALISM_METRICS}
     assert again.calibration == res.calibration
 
 
 def test_evaluate_realism_auto_skips_small_sets_and_true_refuses_impossible(data):
     auto = E.evaluate(identity, data, pairs=2, progress=False)
-    assert not set(E.REALISM_METRICS) & set(auto.summary) and auto.calibration is None
+    assert not set(REALISM_METRICS) & set(auto.summary) and auto.calibration is None
     with pytest.raises(HistganError, match="realism=True"):
         E.evaluate(identity, data, pairs=1, progress=False, realism=True)
 
@@ -246,7 +250,7 @@ def test_markdown_table_groups_split_the_columns_and_keep_the_rows(data):
                                         realism=True),
                "baseline_reinhard": E.evaluate(reinhard, data, pairs=2, progress=False, name="baseline_reinhard",
                                                realism=True)}
-    tables = {g: E.markdown_table(results, [g]) for g in ("colour", "shape", "realism")}
+    tables = {g: markdown_table(results, [g]) for g in ("colour", "shape", "realism")}
     heads = {g: t.splitlines()[0] for g, t in tables.items()}
     assert "ΔE (mean ± std)" in heads["colour"] and "paper ΔE" in heads["colour"] and "SSIM" not in heads["colour"]
     assert "SSIM fg vs GT" in heads["shape"] and "ΔE (mean" not in heads["shape"] and "SWD" not in heads["shape"]
@@ -257,10 +261,10 @@ def test_markdown_table_groups_split_the_columns_and_keep_the_rows(data):
         assert sum("`histgan_bi`" in line for line in rows) == 1 and sum("`baseline_reinhard`" in line for line in rows) == 1
     assert sum("calibration:" in line for line in tables["realism"].splitlines()) == 3
     assert "calibration:" not in tables["colour"] and "calibration:" not in tables["shape"]
-    whole = E.markdown_table(results)
+    whole = markdown_table(results)
     assert all(h.strip("| ").split(" | ")[1] in whole for h in heads.values())
     with pytest.raises(ValueError, match="groups"):
-        E.markdown_table(results, ["colour", "speed"])
+        markdown_table(results, ["colour", "speed"])
 
 
 def test_fig3_with_truth_adds_a_ground_truth_column(data):
@@ -278,7 +282,7 @@ def test_fig3_with_truth_adds_a_ground_truth_column(data):
 
 
 def test_shifted_references_turn_hue_and_scale_chroma_inside_the_mask_only():
-    from histgan import metrics as M
+    from histgan import colour_difference as CD
     from histgan.eval.results import EvalData
 
     g = torch.Generator().manual_seed(0)
@@ -291,7 +295,7 @@ def test_shifted_references_turn_hue_and_scale_chroma_inside_the_mask_only():
     out = E.shift_reference_colours(data, hue_degrees=-10.0, chroma_scale=1.2)
     inside = mask.bool().expand_as(ref)
     assert torch.equal(out.ref[~inside], ref[~inside]) and out.root is None
-    lab0, lab1 = M.rgb_to_lab(ref.double()), M.rgb_to_lab(out.ref.double())
+    lab0, lab1 = CD.rgb_to_lab(ref.double()), CD.rgb_to_lab(out.ref.double())
     m = mask.bool()[:, 0]
     hue0 = torch.atan2(lab0[:, 2], lab0[:, 1])[m]
     hue1 = torch.atan2(lab1[:, 2], lab1[:, 1])[m]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from histgan import metrics as M
+from histgan import colour_difference as CD
 from histgan.colour_difference import lab_from_unit_rgb
 from histgan.srgb import linear_to_srgb, srgb_to_linear
 
@@ -28,7 +29,7 @@ def test_srgb_to_xyz_documented_value():
     rgb = np.array([0.70573936, 0.19248266, 0.22354169])
     xyz = colour.sRGB_to_XYZ(rgb)
     np.testing.assert_allclose(xyz, [0.2065429, 0.1219794, 0.0513714], atol=1e-6)
-    lab = M.rgb_to_lab(rgb.reshape(3, 1, 1), value_range=(0, 1)).ravel()
+    lab = CD.rgb_to_lab(rgb.reshape(3, 1, 1), value_range=(0, 1)).ravel()
     np.testing.assert_allclose(lab, colour.XYZ_to_Lab(xyz), atol=1e-4)
     assert 0 < lab[0] < 100  # L* on the 0..100 scale, not colour-science's domain-1 scale
 
@@ -36,10 +37,10 @@ def test_srgb_to_xyz_documented_value():
 def test_rgb_to_lab_matches_colour_science_everywhere():
     x = torch.rand(3, 3, 8, 8, dtype=torch.float64)
     x[0, :, 0, :4] = torch.tensor([0.0, 0.01, 0.04045, 1.0])  # both sides of every kink
-    ours = M.rgb_to_lab(x, value_range=(0, 1)).permute(0, 2, 3, 1).numpy()
+    ours = CD.rgb_to_lab(x, value_range=(0, 1)).permute(0, 2, 3, 1).numpy()
     ref = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(x.permute(0, 2, 3, 1).numpy()))
     np.testing.assert_allclose(ours, ref, atol=1e-9)
-    ours32 = M.rgb_to_lab(x.float(), value_range=(0, 1)).permute(0, 2, 3, 1).numpy()
+    ours32 = CD.rgb_to_lab(x.float(), value_range=(0, 1)).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(ours32, ref, atol=2e-3)
 
 
@@ -60,7 +61,7 @@ def test_lab_from_unit_rgb_matches_colour_science_and_has_gradients():
     u = (_rand(2, 3, 6) + 1) / 2
     expected = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(u.permute(0, 2, 3, 1).numpy()))  # independent, float64
     assert np.abs(lab_from_unit_rgb(u).permute(0, 2, 3, 1).numpy() - expected).max() < 1e-9
-    assert torch.equal(lab_from_unit_rgb(u), M.rgb_to_lab(u, value_range=(0, 1)))
+    assert torch.equal(lab_from_unit_rgb(u), CD.rgb_to_lab(u, value_range=(0, 1)))
     dark = torch.full((1, 3, 2, 2), 0.0005, dtype=torch.float64)  # both linear segments (sRGB and CIE f)
     for probe in (u[:1, :, :2, :2], dark):
         assert torch.autograd.gradcheck(lab_from_unit_rgb, (probe.clone().requires_grad_(True),))
@@ -71,12 +72,12 @@ def test_lab_from_unit_rgb_matches_colour_science_and_has_gradients():
 
 def test_lab_to_rgb_inverts_rgb_to_lab():
     x = _rand()
-    np.testing.assert_allclose(M.lab_to_rgb(M.rgb_to_lab(x)), x, atol=1e-9)
+    np.testing.assert_allclose(CD.lab_to_rgb(CD.rgb_to_lab(x)), x, atol=1e-9)
 
 
 def test_rgb_to_lab_array_in_array_out():
     x = np.random.default_rng(0).random((3, 4, 4))
-    lab = M.rgb_to_lab(x, value_range=(0, 1))
+    lab = CD.rgb_to_lab(x, value_range=(0, 1))
     assert isinstance(lab, np.ndarray) and lab.shape == (3, 4, 4)
 
 
@@ -85,26 +86,26 @@ def test_delta_e_lab_documented_values():
     # colour-science's docstring examples of delta_E_CIE1976 and delta_E_CIE2000
     a = np.array([[100.00000000, 21.57210357, 272.22819350]])
     b = np.array([[100.00000000, 426.67945353, 72.39590835]])
-    assert M.delta_e_lab(a, b, "cie1976")[0] == pytest.approx(451.7133019, abs=1e-4)
-    assert M.delta_e_lab(a, b, "cie2000")[0] == pytest.approx(94.0356490, abs=1e-4)
+    assert CD.delta_e_lab(a, b, "cie1976")[0] == pytest.approx(451.7133019, abs=1e-4)
+    assert CD.delta_e_lab(a, b, "cie2000")[0] == pytest.approx(94.0356490, abs=1e-4)
     # the rounded inputs
-    assert M.delta_e_lab([100, 21.57, 272.23], [100, 426.68, 72.40])[0] == pytest.approx(451.713, abs=5e-3)
+    assert CD.delta_e_lab([100, 21.57, 272.23], [100, 426.68, 72.40])[0] == pytest.approx(451.713, abs=5e-3)
 
 
 def test_delta_e_equals_euclidean_distance_of_mean_lab():
     a, b = _rand(seed=1), _rand(seed=2)
-    la = M.rgb_to_lab(a).mean(dim=(2, 3)).numpy()
-    lb = M.rgb_to_lab(b).mean(dim=(2, 3)).numpy()
-    np.testing.assert_allclose(M.delta_e(a, b), np.linalg.norm(la - lb, axis=1), rtol=1e-10)
-    np.testing.assert_allclose(M.delta_e(a, b, method="cie2000"),
+    la = CD.rgb_to_lab(a).mean(dim=(2, 3)).numpy()
+    lb = CD.rgb_to_lab(b).mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(CD.delta_e(a, b), np.linalg.norm(la - lb, axis=1), rtol=1e-10)
+    np.testing.assert_allclose(CD.delta_e(a, b, method="cie2000"),
                                colour.delta_E(la, lb, method="CIE 2000"), rtol=1e-10)
 
 
 def test_delta_e_identical_is_zero_and_shape():
     a = _rand(n=3)
-    out = M.delta_e(a, a)
+    out = CD.delta_e(a, a)
     assert out.shape == (3,) and np.all(out == 0)
-    assert M.delta_e(a[0], a[0]).shape == (1,)
+    assert CD.delta_e(a[0], a[0]).shape == (1,)
 
 
 def test_delta_e_masks_equal_selecting_pixels():
@@ -115,19 +116,19 @@ def test_delta_e_masks_equal_selecting_pixels():
     mb[..., :, 10:] = 3.0  # any non-zero value is foreground
     sel_a = a[..., :5, :].reshape(1, 3, 1, -1)
     sel_b = b[..., :, 10:].reshape(1, 3, 1, -1)
-    assert M.delta_e(a, b, ma, mb)[0] == pytest.approx(M.delta_e(sel_a, sel_b)[0], rel=1e-12)
-    assert M.delta_e(a, b, ma, mb)[0] != pytest.approx(M.delta_e(a, b)[0], rel=1e-3)
+    assert CD.delta_e(a, b, ma, mb)[0] == pytest.approx(CD.delta_e(sel_a, sel_b)[0], rel=1e-12)
+    assert CD.delta_e(a, b, ma, mb)[0] != pytest.approx(CD.delta_e(a, b)[0], rel=1e-3)
 
 
 def test_value_range_minus1_1_and_0_1_agree():
     a, b = _rand(seed=5), _rand(seed=6)
-    np.testing.assert_allclose(M.delta_e(a, b), M.delta_e((a + 1) / 2, (b + 1) / 2, value_range=(0, 1)), rtol=1e-12)
-    np.testing.assert_allclose(M.delta_e(a.numpy(), b.numpy()), M.delta_e(a, b), rtol=1e-12)
+    np.testing.assert_allclose(CD.delta_e(a, b), CD.delta_e((a + 1) / 2, (b + 1) / 2, value_range=(0, 1)), rtol=1e-12)
+    np.testing.assert_allclose(CD.delta_e(a.numpy(), b.numpy()), CD.delta_e(a, b), rtol=1e-12)
 
 
 def test_reference_broadcasts():
     a, b = _rand(n=3, seed=7), _rand(n=1, seed=8)
-    np.testing.assert_allclose(M.delta_e(a, b), M.delta_e(a, b.expand(3, -1, -1, -1)), rtol=1e-12)
+    np.testing.assert_allclose(CD.delta_e(a, b), CD.delta_e(a, b.expand(3, -1, -1, -1)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -139,14 +140,14 @@ def test_reference_broadcasts():
 ])
 def test_delta_e_bad_inputs(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        M.delta_e(_rand(), _rand(seed=1), **kwargs)
+        CD.delta_e(_rand(), _rand(seed=1), **kwargs)
 
 
 def test_delta_e_bad_shapes():
     with pytest.raises(ValueError, match="shape"):
-        M.delta_e(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8))
+        CD.delta_e(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8))
     with pytest.raises(ValueError, match="tensor or numpy"):
-        M.delta_e([[0.0]], [[0.0]])
+        CD.delta_e([[0.0]], [[0.0]])
 
 
 # ---- JIS grades ------------------------------------------------------------------------------------
@@ -155,22 +156,22 @@ def test_delta_e_bad_shapes():
     (12.9999, "C"), (13.0, "D"), (24.9999, "D"), (25.0, "beyond D"), (1e6, "beyond D"),
 ])
 def test_jis_grade_boundaries(value, grade):
-    assert M.jis_grade(value) == grade
+    assert CD.jis_grade(value) == grade
 
 
 def test_jis_grade_vectorised_and_table():
-    out = M.jis_grade(np.array([0.5, 5.0, 30.0]))
+    out = CD.jis_grade(np.array([0.5, 5.0, 30.0]))
     assert list(out) == ["AA", "B", "beyond D"]
-    assert [g.grade for g in M.JIS_TABLE] == ["AA", "A", "B", "C", "D", "beyond D"]
-    for lo, hi in zip(M.JIS_TABLE, M.JIS_TABLE[1:]):
+    assert [g.grade for g in CD.JIS_TABLE] == ["AA", "A", "B", "C", "D", "beyond D"]
+    for lo, hi in zip(CD.JIS_TABLE, CD.JIS_TABLE[1:]):
         assert lo.high == hi.low  # contiguous
-    assert M.jis_grade(4.6) == "B" and M.jis_grade(14.1) == "D"  # the paper's Table 2 readings
+    assert CD.jis_grade(4.6) == "B" and CD.jis_grade(14.1) == "D"  # the paper's Table 2 readings
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), [1.0, -1.0]])
 def test_jis_grade_rejects(bad):
     with pytest.raises(ValueError, match="non-negative"):
-        M.jis_grade(bad)
+        CD.jis_grade(bad)
 
 
 # ---- SSIM, PSNR ----------------------------------------------------------------------------------

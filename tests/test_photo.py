@@ -18,7 +18,7 @@ from histgan.data import synthetic
 from histgan.data.backdrop import background, cast_shadow
 from histgan.data.camera import NOISE_READ, NOISE_SHOT, jpeg_round_trip, sensor_noise, vignetting
 from histgan.errors import HistganError
-from histgan.metrics import rgb_to_lab
+from histgan.colour_difference import rgb_to_lab
 from histgan.data.photo import occlusion, render_photo
 from histgan.data.photo_appearance import BACKGROUNDS, PHOTO_RANGES, PhotoAppearance
 from histgan.data.procedural import gaussian_blur, grid_noise, lattice_noise

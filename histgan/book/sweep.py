@@ -273,7 +273,7 @@ def collect(name: str, out: str | os.PathLike = "runs", data: str | os.PathLike 
 
 def _shape_column(rows: Sequence[Mapping[str, Any]]) -> str:
     """The first shape metric every row has (ground-truth SSIM on synthetic data)."""
-    from histgan.eval.evaluate import SHAPE_METRICS
+    from histgan.eval.report import SHAPE_METRICS
 
     for key in SHAPE_METRICS:
         if all(r.get(f"{key}_mean") is not None for r in rows):

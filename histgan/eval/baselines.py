@@ -37,7 +37,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from histgan.metrics import lab_to_rgb, masked_mean, reference_means, rgb_to_lab
+from histgan.metrics import reference_means
+from histgan.colour_difference import lab_to_rgb, masked_mean, rgb_to_lab
 
 __all__ = ["BASELINES", "BASELINE_LABELS", "flat_fill", "luminance_tint", "reinhard", "histogram_matching"]
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from histgan import metrics as M
+from histgan import colour_difference as CD
 from histgan.colour_code import REFINE_LAMBDA_LAB, REFINE_LR, morph_path, refine_codes
 from histgan.eval.evaluate import _batch_metrics
 from histgan.eval.results import EvalData
@@ -31,7 +32,7 @@ __all__ = ["MODES", "extreme_references", "morph_study", "sample_pairs", "refine
 
 #: The two ways of mixing references: their colour codes, or their histograms (then encoded).
 MODES = ("code", "histogram")
-_GRADES = tuple(g.grade for g in M.JIS_TABLE)
+_GRADES = tuple(g.grade for g in CD.JIS_TABLE)
 
 
 def extreme_references(data: EvalData) -> tuple[int, int]:
@@ -63,14 +64,14 @@ def morph_study(model: Any, data: EvalData, inputs: Sequence[int], a: int, b: in
     x, xm = data.x[ii].to(model.device), data.x_mask[ii]
     fg, bg = M.reference_means(data.ref, data.ref_mask)
     h = model.histogram(data.ref[[a, b]], data.ref_mask[[a, b]])
-    x_light = M.rgb_to_lab(data.x[ii])[:, :1] / 100.0
+    x_light = CD.rgb_to_lab(data.x[ii])[:, :1] / 100.0
     truth = torch.stack([_truth_between(data, ii, a, b, t) for t in ts]) if data.synthetic else None
     axis = (fg[b] - fg[a]).double()
     out: dict[str, Any] = {"ts": list(ts), "lab_a": fg[a].double().numpy(), "lab_b": fg[b].double().numpy(),
                            "truth": truth}
     for mode in MODES:
         frames = morph_path(model.G, x, h[:1], h[1:], ts, mode).cpu()
-        lab = torch.stack([torch.from_numpy(M.mean_lab(f, xm)) for f in frames])  # (T, N, 3) float64
+        lab = torch.stack([torch.from_numpy(CD.mean_lab(f, xm)) for f in frames])  # (T, N, 3) float64
         progress = ((lab - fg[a].double()) @ axis / axis.dot(axis)).numpy()
         steps = (lab[1:] - lab[:-1]).norm(dim=-1).numpy()
         r = {"frames": frames, "lab": lab.numpy(), "progress": progress, "steps": steps,
@@ -116,7 +117,7 @@ def refinement_study(model: Any, data: EvalData, pairs: Sequence[tuple[int, int]
     r = refine_codes(model.G, x, code, h, steps, lr=lr, x_mask=xm, bins=model.config.bins,
                      bandwidth=model.config.bandwidth, lab_target=fg[jj].float().to(model.device),
                      lambda_lab=lambda_lab, record=tuple(record))
-    x_light = M.rgb_to_lab(data.x[ii])[:, :1] / 100.0
+    x_light = CD.rgb_to_lab(data.x[ii])[:, :1] / 100.0
     gt = data.ground_truth(ii, jj) if data.synthetic else None
     study: dict[str, Any] = {"pairs": list(pairs), "seconds_per_image": r.seconds / len(pairs),
                              "losses": r.losses.cpu().numpy(), "outputs": {}, "rows": [], "per_pair": {}}
@@ -124,7 +125,7 @@ def refinement_study(model: Any, data: EvalData, pairs: Sequence[tuple[int, int]
         with torch.no_grad():
             out = model.G(x, code=c).clamp(-1, 1).cpu()
         m = _batch_metrics(out, x_light, data.x_mask[ii], fg[jj], bg[jj], gt)
-        grades = [M.jis_grade(float(d)) for d in m["delta_e"]]
+        grades = [CD.jis_grade(float(d)) for d in m["delta_e"]]
         study["outputs"][step] = out
         study["per_pair"][step] = {"delta_e": m["delta_e"], "ssim_gt_fg": m.get("ssim_gt_fg")}
         study["rows"].append({"step": step, "delta_e": float(np.mean(m["delta_e"])),
@@ -139,7 +140,7 @@ def refinement_verdict(study: dict[str, Any], goal_delta_e: float = 1.6, max_ssi
     first, last = study["rows"][0], study["rows"][-1]
     reached = last["delta_e"] <= goal_delta_e
     text = (f"After {last['step']} steps the mean ΔE over {len(study['pairs'])} pairs went from "
-            f"{first['delta_e']:.1f} to {last['delta_e']:.1f} ({M.jis_grade(last['delta_e'])}), "
+            f"{first['delta_e']:.1f} to {last['delta_e']:.1f} ({CD.jis_grade(last['delta_e'])}), "
             f"{'within' if reached else 'short of'} the goal of {goal_delta_e}")
     if first["ssim_gt_fg"] is None:
         return text + "; without true targets, shading fidelity was not measured."

@@ -12,7 +12,7 @@ from typing import Mapping
 from histgan.eval.baselines import BASELINE_LABELS, BASELINES
 from histgan.eval.report import PAPER_DELTA_E
 from histgan.eval.results import EvalResult
-from histgan.metrics import jis_grade
+from histgan.colour_difference import jis_grade
 
 __all__ = ["TARGET_DELTA_E", "reproduction_statements"]
 

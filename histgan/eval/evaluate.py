@@ -31,9 +31,8 @@ the calibration rows (other real images, the untranslated inputs, the true targe
 
 A *model* is anything callable as ``model(x, x_mask, ref, ref_mask) -> out`` on batches
 ``(N, 3, H, W)``, ``(N, 1, H, W)``, … in [-1, 1] (:class:`histgan.inference.Translator`, the
-:mod:`histgan.eval.baselines`), or a run directory. :func:`histgan.eval.report.write_report` (also importable
-from here) writes the per-pair CSV, the summary JSON, the Markdown table in the layout of the
-paper's Table 2 and the figures.
+:mod:`histgan.eval.baselines`), or a run directory. :func:`histgan.eval.report.write_report` writes the
+per-pair CSV, the summary JSON, the Markdown table in the layout of the paper's Table 2 and the figures.
 """
 
 from __future__ import annotations
@@ -48,20 +47,17 @@ import torch
 from torch import Tensor
 
 from histgan import metrics as M
+from histgan import colour_difference as CD
 from histgan.eval import realism_sets as RS
 from histgan.errors import HistganError
 from histgan.eval.baselines import BASELINES
-from histgan.eval.report import (PAPER_DELTA_E, SHAPE_METRICS, VARIANT_LABELS, markdown_table, report_order,
-                            summarise, write_report)
+from histgan.eval.report import summarise, write_report
 from histgan.eval.results import EvalData, EvalResult, Model, Samples, load_eval_data
 from histgan.train.runtime import select_device
 
-__all__ = ["EvalData", "Samples", "EvalResult", "load_eval_data", "evaluate", "evaluate_checkpoints",
-           "summarise", "SHAPE_METRICS", "REALISM_METRICS", "PAPER_DELTA_E", "VARIANT_LABELS", "report_order",
-           "markdown_table", "write_report", "evaluate_runs", "with_predicted_reference_masks",
+__all__ = ["evaluate", "evaluate_checkpoints", "evaluate_runs", "with_predicted_reference_masks",
            "shift_reference_colours"]
 
-REALISM_METRICS = RS.REALISM_METRICS
 #: Seeds the realism sets, patch positions, projections and classifiers (one fixed draw for every model).
 REALISM_SEED = 0
 
@@ -91,19 +87,19 @@ def _pair_counts(pairs: str | int, data: EvalData) -> tuple[int, int]:
 def _batch_metrics(out: Tensor, x_light: Tensor, x_mask: Tensor, fg: Tensor, bg: Tensor,
                    gt: Tensor | None) -> dict[str, np.ndarray]:
     """Metrics of a batch of outputs ``(B, 3, H, W)`` given precomputed input/reference statistics."""
-    # eq (12) as metrics.delta_e computes it (mean_lab, then delta_e_lab), each reference's mean taken once
-    mean = M.mean_lab(out, x_mask, name="model output", mask_name="input mask")
-    d = {"delta_e": M.delta_e_lab(mean, fg.numpy()), "delta_e2000": M.delta_e_lab(mean, fg.numpy(), "cie2000")}
-    lab = M.rgb_to_lab(out)  # per pixel, for the shape metrics
+    # eq (12) as colour_difference.delta_e computes it (mean_lab, then delta_e_lab), each reference mean taken once
+    mean = CD.mean_lab(out, x_mask, name="model output", mask_name="input mask")
+    d = {"delta_e": CD.delta_e_lab(mean, fg.numpy()), "delta_e2000": CD.delta_e_lab(mean, fg.numpy(), "cie2000")}
+    lab = CD.rgb_to_lab(out)  # per pixel, for the shape metrics
     m = (x_mask != 0).to(lab.dtype)
     light = lab[:, :1] / 100.0
     if gt is not None:
-        gt_light = M.rgb_to_lab(gt, value_range=(0, 1))[:, :1] / 100.0
+        gt_light = CD.rgb_to_lab(gt, value_range=(0, 1))[:, :1] / 100.0
         d["ssim_gt_fg"] = M.foreground_ssim(light, gt_light, m)
         d["ssim_gt_fg_lowpass"] = M.foreground_ssim(light, gt_light, m, M.lowpass_sigma(out.shape[-1]))
         d["ssim_gt"] = M.ssim_unit(light, gt_light)
         d["psnr_gt"] = M.psnr(out, gt * 2.0 - 1.0)
-        d["delta_e_gt"] = M.delta_e_lab(mean, M.mean_lab(gt, x_mask, (0, 1), "ground truth", "input mask"))
+        d["delta_e_gt"] = CD.delta_e_lab(mean, CD.mean_lab(gt, x_mask, (0, 1), "ground truth", "input mask"))
     d["ssim_input_lum"] = M.ssim_unit(light, x_light, m)
     iou = M.iou(M.segment_foreground(lab, fg.to(lab.dtype), bg.to(lab.dtype)), m > 0)
     d["iou"] = np.where(np.isnan(bg.numpy()).any(axis=1), np.nan, iou)
@@ -175,7 +171,7 @@ def _measure_pairs(model: Model, data: EvalData, n_in: int, n_ref: int, batch_si
     from histgan.progress import progress_bar
 
     fg, bg = M.reference_means(data.ref[:n_ref], data.ref_mask[:n_ref])
-    x_light = M.rgb_to_lab(data.x[:n_in])[:, :1] / 100.0
+    x_light = CD.rgb_to_lab(data.x[:n_in])[:, :1] / 100.0
     index = [(i, j) for i in range(n_in) for j in range(n_ref)]
     rows: list[dict[str, Any]] = []
     for b in progress_bar(range(0, len(index), batch_size), desc=f"evaluate {name}", disable=not progress):
@@ -186,7 +182,7 @@ def _measure_pairs(model: Model, data: EvalData, n_in: int, n_ref: int, batch_si
         for n, (i, j) in enumerate(zip(ii, jj)):
             rows.append({"input": data.x_names[i], "reference": data.ref_names[j],
                          **{k: float(v[n]) for k, v in metrics.items()}})
-            rows[-1]["grade"] = M.jis_grade(rows[-1]["delta_e"])
+            rows[-1]["grade"] = CD.jis_grade(rows[-1]["delta_e"])
             if sample_out is not None and i < sample_out.shape[0] and j < sample_out.shape[1]:
                 sample_out[i, j] = out[n]
             if (i, j) in keep:
@@ -323,12 +319,12 @@ def shift_reference_colours(data: EvalData, hue_degrees: float = 10.0, chroma_sc
     """
     if not (np.isfinite(hue_degrees) and np.isfinite(chroma_scale) and chroma_scale > 0):
         raise ValueError(f"hue_degrees must be finite and chroma_scale > 0, got {hue_degrees!r}, {chroma_scale!r}")
-    lab = M.rgb_to_lab(data.ref.double())
+    lab = CD.rgb_to_lab(data.ref.double())
     angle = torch.tensor(np.deg2rad(hue_degrees), dtype=lab.dtype)
     a, b = lab[:, 1], lab[:, 2]
     turned = torch.stack([lab[:, 0], chroma_scale * (a * angle.cos() - b * angle.sin()),
                           chroma_scale * (a * angle.sin() + b * angle.cos())], dim=1)
-    shifted = M.lab_to_rgb(turned).to(data.ref.dtype)
+    shifted = CD.lab_to_rgb(turned).to(data.ref.dtype)
     mask = data.ref_mask > 0
     ref = torch.where(mask, shifted, data.ref)
     return EvalData(data.x, data.x_mask, data.x_names, ref, data.ref_mask,

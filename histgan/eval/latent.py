@@ -190,7 +190,7 @@ def true_between_lab(root: str | os.PathLike, folder: str, names_a: Sequence[str
     """
     from histgan.data.image_files import load_mask
     from histgan.data.intermediate import between
-    from histgan.metrics import mean_lab
+    from histgan.colour_difference import mean_lab
     from histgan.data.render import KneeShape
     from histgan.data.synthetic import RENDER_Y, appearance_from_meta, image_entry
 
@@ -214,7 +214,7 @@ def true_between_lab(root: str | os.PathLike, folder: str, names_a: Sequence[str
 
 def centre_lab(images: Tensor, fraction: float = 0.35) -> np.ndarray:
     """Mean L*a*b* of each image's central square (:func:`centre_mask`): ``(N, 3, S, S)`` in [-1, 1] → ``(N, 3)``."""
-    from histgan.metrics import mean_lab
+    from histgan.colour_difference import mean_lab
 
     return mean_lab(images, centre_mask(images.shape[-1], fraction).expand(len(images), -1, -1, -1))
 
@@ -230,7 +230,7 @@ def centre_floor(images: Tensor, masks: Tensor, fraction: float = 0.35) -> dict[
         ``delta_e`` / ``delta_e_median``: mean / median ΔE (eq 12) between the square's mean colour and
         the whole foreground's — the floor of any ΔE read from the square (:func:`morph_delta_e`).
     """
-    from histgan.metrics import delta_e_lab, mean_lab
+    from histgan.colour_difference import delta_e_lab, mean_lab
 
     square = centre_mask(images.shape[-1], fraction)
     share = (masks * square).flatten(1).sum(1) / square.sum()
@@ -242,7 +242,7 @@ def centre_floor(images: Tensor, masks: Tensor, fraction: float = 0.35) -> dict[
 def morph_delta_e(frames: Tensor, truth_lab: np.ndarray, fraction: float = 0.35) -> np.ndarray:
     """ΔE (eq 12) of each frame's central-square mean colour (:func:`centre_lab`) to the true colour
     at its ``t``: frames ``(T, 3, S, S)`` in [-1, 1], ``truth_lab`` ``(T, 3)`` → ``(T,)``."""
-    from histgan.metrics import delta_e_lab
+    from histgan.colour_difference import delta_e_lab
 
     return delta_e_lab(centre_lab(frames, fraction), truth_lab)
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from histgan.eval import figures as fig
-from histgan import metrics as M
+from histgan import colour_difference as CD
 from histgan.eval.baselines import BASELINE_LABELS, BASELINES
 from histgan.io import atomic_write_json, atomic_write_text
 from histgan.eval.realism_sets import REALISM_METRICS
@@ -81,9 +81,9 @@ def summarise(rows: list[dict[str, Any]], **info: Any) -> dict[str, Any]:
     for key in ("delta_e", "delta_e2000", *SHAPE_METRICS):
         if key in rows[0]:
             out[f"{key}_mean"], out[f"{key}_std"] = _mean_std([r[key] for r in rows])
-    out["grade_of_mean"] = M.jis_grade(out["delta_e_mean"])
+    out["grade_of_mean"] = CD.jis_grade(out["delta_e_mean"])
     grades = [r["grade"] for r in rows]
-    out["grades"] = {g.grade: grades.count(g.grade) for g in M.JIS_TABLE}
+    out["grades"] = {g.grade: grades.count(g.grade) for g in CD.JIS_TABLE}
     return out
 
 
@@ -225,8 +225,8 @@ def write_report(results: dict[str, EvalResult], out_dir: str | os.PathLike,
     atomic_write_text(written["pairs"], _pairs_csv(results, order))
     atomic_write_json(written["summary"], _json_safe({
         "models": {n: results[n].summary for n in order}, "realism_calibration": _calibration(results),
-        "paper_table2_delta_e": PAPER_DELTA_E, "jis_table": [vars(g) for g in M.JIS_TABLE],
-        "jis_source": M.JIS_SOURCE,
+        "paper_table2_delta_e": PAPER_DELTA_E, "jis_table": [vars(g) for g in CD.JIS_TABLE],
+        "jis_source": CD.JIS_SOURCE,
         "checkpoints": {k: [r.summary for r in v] for k, v in (checkpoints or {}).items()}}))
     atomic_write_text(written["table"], markdown_table(results))
     if figures:

@@ -85,7 +85,7 @@ class EvalResult:
 
     name: str  # row name in the report (a variant, a baseline's name, or the caller's)
     pairs: list[dict[str, Any]]  # one dict per (input, reference) pair, keys as in histgan.eval.evaluate's table
-    summary: dict[str, Any]  # see histgan.eval.evaluate.summarise, plus the set-level realism scores
+    summary: dict[str, Any]  # see histgan.eval.report.summarise, plus the set-level realism scores
     samples: Samples | None = None  # outputs for the figures (None if none were kept)
     variant: str | None = None  # the training variant, for learned runs
     step: int | None = None  # the checkpoint's training step, for learned runs
