@@ -65,6 +65,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
+#: The package's version, said only here: pyproject.toml reads it statically, so it stays a string literal.
 __version__ = "0.1.0"
 
 __all__ = ["__version__", *_EXPORTS]
