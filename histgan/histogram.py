@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from histgan.histogram_window import EdgeWindow, WindowedSoftHistogram
+from histgan.images import RANGE_TOLERANCE
 from histgan.kernel import LOGISTIC, Kernel
 
 __all__ = [
@@ -46,8 +47,6 @@ __all__ = [
 
 #: Bins per channel used across the package unless a caller chooses otherwise.
 DEFAULT_BINS = 32
-#: Pixel values may exceed [-1, 1] by this much (float round-off of a tanh, say) before it is an error.
-RANGE_TOLERANCE = 1e-3
 #: Inside :func:`trusted_inputs`: skip the checks that read values back (a device synchronisation).
 _TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("histgan_histogram_trusted", default=False)
 
