@@ -1,6 +1,7 @@
 """Small image helpers shared by training samples, evaluation figures and notebooks.
 
-Tensors in model space ``[-1, 1]`` ``(3, H, W)`` ↔ arrays in display space ``[0, 1]`` ``(H, W, 3)``.
+Tensors in model space ``[-1, 1]`` ``(3, H, W)`` ↔ arrays in display space ``[0, 1]`` ``(H, W, 3)``, and
+:data:`RANGE_TOLERANCE`, how far values may stray outside their range before the checks that read them object.
 """
 
 from __future__ import annotations
