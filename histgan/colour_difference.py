@@ -31,7 +31,7 @@ from histgan.images import RANGE_TOLERANCE
 from histgan.srgb import linear_to_srgb, srgb_to_linear
 
 __all__ = ["ImageLike", "JisGrade", "JIS_TABLE", "JIS_SOURCE", "lab_from_unit_rgb", "rgb_to_lab", "lab_to_rgb",
-           "to_unit", "masked_mean", "mean_lab", "delta_e", "delta_e_lab", "jis_grade"]
+           "to_unit", "masked_mean", "mean_lab", "mean_of_lab", "delta_e", "delta_e_lab", "jis_grade"]
 
 ImageLike = Tensor | np.ndarray
 
@@ -132,14 +132,15 @@ def _constant(array: np.ndarray, like: Tensor) -> Tensor:
     return torch.as_tensor(array, dtype=like.dtype, device=like.device)
 
 
-def rgb_to_lab(images: ImageLike, value_range: Sequence[float] = (-1, 1)) -> ImageLike:
+def rgb_to_lab(images: ImageLike, value_range: Sequence[float] = (-1, 1), name: str = "images") -> ImageLike:
     """sRGB → CIE L*a*b* (D65, 2° observer), vectorised: ``(N, 3, H, W)`` → ``(N, 3, H, W)``.
 
     The same numbers as colour-science's ``XYZ_to_Lab(sRGB_to_XYZ(rgb))`` (tested to 1e-3), computed
     in torch so that 784 images of 256² convert in seconds. L* is on 0..100 (the "reference"
-    scale), never colour-science's 0..1 "domain-1" scale. Arrays in give arrays out.
+    scale), never colour-science's 0..1 "domain-1" scale. Arrays in give arrays out. ``name`` names the
+    argument in error messages.
     """
-    lab = lab_from_unit_rgb(to_unit(images, value_range))
+    lab = lab_from_unit_rgb(to_unit(images, value_range, name))
     if isinstance(images, np.ndarray):
         return lab.numpy().reshape((-1,) + images.shape[-3:])[0 if images.ndim == 3 else slice(None)]
     return lab if images.dim() == 4 else lab[0]
@@ -191,8 +192,14 @@ def mean_lab(images: ImageLike, mask: ImageLike | None = None, value_range: Sequ
     mean RGB colour). ``mask`` as in :func:`delta_e`; float64 out. ``name`` and ``mask_name`` name the
     arguments in error messages.
     """
-    u = to_unit(images, value_range, name)
-    return masked_mean(lab_from_unit_rgb(u), _as_mask(mask, u, mask_name), mask_name).double().cpu().numpy()
+    return mean_of_lab(lab_from_unit_rgb(to_unit(images, value_range, name)), mask, mask_name)
+
+
+def mean_of_lab(lab: Tensor, mask: ImageLike | None = None, mask_name: str = "mask") -> np.ndarray:
+    """Mean of per-pixel L*a*b* values ``(N, 3, H, W)`` (from :func:`rgb_to_lab`) over each image's
+    foreground → ``(N, 3)`` float64: :func:`mean_lab` for images already converted."""
+    lab = _as_batch(lab, "lab")
+    return masked_mean(lab, _as_mask(mask, lab, mask_name), mask_name).double().cpu().numpy()
 
 
 def delta_e_lab(lab_a: np.ndarray, lab_b: np.ndarray, method: str = "cie1976") -> np.ndarray:
@@ -229,8 +236,9 @@ def delta_e(
     Returns:
         ``(N,)`` float64 array, one ΔE per image pair (``N = 1`` for unbatched inputs).
 
-    :func:`histgan.eval.evaluate.evaluate` takes the same two steps (:func:`mean_lab`, then
-    :func:`delta_e_lab`), with each reference's mean computed once for all the inputs it is paired with.
+    :func:`histgan.eval.evaluate.evaluate` takes the same steps (per-pixel L*a*b*, the masked mean of
+    :func:`mean_of_lab`, then :func:`delta_e_lab`), converting each output once for its colour and
+    shape metrics and each reference's mean once for all the inputs it is paired with.
     """
     mean_generated = mean_lab(generated, generated_mask, value_range, "generated", "generated_mask")
     mean_reference = mean_lab(reference, reference_mask, value_range, "reference", "reference_mask")

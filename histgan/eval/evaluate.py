@@ -87,19 +87,21 @@ def _pair_counts(pairs: str | int, data: EvalData) -> tuple[int, int]:
 def _batch_metrics(out: Tensor, x_light: Tensor, x_mask: Tensor, fg: Tensor, bg: Tensor,
                    gt: Tensor | None) -> dict[str, np.ndarray]:
     """Metrics of a batch of outputs ``(B, 3, H, W)`` given precomputed input/reference statistics."""
-    # eq (12) as colour_difference.delta_e computes it (mean_lab, then delta_e_lab), each reference mean taken once
-    mean = CD.mean_lab(out, x_mask, name="model output", mask_name="input mask")
+    # eq (12) as colour_difference.delta_e computes it (per-pixel L*a*b*, masked mean, delta_e_lab); the
+    # per-pixel values serve the shape metrics too, and each reference's mean was taken once
+    lab = CD.rgb_to_lab(out, name="model output")
+    mean = CD.mean_of_lab(lab, x_mask, "input mask")
     d = {"delta_e": CD.delta_e_lab(mean, fg.numpy()), "delta_e2000": CD.delta_e_lab(mean, fg.numpy(), "cie2000")}
-    lab = CD.rgb_to_lab(out)  # per pixel, for the shape metrics
     m = (x_mask != 0).to(lab.dtype)
     light = lab[:, :1] / 100.0
     if gt is not None:
-        gt_light = CD.rgb_to_lab(gt, value_range=(0, 1))[:, :1] / 100.0
+        gt_lab = CD.rgb_to_lab(gt, value_range=(0, 1), name="ground truth")
+        gt_light = gt_lab[:, :1] / 100.0
         d["ssim_gt_fg"] = M.foreground_ssim(light, gt_light, m)
         d["ssim_gt_fg_lowpass"] = M.foreground_ssim(light, gt_light, m, M.lowpass_sigma(out.shape[-1]))
         d["ssim_gt"] = M.ssim_unit(light, gt_light)
         d["psnr_gt"] = M.psnr(out, gt * 2.0 - 1.0)
-        d["delta_e_gt"] = CD.delta_e_lab(mean, CD.mean_lab(gt, x_mask, (0, 1), "ground truth", "input mask"))
+        d["delta_e_gt"] = CD.delta_e_lab(mean, CD.mean_of_lab(gt_lab, x_mask, "input mask"))
     d["ssim_input_lum"] = M.ssim_unit(light, x_light, m)
     iou = M.iou(M.segment_foreground(lab, fg.to(lab.dtype), bg.to(lab.dtype)), m > 0)
     d["iou"] = np.where(np.isnan(bg.numpy()).any(axis=1), np.nan, iou)
