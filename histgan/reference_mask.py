@@ -130,7 +130,7 @@ def _fit(mask: Tensor, size: tuple[int, int]) -> Tensor:
 def masked_reference_root(data: str | os.PathLike, out_dir: str | os.PathLike, reference_mask: str = "auto",
                           masker: Masker | str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
                           folder: str = "testB") -> Path:
-    """A dataset root whose ``folder`` references have masks, for :func:`histgan.eval.evaluate.evaluate_runs`.
+    """A dataset root whose ``folder`` references have masks, for :func:`histgan.eval.trained_runs.evaluate_runs`.
 
     ``"none"`` (and ``"auto"`` when ``data/{folder}_mask/`` exists or every reference has alpha) returns
     ``data`` unchanged. Otherwise the masks — alpha where present, else the masker's prediction

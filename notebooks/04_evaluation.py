@@ -54,7 +54,7 @@ from matplotlib import cbook
 from PIL import Image
 
 import histgan
-from histgan.eval import baselines, conclusions, evaluate, figures
+from histgan.eval import baselines, conclusions, evaluate, figures, trained_runs
 from histgan.eval.report import PAPER_DELTA_E, markdown_table, write_report
 from histgan.eval.results import load_eval_data
 from histgan import colour_difference, metrics
@@ -193,7 +193,7 @@ show.show_source(evaluate.evaluate)
 results = {v: evaluate.evaluate(m, test_set, pairs, device=device, progress=False) for v, m in models.items()}
 for name, baseline in baselines.BASELINES.items():
     results[name] = evaluate.evaluate(baseline, test_set, pairs, progress=False, name=name)
-checkpoints = {v: evaluate.evaluate_checkpoints(d, test_set, checkpoint_pairs, device=device, progress=False)
+checkpoints = {v: trained_runs.evaluate_checkpoints(d, test_set, checkpoint_pairs, device=device, progress=False)
                for v, d in run_dirs.items()}
 report = write_report(results, runs / "report", checkpoints, figures=False)
 print(f"report written: {', '.join(sorted(p.name for p in report.values()))} in {runs / 'report'}")

@@ -49,7 +49,7 @@ def _pairs_arg(text: str) -> str | int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from histgan.eval.evaluate import evaluate_runs
+    from histgan.eval.trained_runs import evaluate_runs
     from histgan.reference_mask import masked_reference_root
     from histgan.train.masker import MASKER_DIRNAME
 

@@ -211,7 +211,7 @@ def write_report(results: dict[str, EvalResult], out_dir: str | os.PathLike,
     Args:
         results: evaluations by row name (learned runs and baselines).
         out_dir: output folder (created).
-        checkpoints: per run, the :func:`histgan.eval.evaluate.evaluate_checkpoints` results, for
+        checkpoints: per run, the :func:`histgan.eval.trained_runs.evaluate_checkpoints` results, for
             ``colour_vs_shape.png``.
         figures: also write ``fig3.png``, ``fig4_<name>.png``, ``histograms_<name>.png``.
 
