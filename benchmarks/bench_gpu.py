@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from histgan.config import VARIANTS, make_config  # noqa: E402
-from histgan.networks import build_models  # noqa: E402
+from histgan.networks.generator import build_models  # noqa: E402
 from histgan.train.parallel import Job, run_parallel  # noqa: E402
 from histgan.train.runtime import autocast_dtype  # noqa: E402
 from histgan.train.step import ImagePool, make_optimisers, train_step_lazy  # noqa: E402

@@ -49,7 +49,7 @@ import torch  # noqa: E402
 
 from histgan.config import VARIANTS, make_config  # noqa: E402
 from histgan.io import atomic_write_json  # noqa: E402
-from histgan.networks import build_models  # noqa: E402
+from histgan.networks.generator import build_models  # noqa: E402
 from histgan.train.step import ImagePool, make_optimisers, train_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"

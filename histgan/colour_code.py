@@ -1,7 +1,7 @@
 """The colour code as a latent space: morphing between references and inverting to a target colour.
 
 A conditioned generator reads a reference only through its colour code ``c = E(h_ref)`` (``(N, D)``,
-:meth:`histgan.networks.Generator.encode`), a small vector the user can steer directly:
+:meth:`histgan.networks.generator.Generator.encode`), a small vector the user can steer directly:
 
 * **Morphing** — mix the codes of several references with weights ``w`` (non-negative, summing to 1):
   ``c = Σ_r w_r E(h_r)`` (:func:`mix_codes`); or, for comparison, mix the histograms and encode the
@@ -80,7 +80,7 @@ def mix_codes(G: nn.Module, histograms: Sequence[Tensor], weights: Sequence[floa
     """Weighted mean of the references' colour codes, ``Σ_r w_r E(h_r)``.
 
     Args:
-        G: a conditioned :class:`~histgan.networks.Generator`.
+        G: a conditioned :class:`~histgan.networks.generator.Generator`.
         histograms: one ``(N, 3, K)`` histogram batch per reference.
         weights: one weight per reference (checked by :func:`mix_weights`).
 
@@ -140,7 +140,7 @@ def refine_codes(G: nn.Module, x: Tensor, code: Tensor, h_target: Tensor, steps:
     The network's parameters are never updated nor given gradients (``torch.autograd.grad`` on the codes).
 
     Args:
-        G: a conditioned :class:`~histgan.networks.Generator` (put in eval mode here).
+        G: a conditioned :class:`~histgan.networks.generator.Generator` (put in eval mode here).
         x: inputs ``(N, 3, H, W)`` in [-1, 1]. code: starting codes ``(N, D)`` (e.g. ``G.encode(h_ref)``).
         h_target: target histograms ``(N, 3, K)`` (e.g. of the references over their masks).
         steps: Adam steps (≥ 0). lr: Adam's learning rate.

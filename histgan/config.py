@@ -38,9 +38,9 @@ __all__ = ["VARIANTS", "INJECTIONS", "GENERATORS", "PADDINGS", "GAN_LOSSES", "Tr
 
 #: The four models of the paper's Table 2.
 VARIANTS = ("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi")
-#: Where the colour code enters the generator (see :class:`histgan.networks.Generator`).
+#: Where the colour code enters the generator (see :class:`histgan.networks.generator.Generator`).
 INJECTIONS = ("concat", "film", "concat+film", "adain")
-#: Generator architectures (see :class:`histgan.networks.Generator`).
+#: Generator architectures (see :class:`histgan.networks.generator.Generator`).
 GENERATORS = ("resnet", "unet")
 #: Border padding of the generator's 3×3 convolutions.
 PADDINGS = ("zeros", "reflect")
@@ -62,7 +62,7 @@ class TrainConfig:
     flip: bool = False  # random horizontal flips of training images (data augmentation)
     recolour_hue: float = 0.0  # Y images' foreground hue turned by up to ± this many degrees (augmentation)
     recolour_chroma: float = 1.0  # ... and its chroma scaled by a factor in [1/this, this] (1 = off)
-    # ---- networks (histgan.networks) ------------------------------------------------------------
+    # ---- networks (histgan.networks.generator) ------------------------------------------------------------
     ngf: int = 32  # generator width: channels after the first conv (doubles per downsampling)
     ndf: int = 32  # discriminator width: channels of its first conv
     n_down: int = 2  # generator downsamplings (stride 2 each); the network stride is 2**n_down

@@ -1,6 +1,6 @@
 """Edit directions in the colour code's space: lighter/darker, redder, more yellow.
 
-The generator's colour code ``z = E(h_ref)`` (:meth:`histgan.networks.Generator.encode`) is a small
+The generator's colour code ``z = E(h_ref)`` (:meth:`histgan.networks.generator.Generator.encode`) is a small
 latent space. An *edit* moves a code so that the translated image's mean foreground colour changes by
 an amount the user names in CIE L*a*b* units: ``lightness`` (L*), ``redness`` (a*), ``yellowness`` (b*).
 Two kinds of direction are fitted from a run's training references (images of Y with their masks):

@@ -22,8 +22,8 @@ from histgan.train.checkpoint import load_checkpoint
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.losses import masked_histogram
-from histgan.networks import build_models
-from histgan.weight_average import load_average
+from histgan.networks.generator import build_models
+from histgan.networks.weight_average import load_average
 from histgan.reference_mask import resolve_reference_mask
 from histgan.train.runtime import select_device
 from histgan.images import to_uint8

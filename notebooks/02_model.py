@@ -39,7 +39,8 @@ import torch
 
 import histgan
 from histgan import config as cfg
-from histgan import conditioning, discriminator, histogram, networks, spectral_norm
+from histgan import histogram
+from histgan.networks import conditioning, discriminator, generator, spectral_norm
 from histgan.data import render, sampling
 from histgan.book import show
 from histgan import images
@@ -55,7 +56,7 @@ print(f"preset {preset!r}: {size}² images, ngf = {config.ngf}, ndf = {config.nd
 # domain $X$, references $y$ from the skin-toned "photograph" domain $Y$ with their foreground masks
 # (the renderer and the random shapes and appearances are the data module's).
 
-# %%
+# %% tags=["hide-input"]
 rng = np.random.default_rng(seed)
 shapes = [sampling.sample_shape(rng) for _ in range(2 * batch)]
 x = torch.stack([torch.from_numpy(render.render_x(s, size)) for s in shapes[:batch]])
@@ -82,14 +83,14 @@ assert x.shape == y.shape == (batch, 3, size, size) and float(x.min()) >= -1 and
 # The package's `Generator` (the colour-code parts are explained in section 2):
 
 # %%
-show.show_source(networks.Generator)
+show.show_source(generator.Generator)
 
 # %% [markdown]
 # Following one batch through the three stages (the encoder and the decoder are the `down` and `up`
 # parts; the middle layer has `ngf · 2^n_down` channels at `1/2^n_down` of the resolution):
 
 # %%
-G_plain = networks.Generator(config.ngf, config.n_down, config.n_blocks, code_dim=0).eval()
+G_plain = generator.Generator(config.ngf, config.n_down, config.n_blocks, code_dim=0).eval()
 with torch.no_grad():
     middle = G_plain.down(x)  # the encoder's output: the middle layer
     out = G_plain(x)
@@ -155,7 +156,7 @@ h_swapped = h_ref.flip(0)  # the same references, given to the other input
 outputs = {}
 for injection in cfg.INJECTIONS:
     torch.manual_seed(seed)
-    G = networks.Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim, config.bins,
+    G = generator.Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim, config.bins,
                            injection, arch=config.generator).eval()
     with torch.no_grad():
         code = G.encode(h_ref)
@@ -232,7 +233,7 @@ show.show_source(spectral_norm.apply_spectral_norm)
 sigma = {}
 for variant in ("cyclegan", "cyclegan_sn"):
     torch.manual_seed(seed)
-    D_y = networks.build_models(config.replace(variant=variant))["D_y"].eval()
+    D_y = generator.build_models(config.replace(variant=variant))["D_y"].eval()
     convs = [m for m in D_y.modules() if isinstance(m, torch.nn.Conv2d)]
     with torch.no_grad():
         sigma[variant] = [float(torch.linalg.matrix_norm(m.weight.flatten(1), ord=2)) for m in convs]
@@ -295,7 +296,7 @@ show.show_source(cfg.TrainConfig.condition_F.fget)
 # $\mathcal{N}(0, 0.02)$):
 
 # %%
-show.show_source(networks.build_models)
+show.show_source(generator.build_models)
 
 # %% [markdown]
 # Parameter counts for the preset above. Spectral normalisation adds no parameters (it reparametrises
@@ -305,7 +306,7 @@ show.show_source(networks.build_models)
 # %%
 counts = {}
 for variant in cfg.VARIANTS:
-    models = networks.build_models(config.replace(variant=variant))
+    models = generator.build_models(config.replace(variant=variant))
     counts[variant] = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
 print(f"{'variant':12s} {'SN':>3s} {'G code':>7s} {'F code':>7s} {'G':>10s} {'F':>10s} {'D_x':>9s} {'D_y':>9s}")
 for variant, c in counts.items():
@@ -327,7 +328,7 @@ assert len({c["D_y"] for c in counts.values()}) == 1, "the discriminators are th
 # (the notation page of this book has the same table):
 
 # %% tags=["nbval-ignore-output"]
-print(histgan.__doc__.split("Paper ↔ code")[1].strip("\n-"))
+show.show_doc(histgan)
 
 # %% [markdown]
 # ## Summary

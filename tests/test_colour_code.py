@@ -10,7 +10,7 @@ from histgan.colour_code import (mix_codes, mix_histograms, mix_weights, morph_p
                                  per_image_loss, refine_codes, steered_code)
 from histgan.config import make_config
 from histgan.inference import Translator, colour_histogram, translate
-from histgan.networks import build_models
+from histgan.networks.generator import build_models
 from histgan.data.synthetic import write_dataset
 from histgan.train.loop import fit
 from support import run_cli as _cli

@@ -171,7 +171,7 @@ def _fake_run(root: Path, variant: str, steps=(2, 4)) -> Path:
     """A run directory with untrained weights in the format of histgan.train.loop (no training needed)."""
     from histgan.train.checkpoint import checkpoint_path, save_checkpoint
     from histgan.config import make_config
-    from histgan.networks import build_models
+    from histgan.networks.generator import build_models
 
     run = root / variant
     config = make_config("quick", variant=variant, run_dir=str(run))

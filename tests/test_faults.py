@@ -394,7 +394,7 @@ def test_checkpoint_write_fails_midway(which, run_copy, data, monkeypatch):
 # ---- NaN / Inf --------------------------------------------------------------------------------------
 def test_inf_in_batch_stops_step(data, tmp_path):
     """An Inf pixel in a batch: the step raises naming it and the step, no weight moves (NaN: test_train.py)."""
-    from histgan.networks import build_models
+    from histgan.networks.generator import build_models
     from histgan.train.loop import make_dataset
     from histgan.train.step import make_optimisers, train_step
 

@@ -5,10 +5,10 @@ import torch
 
 from histgan.config import INJECTIONS, VARIANTS, make_config
 from histgan.histogram import soft_histogram
-from histgan.conditioning import HistogramEncoder
-from histgan.discriminator import Discriminator
-from histgan.networks import Generator, build_models
-from histgan.spectral_norm import apply_spectral_norm
+from histgan.networks.conditioning import HistogramEncoder
+from histgan.networks.discriminator import Discriminator
+from histgan.networks.generator import Generator, build_models
+from histgan.networks.spectral_norm import apply_spectral_norm
 from histgan.train.step import make_optimisers, train_step
 
 
@@ -129,7 +129,7 @@ def test_bad_input():
 def test_injection_as_a_bias_map_equals_the_concatenation_in_float64(size, padding):
     """The concat injection computed without the tiled code map (a per-channel bias map; with zero
     padding its borders see fewer taps) gives the outputs and gradients of conv([f, tile(code)]) in float64."""
-    from histgan.networks import Generator
+    from histgan.networks.generator import Generator
 
     torch.manual_seed(0)
     G = Generator(ngf=4, n_down=1, n_blocks=1, code_dim=5, bins=8, injection="concat", padding=padding).double()
@@ -278,7 +278,7 @@ def test_a_run_checkpointed_before_the_new_fields_resumes(tmp_path):
 def test_reflect_padding_pads_every_3x3_conv_of_the_generator_and_keeps_the_parameters():
     """``padding="reflect"`` changes how the encoder, injection, fusion and decoder convs pad, not which
     parameters there are (so the same initialisation and state-dict names), and the default is zeros."""
-    from histgan.networks import Generator
+    from histgan.networks.generator import Generator
 
     kw = dict(ngf=4, n_down=2, n_blocks=1, code_dim=5, bins=8, arch="unet")
     torch.manual_seed(0)

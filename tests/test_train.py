@@ -20,7 +20,7 @@ from histgan.cli import main
 from histgan.train.checkpoint import load_checkpoint
 from histgan.config import PRESETS, VARIANTS, TrainConfig, make_config
 from histgan.errors import HistganError
-from histgan.networks import build_models
+from histgan.networks.generator import build_models
 from histgan.data.synthetic import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -499,7 +499,7 @@ def test_weight_average_follows_its_formula_and_resumes_bit_identically(tmp_path
     """``ema``: the average kept in the checkpoint is β_t-weighted as documented, survives a resume
     unchanged, and is what load_run translates with (spectral norms refreshed for it)."""
     from histgan.inference import load_run
-    from histgan.weight_average import WeightAverage
+    from histgan.networks.weight_average import WeightAverage
 
     net = torch.nn.Linear(3, 2)
     avg = WeightAverage(net, 0.9)

@@ -22,8 +22,8 @@ from histgan.errors import HistganError
 from histgan.io import atomic_write_json, atomic_write_text
 from histgan.data.loader import default_num_workers, to_device, training_batches
 from histgan.losses import masked_histogram
-from histgan.networks import build_models
-from histgan.weight_average import WeightAverage
+from histgan.networks.generator import build_models
+from histgan.networks.weight_average import WeightAverage
 from histgan.train.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
                              seed_everything, set_rng_state)
 from histgan.train.step import ImagePool, lr_factor, make_optimisers, train_step_lazy, unwrap

@@ -5,11 +5,11 @@
   the colour code injected at the middle layer by concatenation, by FiLM in the decoder, or both.
   With ``code_dim=0`` it is the plain CycleGAN generator (same class, conditioning off).
 * :func:`build_models` — ``G``, ``F`` and the PatchGAN discriminators ``D_x``, ``D_y``
-  (:class:`histgan.discriminator.Discriminator`), initialised as CycleGAN does and spectral-normalised
-  (:func:`histgan.spectral_norm.apply_spectral_norm`).
+  (:class:`histgan.networks.discriminator.Discriminator`), initialised as CycleGAN does and spectral-normalised
+  (:func:`histgan.networks.spectral_norm.apply_spectral_norm`).
 
-The colour code comes from :class:`histgan.conditioning.HistogramEncoder` and is applied by the pieces of
-:mod:`histgan.conditioning`.
+The colour code comes from :class:`histgan.networks.conditioning.HistogramEncoder` and is applied by the pieces of
+:mod:`histgan.networks.conditioning`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from histgan.conditioning import AdaResBlock, FiLM, HistogramEncoder
-from histgan.discriminator import Discriminator
-from histgan.layers import ResBlock, norm_layer
-from histgan.spectral_norm import apply_spectral_norm
+from histgan.networks.conditioning import AdaResBlock, FiLM, HistogramEncoder
+from histgan.networks.discriminator import Discriminator
+from histgan.networks.layers import ResBlock, norm_layer
+from histgan.networks.spectral_norm import apply_spectral_norm
 
 __all__ = ["Generator", "build_models"]
 

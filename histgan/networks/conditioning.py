@@ -6,7 +6,7 @@ colour code, FiLM and adaptive residual blocks apply it.
 * :class:`FiLM` — feature-wise linear modulation by the code (Perez et al. 2018), zero-initialised.
 * :class:`AdaResBlock` — a residual block whose instance norms are adaptive (AdaIN, Huang & Belongie 2017).
 
-:class:`histgan.networks.Generator` chooses among them by its ``injection``.
+:class:`histgan.networks.generator.Generator` chooses among them by its ``injection``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from histgan.layers import ResBlock
+from histgan.networks.layers import ResBlock
 
 __all__ = ["HistogramEncoder", "FiLM", "AdaResBlock"]
 
@@ -66,8 +66,8 @@ class AdaResBlock(ResBlock):
     """A residual block whose two instance norms are adaptive (Huang & Belongie 2017, AdaIN): after
     each norm the colour code sets every channel's scale and shift, ``(1 + γ(c)) · x̂ + β(c)``.
 
-    The parameters are :class:`~histgan.layers.ResBlock`'s plus ``film``; with ``γ = β = 0`` (the zero-initialised
-    projections) it computes exactly what :class:`~histgan.layers.ResBlock` does.
+    The parameters are :class:`~histgan.networks.layers.ResBlock`'s plus ``film``; with ``γ = β = 0`` (the zero-initialised
+    projections) it computes exactly what :class:`~histgan.networks.layers.ResBlock` does.
     """
 
     def __init__(self, ch: int, norm: str, code_dim: int) -> None:

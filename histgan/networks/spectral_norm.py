@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from histgan.conditioning import FiLM
+from histgan.networks.conditioning import FiLM
 
 __all__ = ["apply_spectral_norm", "refresh_spectral_norm"]
 

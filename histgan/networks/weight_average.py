@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from histgan.spectral_norm import refresh_spectral_norm
+from histgan.networks.spectral_norm import refresh_spectral_norm
 
 __all__ = ["WeightAverage", "load_average"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from histgan.layers import norm_layer
+from histgan.networks.layers import norm_layer
 
 __all__ = ["Discriminator"]
 
