@@ -55,6 +55,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 import histgan
 from histgan import config as cfg
@@ -144,7 +145,7 @@ show.show_source(losses.colour_loss)
 # configuration module's docstring:
 
 # %% tags=["nbval-ignore-output"]
-print(cfg.__doc__.split("\n\n", 1)[1])
+show.show_doc(cfg)
 
 # %% [markdown]
 # ## 2. One training step
@@ -155,7 +156,7 @@ print(cfg.__doc__.split("\n\n", 1)[1])
 # and implemented here; the step is a pure function of the models, optimisers, batch and config:
 
 # %% tags=["nbval-ignore-output"]
-print(step.__doc__.split("\n\n", 1)[1])
+display(show.show_doc(step))
 show.show_source(step.train_step)
 
 # %% [markdown]
@@ -187,7 +188,7 @@ print(f"{'spectral norm':13s} {config.spectral_norm}; colour code in G: {config.
 # domains. Below, row 1 shows $X$, row 2 the same knees in $Y$ (the ground truth of a translation), and
 # rows 3–4 independent $Y$ images as the training set holds them, first plain and then photographic:
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 6.5))
 for ax, domain in zip(axes, ("plain", "photo")):
     ax.imshow(synthetic.contact_sheet(n=6, size=64, domain=domain))
@@ -227,7 +228,7 @@ run = histgan.fit(config, resume=resume, progress=progress)
 # conditioned models, and for the plain CycleGANs it is only *monitored* (no gradient) and shows how far
 # their colours stay from the reference's.
 
-# %%
+# %% tags=["hide-input"]
 log = [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines() if line.strip()]
 terms = [k for k in log[0] if k not in ("step", "lr", "sec_per_step")]
 values = {k: np.array([r[k] for r in log], dtype=float) for k in terms}
@@ -256,7 +257,7 @@ assert int(steps_logged[-1]) == config.steps
 # reference's colours (the conditioned models) or colours drawn from the training set, whatever the
 # reference (the plain CycleGANs).
 
-# %%
+# %% tags=["hide-input"]
 grids = sorted((run / "samples").glob("step_*.png"))
 shown_grids = [grids[i] for i in sorted({round(j) for j in np.linspace(0, len(grids) - 1, min(4, len(grids)))})]
 fig, axes = plt.subplots(1, len(shown_grids), figsize=(3.2 * len(shown_grids), 4), squeeze=False)
