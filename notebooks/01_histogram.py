@@ -42,10 +42,9 @@ import numpy as np
 import torch
 
 import histgan
-from histgan import histogram, histogram_window, kernel
+from histgan import histogram, histogram_window, images, kernel
 from histgan.book import show
 from histgan.data import samples
-from histgan import images
 
 torch.manual_seed(seed)
 L = histogram.bin_width(bins)  # L = 2/K

@@ -39,11 +39,10 @@ import torch
 
 import histgan
 from histgan import config as cfg
-from histgan import histogram
-from histgan.networks import conditioning, discriminator, generator, spectral_norm
-from histgan.data import render, sampling
+from histgan import histogram, images
 from histgan.book import show
-from histgan import images
+from histgan.data import render, sampling
+from histgan.networks import conditioning, discriminator, generator, spectral_norm
 
 torch.manual_seed(seed)
 config = histgan.make_config(preset)

@@ -59,12 +59,11 @@ from IPython.display import display
 
 import histgan
 from histgan import config as cfg
-from histgan import losses
-from histgan.train.checkpoint import list_checkpoints
-from histgan.train import runtime, step, loop as train
-from histgan.data import synthetic
+from histgan import images, losses
 from histgan.book import show
-from histgan import images
+from histgan.data import synthetic
+from histgan.train import loop, runtime, step
+from histgan.train.checkpoint import list_checkpoints
 
 scratch = Path(tempfile.mkdtemp(prefix="histgan-training-")) if data is None or run_dir is None else None
 data = str(scratch / "data") if data is None else data
@@ -201,7 +200,7 @@ fig.tight_layout()
 if not (Path(data) / "trainA").is_dir():
     size = synthetic.PRESETS[data_preset]
     histgan.write_dataset(data, size=size.size, n_train=size.n_train, n_test=size.n_test, progress=False)
-train_set = train.make_dataset(config)
+train_set = loop.make_dataset(config)
 y_domain = synthetic.load_meta(data).get("domain", "plain") if (Path(data) / "meta.json").is_file() else None
 print(f"{len(train_set)} unpaired training items (X and Y) resized to {config.image_size}²; Y domain: {y_domain}")
 assert len(train_set) >= config.batch_size

@@ -54,16 +54,15 @@ from matplotlib import cbook
 from PIL import Image
 
 import histgan
+from histgan import colour_difference, images, metrics
+from histgan.book import show, sweep
+from histgan.config import VARIANTS
+from histgan.data import synthetic
 from histgan.eval import baselines, conclusions, evaluate, figures, trained_runs
 from histgan.eval.report import PAPER_DELTA_E, markdown_table, write_report
 from histgan.eval.results import load_eval_data
-from histgan import colour_difference, metrics
-from histgan.train import parallel, masker as segment, variants
-from histgan.book import sweep
-from histgan.data import synthetic
-from histgan.config import VARIANTS
-from histgan.book import show
-from histgan import images
+from histgan.train import parallel, variants
+from histgan.train.masker import Masker, load_masker, masker_iou, predict_mask
 
 runs = Path(runs) if runs is not None else Path(tempfile.mkdtemp(prefix="histgan-evaluation-"))
 data = Path(data) if data is not None else runs / "data"
@@ -308,7 +307,7 @@ assert all(len(c) >= 1 for c in checkpoints.values())
 # run's folder, where `python -m histgan translate --reference-mask auto` (the default) finds it.
 
 # %%
-show.show_source(segment.Masker)
+show.show_source(Masker)
 
 # %% [markdown]
 # Two measurements: the intersection over union of its masks with the true ones on the held-out reference
@@ -317,9 +316,9 @@ show.show_source(segment.Masker)
 # reference's true foreground colour):
 
 # %% tags=["nbval-ignore-output"]
-mask_net = segment.load_masker(masker)
+mask_net = load_masker(masker)
 masker_info = json.loads((masker / "metrics.json").read_text())
-iou_held_out = segment.masker_iou(mask_net, data, "testB")
+iou_held_out = masker_iou(mask_net, data, "testB")
 auto_masks = evaluate.evaluate(evaluate.with_predicted_reference_masks(models["histgan_bi"], mask_net), test_set,
                                pairs, device=device, progress=False, realism=False, name="predicted masks")
 d_true, d_auto = delta["histgan_bi"], auto_masks.summary["delta_e_mean"]
@@ -338,7 +337,7 @@ assert 0.0 <= iou_held_out <= 1.0 and np.isfinite(d_auto)
 
 # %% tags=["hide-input"]
 k = min(6, len(test_set.ref))
-predicted = segment.predict_mask(mask_net, test_set.ref[:k])
+predicted = predict_mask(mask_net, test_set.ref[:k])
 plt.figure(figsize=(1.3 * k, 4))
 plt.imshow(images.image_grid([[test_set.ref[j] for j in range(k)], [test_set.ref_mask[j] for j in range(k)],
                            [predicted[j] for j in range(k)]]))
@@ -349,7 +348,7 @@ plt.title("held-out references | true masks | predicted masks (rows)", fontsize=
 with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as photo:
     portrait = torch.from_numpy(np.asarray(photo.convert("RGB").resize((96, 128)), dtype=np.float32) / 127.5 - 1)
 portrait = portrait.permute(2, 0, 1)
-portrait_mask = segment.predict_mask(mask_net, portrait)[0]
+portrait_mask = predict_mask(mask_net, portrait)[0]
 fig, axes = plt.subplots(1, 2, figsize=(4.5, 3))
 axes[0].imshow(images.to_display(portrait))
 axes[1].imshow(images.to_display(portrait_mask), cmap="gray")

@@ -53,9 +53,8 @@ from pathlib import Path
 
 from IPython.display import Image, Markdown, display
 
+from histgan.book import show, sweep
 from histgan.eval import figures
-from histgan.book import sweep
-from histgan.book import show
 from histgan.train.parallel import MARKER
 
 out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="histgan-sweeps-"))

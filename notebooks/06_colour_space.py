@@ -55,13 +55,12 @@ import torch
 from IPython.display import Markdown, display
 
 import histgan
-from histgan import colour_code, colour_difference, config
+from histgan import colour_code, colour_difference, config, images
+from histgan.book import show
+from histgan.book.frame_slider import frame_slider
 from histgan.eval import colour_code_study as study
 from histgan.eval.results import load_eval_data
-from histgan.train import loop as train
-from histgan.book.frame_slider import frame_slider
-from histgan.book import show
-from histgan import images
+from histgan.train import loop
 
 torch.manual_seed(seed)
 work = Path(tempfile.mkdtemp(prefix="histgan-colour-space-"))
@@ -70,7 +69,7 @@ if not (data / "testA").is_dir():
     histgan.write_dataset(data, size=32, n_train=6, n_test=3, progress=False)
 if run_dir is None:
     tiny = config.make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(work / "run"), steps=train_steps)
-    run_dir = train.fit(tiny, progress=False)
+    run_dir = loop.fit(tiny, progress=False)
 model = histgan.load_run(run_dir, device=device)
 test_set = load_eval_data(data)
 print(f"{model.config.variant}, step {model.step}: code length D = {model.config.code_dim}, K = {model.config.bins}; "

@@ -59,13 +59,12 @@ import numpy as np
 import torch
 
 import histgan
-from histgan.train import dcgan
-from histgan.eval import latent
-from histgan import colour_difference
+from histgan import colour_difference, images
+from histgan.book import show
 from histgan.data import synthetic
 from histgan.data.folders import load_domain
-from histgan.book import show
-from histgan import images
+from histgan.eval import latent
+from histgan.train import dcgan
 
 torch.manual_seed(seed)
 work = Path(tempfile.mkdtemp(prefix="histgan-latent-"))
