@@ -6,7 +6,7 @@ import argparse
 
 from histgan.config import PRESETS
 
-__all__ = ["EXIT_USAGE", "Parser", "add_training_flags", "positive_int"]
+__all__ = ["EXIT_USAGE", "Parser", "add_command_group", "add_training_flags", "positive_int"]
 
 #: Exit code of a usage error (argparse's own convention).
 EXIT_USAGE = 2
@@ -17,6 +17,15 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"histgan: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_command_group(sub: argparse._SubParsersAction, name: str, dest: str, **parser_options: str
+                      ) -> argparse._SubParsersAction:
+    """A command with sub-commands of its own (``data synth``, ``edits fit``): its parser from
+    ``parser_options`` (``help``, ``description``, ``epilog``), and its required sub-command choice."""
+    group = sub.add_parser(name, **parser_options).add_subparsers(dest=dest, metavar=dest.upper(), parser_class=Parser)
+    group.required = True
+    return group
 
 
 def add_training_flags(p: argparse.ArgumentParser, *, data_help: str, out_help: str, data_required: bool,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from histgan.cli.arguments import Parser
+from histgan.cli.arguments import add_command_group
 
 __all__ = ["add_data"]
 
@@ -14,11 +14,9 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     from histgan.data.sampling import DEFAULT_DOMAIN, DOMAINS  # numpy only
     from histgan.data.synthetic import PRESETS
 
-    p = sub.add_parser("data", help="make or inspect datasets",
-                       description="Make or inspect datasets.",
-                       epilog="Example: python -m histgan data synth --out data/synthetic --preset cpu")
-    data_sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", parser_class=Parser)
-    data_sub.required = True
+    data_sub = add_command_group(sub, "data", "data_command", help="make or inspect datasets",
+                                 description="Make or inspect datasets.",
+                                 epilog="Example: python -m histgan data synth --out data/synthetic --preset cpu")
     s = data_sub.add_parser(
         "synth", help="write the synthetic knee benchmark (X: grey renders, Y: skin-toned photos)",
         description="Write the synthetic knee benchmark in the CycleGAN layout (trainA/ trainB/ testA/ "

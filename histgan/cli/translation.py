@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from histgan.cli.arguments import Parser, positive_int
+from histgan.cli.arguments import add_command_group, positive_int
 
 __all__ = ["add_translate", "add_edits"]
 
@@ -182,11 +182,10 @@ def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list)
 # ---- edit directions in the colour code's space -------------------------------------------------
 def add_edits(sub: argparse._SubParsersAction) -> None:
     """Register ``edits fit``."""
-    p = sub.add_parser("edits", help="edit directions in the colour code's space (lighter, redder, more yellow)",
-                       description="Edit directions for 'translate --edit'.",
-                       epilog="Example: python -m histgan edits fit runs/mine")
-    edits_sub = p.add_subparsers(dest="edits_command", metavar="EDITS_COMMAND", parser_class=Parser)
-    edits_sub.required = True
+    edits_sub = add_command_group(sub, "edits", "edits_command",
+                                  help="edit directions in the colour code's space (lighter, redder, more yellow)",
+                                  description="Edit directions for 'translate --edit'.",
+                                  epilog="Example: python -m histgan edits fit runs/mine")
     f = edits_sub.add_parser(
         "fit", help="fit linear and RBF edit directions on a run's training references",
         description="Encode the training references of Y (DATA/trainB with its masks, plus colour-shifted "

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import torch
 
@@ -24,7 +24,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_path
 
 __all__ = ["save_checkpoint", "load_checkpoint", "list_checkpoints", "checkpoint_path", "rotate_checkpoints",
-           "load_latest_good", "write_run_checkpoint", "RunLock", "ENVELOPE"]
+           "load_latest_good", "checkpoint_to_resume", "write_run_checkpoint", "RunLock", "ENVELOPE"]
 
 _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -165,6 +165,38 @@ def load_latest_good(run_dir: str | os.PathLike, map_location: str | torch.devic
             errors.append(str(exc))
             warnings.warn(f"{exc}; trying an older checkpoint", RuntimeWarning, stacklevel=2)
     raise HistganError(f"no readable checkpoint in {Path(run_dir) / 'checkpoints'}: " + " | ".join(errors))
+
+
+def checkpoint_to_resume(run_dir: str | os.PathLike, config: dict[str, Any], resumable: Collection[str],
+                         resume: bool, what: str, how_to_resume: str, otherwise: str = "") -> dict[str, Any] | None:
+    """The newest readable checkpoint of ``run_dir`` that a run with ``config`` may resume from.
+
+    Args:
+        run_dir: the run's folder.
+        config: the run's settings now (a dataclass's ``asdict``), compared with the checkpoint's
+            ``"config"`` except for the names in ``resumable`` (e.g. the number of steps).
+        resume: whether the caller asked to continue; a folder with checkpoints is refused otherwise.
+        what: the kind of run in messages (``"masker"``, ``"dcgan"``).
+        how_to_resume: the end of the refusal, e.g. ``"pass --resume to continue, or choose another --out"``.
+        otherwise: appended to the refusal of other settings (what to do instead).
+
+    Returns:
+        the checkpoint's state, or ``None`` when the folder holds none (a fresh start).
+
+    Raises:
+        HistganError: checkpoints exist but ``resume`` is false, or they were written with other settings.
+    """
+    run_dir = Path(run_dir)
+    found = load_latest_good(run_dir) if (run_dir / "checkpoints").is_dir() else None
+    if found is None:
+        return None
+    if not resume:
+        raise HistganError(f"{what} folder {run_dir} already holds checkpoints; {how_to_resume}")
+    state, path = found
+    diff = [f"{k}={v!r} (now {config[k]!r})" for k, v in state["config"].items() if k not in resumable and config[k] != v]
+    if diff:
+        raise HistganError(f"{what} checkpoint {path} was trained with other settings: {', '.join(diff)}{otherwise}")
+    return state
 
 
 class RunLock:

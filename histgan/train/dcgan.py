@@ -30,9 +30,10 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-from histgan.train.checkpoint import RunLock, load_checkpoint, load_latest_good, write_run_checkpoint
 from histgan.errors import HistganError
 from histgan.io import atomic_write_json
+from histgan.train.checkpoint import (RunLock, checkpoint_to_resume, load_checkpoint, load_latest_good,
+                                      write_run_checkpoint)
 from histgan.train.runtime import environment_report, seed_everything, select_device
 
 __all__ = ["DcganConfig", "Generator", "Discriminator", "dcgan_init", "gan_losses", "train_step", "fit_dcgan",
@@ -184,19 +185,11 @@ def _models(config: DcganConfig) -> tuple[Generator, Discriminator]:
 
 
 def _start(config: DcganConfig, resume: bool, nets: dict[str, nn.Module], opts: dict[str, Any]) -> tuple[int, list]:
-    run_dir = Path(config.run_dir)
-    found = load_latest_good(run_dir) if (run_dir / "checkpoints").is_dir() else None
-    if found is None:
+    state = checkpoint_to_resume(config.run_dir, dataclasses.asdict(config), _RESUMABLE, resume, "dcgan",
+                                 "pass resume=True to continue, or choose another run_dir",
+                                 "; train into another run_dir, or resume with the same settings")
+    if state is None:
         return 0, []
-    if not resume:
-        raise HistganError(f"dcgan folder {run_dir} already holds checkpoints; pass resume=True to continue, "
-                           "or choose another run_dir")
-    state, path = found
-    now = dataclasses.asdict(config)
-    diff = [f"{k}={v!r} (now {now[k]!r})" for k, v in state["config"].items() if k not in _RESUMABLE and now[k] != v]
-    if diff:
-        raise HistganError(f"dcgan checkpoint {path} was trained with other settings: {', '.join(diff)}; "
-                           "train into another run_dir, or resume with the same settings")
     for key, module in {**nets, **opts}.items():
         module.load_state_dict(state[key])
     return int(state["step"]), list(state.get("log", []))

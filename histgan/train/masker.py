@@ -34,9 +34,10 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-from histgan.train.checkpoint import RunLock, load_checkpoint, load_latest_good, write_run_checkpoint
 from histgan.errors import HistganError
 from histgan.io import atomic_write_json
+from histgan.train.checkpoint import (RunLock, checkpoint_to_resume, load_checkpoint, load_latest_good,
+                                      write_run_checkpoint)
 from histgan.train.runtime import environment_report, seed_everything, select_device
 from histgan.train.masker_augment import augment
 
@@ -197,18 +198,10 @@ def _batch(images: Tensor, masks: Tensor, config: MaskerConfig, step: int) -> tu
 
 
 def _start(config: MaskerConfig, resume: bool, model: Masker, opt: torch.optim.Optimizer) -> tuple[int, list]:
-    run_dir = Path(config.run_dir)
-    found = load_latest_good(run_dir) if (run_dir / "checkpoints").is_dir() else None
-    if found is None:
+    state = checkpoint_to_resume(config.run_dir, dataclasses.asdict(config), _RESUMABLE, resume, "masker",
+                                 "pass --resume to continue, or choose another --out")
+    if state is None:
         return 0, []
-    if not resume:
-        raise HistganError(f"masker folder {run_dir} already holds checkpoints; pass --resume to continue, "
-                           "or choose another --out")
-    state, path = found
-    now = dataclasses.asdict(config)
-    diff = [f"{k}={v!r} (now {now[k]!r})" for k, v in state["config"].items() if k not in _RESUMABLE and now[k] != v]
-    if diff:
-        raise HistganError(f"masker checkpoint {path} was trained with other settings: {', '.join(diff)}")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimiser"])
     return int(state["step"]), list(state.get("log", []))
