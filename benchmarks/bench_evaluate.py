@@ -83,7 +83,7 @@ def _with_gt(data: EvalData, batch: int) -> None:
         for j in range(0, len(data.ref), batch):
             n = min(batch, len(data.ref) - j)
             ii = [i] * n
-            E._batch_metrics(data.x[ii], light[ii], data.x_mask[ii], fg[j : j + n], bg[j : j + n], gt[:n])
+            E.batch_metrics(data.x[ii], light[ii], data.x_mask[ii], fg[j : j + n], bg[j : j + n], gt[:n])
 
 
 def _median_time(fn, reps: int) -> float:

@@ -29,7 +29,7 @@ from histgan.train.runtime import select_device
 from histgan.images import to_uint8
 
 __all__ = ["Translator", "load_run", "translate", "colour_histogram", "colour_image",
-           "reference_histogram", "reference_lab", "load_histogram"]
+           "reference_histogram", "reference_lab", "load_histogram", "edited_code"]
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -292,12 +292,12 @@ def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference
         x_mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
         labs = [reference_lab(r, model, reference_mask, masker) for r in refs]
     code = steered_code(model, batch, hs, weights, refine, x_mask, labs)
-    code = _edited_code(model, code, edit, edit_method)
+    code = edited_code(model, code, edit, edit_method)
     with torch.no_grad():
         return model.G(batch.to(model.device).float(), code=code).clamp(-1, 1)
 
 
-def _edited_code(model: Translator, code: Tensor, edit: Any, edit_method: str) -> Tensor:
+def edited_code(model: Translator, code: Tensor, edit: Any, edit_method: str) -> Tensor:
     """``code`` moved by ``edit`` (:func:`histgan.edits.apply_edits`); unchanged for no edit or zero amounts."""
     if not edit:
         return code

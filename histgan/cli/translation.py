@@ -157,7 +157,7 @@ def _translate(args: argparse.Namespace) -> int:
 def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list) -> int:
     """``translate`` with --mix and/or --refine (:func:`histgan.colour_code.steered_code`)."""
     from histgan.colour_code import steered_code
-    from histgan.inference import _edited_code
+    from histgan.inference import edited_code
     from histgan.reference_mask import load_reference, resolve_reference_mask
     from histgan.images import save_image_grid
 
@@ -173,7 +173,7 @@ def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list)
         _, alpha, _ = load_reference(args.input, x.shape[-1])
         x_mask = resolve_reference_mask(args.input_mask or "auto", x, alpha, args.input, args.masker, model.run_dir)
     code = steered_code(model, x, hs, weights, args.refine, x_mask, labs)
-    code = _edited_code(model, code, _edit_amounts(args.edit), args.edit_method)
+    code = edited_code(model, code, _edit_amounts(args.edit), args.edit_method)
     save_image_grid([[model.G(x.to(model.device), code=code).clamp(-1, 1)[0].detach()]], args.out, pad=0)
     print(f"histgan: wrote {args.out}")
     return 0

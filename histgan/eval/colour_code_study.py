@@ -23,7 +23,7 @@ from torch import Tensor
 from histgan import metrics as M
 from histgan import colour_difference as CD
 from histgan.colour_code import REFINE_LAMBDA_LAB, REFINE_LR, morph_path, refine_codes
-from histgan.eval.evaluate import _batch_metrics
+from histgan.eval.evaluate import batch_metrics
 from histgan.eval.results import EvalData
 
 __all__ = ["MODES", "extreme_references", "morph_study", "sample_pairs", "refinement_study",
@@ -78,7 +78,7 @@ def morph_study(model: Any, data: EvalData, inputs: Sequence[int], a: int, b: in
              "monotone": (np.diff(progress, axis=0) >= -1e-3).all(axis=0),
              "cv": steps.std(axis=0) / np.maximum(steps.mean(axis=0), 1e-12)}
         if truth is not None:
-            per_t = [_batch_metrics(f, x_light, xm, fg[[a] * len(ii)], bg[[a] * len(ii)], g) for f, g in zip(frames, truth)]
+            per_t = [batch_metrics(f, x_light, xm, fg[[a] * len(ii)], bg[[a] * len(ii)], g) for f, g in zip(frames, truth)]
             r["delta_e_gt"] = np.stack([m["delta_e_gt"] for m in per_t])
             r["ssim_gt_fg"] = np.stack([m["ssim_gt_fg"] for m in per_t])
         out[mode] = r
@@ -124,7 +124,7 @@ def refinement_study(model: Any, data: EvalData, pairs: Sequence[tuple[int, int]
     for step, c in [(0, code), *sorted(r.codes.items())]:
         with torch.no_grad():
             out = model.G(x, code=c).clamp(-1, 1).cpu()
-        m = _batch_metrics(out, x_light, data.x_mask[ii], fg[jj], bg[jj], gt)
+        m = batch_metrics(out, x_light, data.x_mask[ii], fg[jj], bg[jj], gt)
         grades = [CD.jis_grade(float(d)) for d in m["delta_e"]]
         study["outputs"][step] = out
         study["per_pair"][step] = {"delta_e": m["delta_e"], "ssim_gt_fg": m.get("ssim_gt_fg")}

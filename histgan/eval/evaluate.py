@@ -54,7 +54,7 @@ from histgan.eval.report import summarise
 from histgan.eval.results import EvalData, EvalResult, Model, Samples, load_eval_data
 from histgan.train.runtime import select_device
 
-__all__ = ["evaluate", "with_predicted_reference_masks", "shift_reference_colours"]
+__all__ = ["evaluate", "batch_metrics", "with_predicted_reference_masks", "shift_reference_colours"]
 
 #: Seeds the realism sets, patch positions, projections and classifiers (one fixed draw for every model).
 REALISM_SEED = 0
@@ -82,8 +82,8 @@ def _pair_counts(pairs: str | int, data: EvalData) -> tuple[int, int]:
     return min(pairs, n_in), min(pairs, n_ref)
 
 
-def _batch_metrics(out: Tensor, x_light: Tensor, x_mask: Tensor, fg: Tensor, bg: Tensor,
-                   gt: Tensor | None) -> dict[str, np.ndarray]:
+def batch_metrics(out: Tensor, x_light: Tensor, x_mask: Tensor, fg: Tensor, bg: Tensor,
+                  gt: Tensor | None) -> dict[str, np.ndarray]:
     """Metrics of a batch of outputs ``(B, 3, H, W)`` given precomputed input/reference statistics."""
     # eq (12) as colour_difference.delta_e computes it (per-pixel L*a*b*, masked mean, delta_e_lab); the
     # per-pixel values serve the shape metrics too, and each reference's mean was taken once
@@ -178,7 +178,7 @@ def _measure_pairs(model: Model, data: EvalData, n_in: int, n_ref: int, batch_si
         ii, jj = map(list, zip(*index[b : b + batch_size]))
         out = _run_model(model, data, ii, jj, device)
         gt = data.ground_truth(ii, jj) if data.synthetic else None
-        metrics = _batch_metrics(out, x_light[ii], data.x_mask[ii], fg[jj], bg[jj], gt)
+        metrics = batch_metrics(out, x_light[ii], data.x_mask[ii], fg[jj], bg[jj], gt)
         for n, (i, j) in enumerate(zip(ii, jj)):
             rows.append({"input": data.x_names[i], "reference": data.ref_names[j],
                          **{k: float(v[n]) for k, v in metrics.items()}})
