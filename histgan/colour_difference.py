@@ -31,7 +31,7 @@ from histgan.images import RANGE_TOLERANCE
 from histgan.srgb import linear_to_srgb, srgb_to_linear
 
 __all__ = ["ImageLike", "JisGrade", "JIS_TABLE", "JIS_SOURCE", "lab_from_unit_rgb", "rgb_to_lab", "lab_to_rgb",
-           "to_unit", "masked_mean", "mean_lab", "mean_of_lab", "delta_e", "delta_e_lab", "jis_grade"]
+           "to_unit", "as_mask", "masked_mean", "mean_lab", "mean_of_lab", "delta_e", "delta_e_lab", "jis_grade"]
 
 ImageLike = Tensor | np.ndarray
 
@@ -161,7 +161,7 @@ def lab_to_rgb(lab: Tensor, value_range: Sequence[float] = (-1, 1)) -> Tensor:
     return lo + (hi - lo) * linear_to_srgb(lin).clamp(0.0, 1.0)
 
 
-def _as_mask(mask: ImageLike | None, like: Tensor, name: str) -> Tensor:
+def as_mask(mask: ImageLike | None, like: Tensor, name: str) -> Tensor:
     """Mask ``(N|1, 1, H, W)`` or ``(1, H, W)``, non-zero = foreground → float {0, 1} ``(N, 1, H, W)``."""
     if mask is None:
         return torch.ones_like(like[:, :1])
@@ -199,7 +199,7 @@ def mean_of_lab(lab: Tensor, mask: ImageLike | None = None, mask_name: str = "ma
     """Mean of per-pixel L*a*b* values ``(N, 3, H, W)`` (from :func:`rgb_to_lab`) over each image's
     foreground → ``(N, 3)`` float64: :func:`mean_lab` for images already converted."""
     lab = _as_batch(lab, "lab")
-    return masked_mean(lab, _as_mask(mask, lab, mask_name), mask_name).double().cpu().numpy()
+    return masked_mean(lab, as_mask(mask, lab, mask_name), mask_name).double().cpu().numpy()
 
 
 def delta_e_lab(lab_a: np.ndarray, lab_b: np.ndarray, method: str = "cie1976") -> np.ndarray:

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
-from histgan.colour_difference import ImageLike, _as_mask, lab_from_unit_rgb, masked_mean, to_unit
+from histgan.colour_difference import ImageLike, as_mask, lab_from_unit_rgb, masked_mean, to_unit
 
 __all__ = ["ssim", "ssim_unit", "psnr", "segment_foreground", "iou", "reference_means", "foreground_iou", "filter_same",
            "lowpass_sigma", "gaussian_lowpass", "composite", "foreground_ssim", "stripe_energy"]
@@ -169,13 +169,13 @@ def ssim(
         ua, ub = lab_from_unit_rgb(ua)[:, :1] / 100.0, lab_from_unit_rgb(ub)[:, :1] / 100.0
     elif channels != "rgb":
         raise ValueError(f"channels must be 'luminance' or 'rgb', got {channels!r}")
-    return ssim_unit(ua, ub, None if mask is None else _as_mask(mask, ua, "mask"))
+    return ssim_unit(ua, ub, None if mask is None else as_mask(mask, ua, "mask"))
 
 
 def psnr(a: ImageLike, b: ImageLike, mask: ImageLike | None = None, value_range: Sequence[float] = (-1, 1)) -> np.ndarray:
     """PSNR in dB, ``10 log10(1 / MSE)`` of the [0, 1] sRGB values over ``mask``: → ``(N,)``; inf if equal."""
     ua, ub = to_unit(a, value_range, "a"), to_unit(b, value_range, "b")
-    mse = masked_mean(((ua - ub) ** 2).mean(dim=1, keepdim=True), _as_mask(mask, ua, "mask"))[:, 0]
+    mse = masked_mean(((ua - ub) ** 2).mean(dim=1, keepdim=True), as_mask(mask, ua, "mask"))[:, 0]
     with np.errstate(divide="ignore"):
         return -10.0 * np.log10(mse.double().cpu().numpy())
 
@@ -204,7 +204,7 @@ def reference_means(reference: ImageLike, reference_mask: ImageLike | None,
     The background mean is NaN for a reference whose mask covers every pixel.
     """
     u = to_unit(reference, value_range, "reference")
-    lab, m = lab_from_unit_rgb(u), _as_mask(reference_mask, u, "reference_mask")
+    lab, m = lab_from_unit_rgb(u), as_mask(reference_mask, u, "reference_mask")
     bg_count = (1 - m).sum(dim=(2, 3))
     bg = (lab * (1 - m)).sum(dim=(2, 3)) / bg_count.clamp_min(1)
     return masked_mean(lab, m, "reference_mask"), torch.where(bg_count > 0, bg, torch.nan)
@@ -226,7 +226,7 @@ def foreground_iou(
     uo = to_unit(output, value_range, "output")
     fg, bg = reference_means(reference, reference_mask, value_range)
     pred = segment_foreground(lab_from_unit_rgb(uo), fg.to(uo.dtype), bg.to(uo.dtype))
-    out = iou(pred, _as_mask(target_mask, uo, "target_mask") > 0)
+    out = iou(pred, as_mask(target_mask, uo, "target_mask") > 0)
     return np.where(np.isnan(bg.double().cpu().numpy()).any(axis=1), np.nan, out)
 
 
