@@ -364,7 +364,7 @@ def test_shipped_text_cites_papers_not_our_working_files():
     """Notebooks (their sources and stored outputs, which include package listings), book pages, the README
     and the package's docstrings name papers by authors and title, never our internal files or issues."""
     paths = [*NOTEBOOK_DIR.glob("*.py"), *NOTEBOOK_DIR.glob("*.ipynb"), *(ROOT / "book").glob("*.md"),
-             ROOT / "README.md", *(ROOT / "histgan").glob("*.py")]
+             ROOT / "README.md", *(ROOT / "histgan").rglob("*.py")]
     found = [f"{p.relative_to(ROOT)}:{i}: {m.group(0)}" for p in paths
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              for m in [INTERNAL_NAMES.search(line)] if m]
