@@ -24,7 +24,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_path
 
 __all__ = ["save_checkpoint", "load_checkpoint", "list_checkpoints", "checkpoint_path", "rotate_checkpoints",
-           "load_latest_good", "checkpoint_to_resume", "write_run_checkpoint", "RunLock", "ENVELOPE"]
+           "load_latest_good", "resume_wanted", "checkpoint_to_resume", "write_run_checkpoint", "RunLock", "ENVELOPE"]
 
 _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -165,6 +165,20 @@ def load_latest_good(run_dir: str | os.PathLike, map_location: str | torch.devic
             errors.append(str(exc))
             warnings.warn(f"{exc}; trying an older checkpoint", RuntimeWarning, stacklevel=2)
     raise HistganError(f"no readable checkpoint in {Path(run_dir) / 'checkpoints'}: " + " | ".join(errors))
+
+
+def resume_wanted(resume: bool | str, run_dir: str | os.PathLike, what: str) -> bool:
+    """``resume`` (``True``, ``False`` or ``"auto"``) as a decision: ``"auto"`` resumes when ``run_dir``
+    holds a checkpoint.
+
+    Raises:
+        HistganError: any other value (``what`` names the kind of run in the message).
+    """
+    if resume not in (True, False, "auto"):
+        raise HistganError(f"{what} resume must be True, False or 'auto', got {resume!r}")
+    if resume == "auto":
+        return any((Path(run_dir) / "checkpoints").glob("*.pt"))
+    return bool(resume)
 
 
 def checkpoint_to_resume(run_dir: str | os.PathLike, config: dict[str, Any], resumable: Collection[str],

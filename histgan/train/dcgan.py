@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from histgan.errors import HistganError
 from histgan.io import atomic_write_json
 from histgan.train.checkpoint import (RunLock, checkpoint_to_resume, load_checkpoint, load_latest_good,
-                                      write_run_checkpoint)
+                                      resume_wanted, write_run_checkpoint)
 from histgan.train.runtime import environment_report, seed_everything, select_device
 
 __all__ = ["DcganConfig", "Generator", "Discriminator", "dcgan_init", "gan_losses", "train_step", "fit_dcgan",
@@ -214,12 +214,9 @@ def fit_dcgan(data_root: str | os.PathLike, run_dir: str | os.PathLike, steps: i
             settings that differ from the checkpoint's.
     """
     config = DcganConfig(data=str(data_root), run_dir=str(run_dir), steps=steps, seed=seed, device=device, **options)
-    if resume not in (True, False, "auto"):
-        raise HistganError(f"dcgan resume must be True, False or 'auto', got {resume!r}")
-    if resume == "auto":
-        resume = any((Path(run_dir) / "checkpoints").glob("*.pt"))
+    resume = resume_wanted(resume, run_dir, "dcgan")
     with RunLock(run_dir):
-        _fit(config, bool(resume), progress)
+        _fit(config, resume, progress)
     return Path(run_dir)
 
 

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from histgan.errors import HistganError
 from histgan.io import atomic_write_json
 from histgan.train.checkpoint import (RunLock, checkpoint_to_resume, load_checkpoint, load_latest_good,
-                                      write_run_checkpoint)
+                                      resume_wanted, write_run_checkpoint)
 from histgan.train.runtime import environment_report, seed_everything, select_device
 from histgan.train.masker_augment import augment
 
@@ -231,12 +231,9 @@ def fit_masker(data_root: str | os.PathLike, run_dir: str | os.PathLike, steps: 
     if not (Path(data_root) / "trainB_mask").is_dir():
         raise HistganError(f"{Path(data_root) / 'trainB_mask'} does not exist: the masker learns from Y images "
                            "with masks (make a set with 'python -m histgan data synth --out DIR')")
-    if resume not in (True, False, "auto"):
-        raise HistganError(f"masker resume must be True, False or 'auto', got {resume!r}")
-    if resume == "auto":
-        resume = (Path(run_dir) / "checkpoints").is_dir() and any((Path(run_dir) / "checkpoints").glob("*.pt"))
+    resume = resume_wanted(resume, run_dir, "masker")
     with RunLock(run_dir):
-        _fit(config, bool(resume), progress)
+        _fit(config, resume, progress)
     return Path(run_dir)
 
 
