@@ -238,9 +238,8 @@ def fit_masker(data_root: str | os.PathLike, run_dir: str | os.PathLike, steps: 
 
 
 def _fit(config: MaskerConfig, resume: bool, progress: bool) -> None:
-    from histgan.progress import progress_bar
-
     from histgan.data.folders import load_domain
+    from histgan.progress import progress_bar
 
     dev = select_device(config.device)
     seed_everything(config.seed, deterministic=dev.type == "cpu")
