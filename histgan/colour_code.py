@@ -28,9 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from histgan.colour_difference import lab_from_unit_rgb
 from histgan.histogram import histogram_loss
-from histgan.losses import masked_histogram
+from histgan.losses import masked_histogram, mean_colour_loss
 
 __all__ = ["WEIGHT_TOLERANCE", "REFINE_LR", "REFINE_LAMBDA_LAB", "mix_weights", "mix_codes", "mix_histograms",
            "per_image_loss", "refine_codes", "Refinement", "check_refine", "steered_code", "morph_path"]
@@ -111,10 +110,7 @@ def per_image_loss(out: Tensor, x_mask: Tensor | None, h_target: Tensor, bins: i
     h_fake = masked_histogram(out, x_mask, bins, bandwidth)
     loss = torch.stack([histogram_loss(h_fake[i : i + 1], h_target[i : i + 1]) for i in range(len(out))])
     if lambda_lab and lab_target is not None:
-        m = torch.ones_like(out[:, :1]) if x_mask is None else (x_mask != 0).to(out.dtype)
-        lab = lab_from_unit_rgb((out.clamp(-1.0, 1.0) + 1.0) / 2.0)  # clamped: a tanh output's round-off
-        mean = (lab * m).sum((2, 3)) / m.sum((2, 3))
-        loss = loss + lambda_lab * ((mean - lab_target.to(out.dtype)) ** 2).sum(1).add(1e-12).sqrt()
+        loss = loss + lambda_lab * mean_colour_loss(out, x_mask, lab_target)
     return loss
 
 

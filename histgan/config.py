@@ -13,6 +13,10 @@ prints none of them, so these are ours:
   kernel gave slightly lower ΔE but flattened the shading in a prototype (the paper's
   colour-versus-shape trade-off).
 
+``lambda_mean = 0`` (off in the dataclass) weighs a term that is ours, not the paper's: the ΔE of
+eq (12) between the fake's mean L*a*b* over the input's mask and the reference's over its own
+(:func:`histgan.losses.mean_colour_loss`), for each conditioned generator.
+
 The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``injection``, ``gan_loss``,
 ``ema`` (a moving average of the generators' weights, used to translate), ``warmup``, ``padding``
 (zeros or reflection in G's 3×3 convs), ``recolour_hue`` / ``recolour_chroma`` (colour augmentation
@@ -34,7 +38,7 @@ from typing import Any
 
 from histgan.io import atomic_write_json
 
-__all__ = ["VARIANTS", "INJECTIONS", "GENERATORS", "PADDINGS", "GAN_LOSSES", "TrainConfig", "PRESETS", "make_config"]
+__all__ = ["VARIANTS", "INJECTIONS", "GENERATORS", "PADDINGS", "GAN_LOSSES", "HIST_KINDS", "TrainConfig", "PRESETS", "make_config"]
 
 #: The four models of the paper's Table 2.
 VARIANTS = ("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi")
@@ -46,6 +50,8 @@ GENERATORS = ("resnet", "unet")
 PADDINGS = ("zeros", "reflect")
 #: Adversarial losses (see :class:`histgan.losses.GANLoss`).
 GAN_LOSSES = ("bce", "lsgan")
+#: Distances between histograms for eq (6) (see :func:`histgan.histogram.histogram_loss`).
+HIST_KINDS = ("l2", "emd", "hellinger")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class TrainConfig:
     lambda_cycle: float = 10.0  # weight of the cycle L1, eq (10)
     lambda_idt: float = 5.0  # weight of the identity L1, eq (11)
     lambda_hist: float = 2.0  # weight of the histogram loss, eq (6) (histgan variants only)
+    lambda_mean: float = 0.0  # weight of the mean-colour term: ΔE (eq 12) of fake vs reference mean L*a*b* (histgan)
     gan_loss: str = "bce"  # "bce": eq (9) on logits; "lsgan": least squares (Mao et al. 2017)
     # ---- optimisation -------------------------------------------------------------------------
     lr: float = 2e-4  # Adam learning rate of both G/F and D_x/D_y
@@ -178,7 +185,7 @@ def _validate(c: TrainConfig) -> None:
     _choice("generator", c.generator, GENERATORS)
     _choice("padding", c.padding, PADDINGS)
     _choice("norm", c.norm, ("instance", "batch", "none"))
-    _choice("hist_kind", c.hist_kind, ("l2", "emd", "hellinger"))
+    _choice("hist_kind", c.hist_kind, HIST_KINDS)
     _choice("gan_loss", c.gan_loss, GAN_LOSSES)
     for name in ("steps", "batch_size", "image_size", "ngf", "ndf", "n_down", "d_layers", "code_dim", "bins"):
         _positive_int(name, getattr(c, name))
@@ -197,7 +204,7 @@ def _validate(c: TrainConfig) -> None:
     if c.image_size < 2 ** (c.d_layers + 2):
         raise ValueError(f"image_size {c.image_size} is too small for a PatchGAN with d_layers={c.d_layers} "
                          f"(needs >= {2 ** (c.d_layers + 2)})")
-    for name in ("lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "lr", "beta1", "beta2", "decay_start"):
+    for name in ("lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "lambda_mean", "lr", "beta1", "beta2", "decay_start"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")

@@ -6,7 +6,10 @@ total of eq (7).
 * :func:`colour_loss` — eq (6) between the soft histogram of a fake over the **input's** mask
   (the translation keeps the shape, so the input's silhouette is the output's) and the reference's
   histogram over the reference's own mask.
-* :func:`total_loss` — eq (7).
+* :func:`mean_colour_loss` — beyond the paper: the ΔE of eq (12) between a fake's mean L*a*b* over
+  the input's mask and the reference's over its own (:func:`masked_mean_lab`), the first moment that
+  eq (6) weighs only weakly when the shift is small (the training page's ablation).
+* :func:`total_loss` — eq (7), plus ``λ_mean`` times the mean-colour terms.
 
 The loss weights and why we chose them: :mod:`histgan.config`.
 """
@@ -19,9 +22,11 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
+from histgan.colour_difference import lab_from_unit_rgb
 from histgan.histogram import histogram_loss, soft_histogram
 
-__all__ = ["GANLoss", "cycle_loss", "identity_loss", "masked_histogram", "colour_loss", "total_loss"]
+__all__ = ["GANLoss", "cycle_loss", "identity_loss", "masked_histogram", "colour_loss", "masked_mean_lab",
+           "mean_colour_loss", "total_loss"]
 
 
 def _full(t: Tensor) -> Tensor:
@@ -89,16 +94,42 @@ def colour_loss(fake: Tensor, fake_mask: Tensor | None, h_ref: Tensor, bins: int
     return histogram_loss(masked_histogram(fake, fake_mask, bins, bandwidth), h_ref, kind=kind)
 
 
+def masked_mean_lab(images: Tensor, mask: Tensor | None) -> Tensor:
+    """Differentiable mean CIE L*a*b* of each image over its mask: ``(N, 3, H, W)`` in [-1, 1] → ``(N, 3)``.
+
+    The conversion of :func:`histgan.colour_difference.lab_from_unit_rgb`, in float32 outside autocast;
+    images are clamped to [-1, 1] first (a tanh output's round-off). Nothing is read back from the
+    device; an empty mask gives the mean of nothing as 0 (not a NaN).
+    """
+    with torch.autocast(device_type=images.device.type, enabled=False):
+        images = _full(images)
+        m = torch.ones_like(images[:, :1]) if mask is None else (mask != 0).to(images.dtype)
+        lab = lab_from_unit_rgb((images.clamp(-1.0, 1.0) + 1.0) / 2.0)
+        return (lab * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1.0)
+
+
+def mean_colour_loss(fake: Tensor, fake_mask: Tensor | None, lab_ref: Tensor) -> Tensor:
+    """Each image's ΔE (eq 12, CIE 1976) between its mean L*a*b* over ``fake_mask`` and ``lab_ref``.
+
+    ``fake (N, 3, H, W)``, ``lab_ref (N, 3)`` (e.g. :func:`masked_mean_lab` of the references over
+    their own masks) → ``(N,)``. The distance is ``sqrt(‖Δ‖² + 1e-12)``: its gradient has unit length
+    for any shift, however small (eq (6) in L2 is quadratic there), and is finite at 0.
+    """
+    mean = masked_mean_lab(fake, fake_mask)
+    return ((mean - lab_ref.to(mean.dtype)) ** 2).sum(1).add(1e-12).sqrt()
+
+
 def total_loss(terms: Mapping[str, Tensor], lambda_gan: float, lambda_cycle: float, lambda_idt: float,
-               lambda_hist: float) -> Tensor:
-    """Eq (7): ``λ_gan L_gan + λ_cycle L_cycle + λ_idt L_idt + λ_hist L_hist``.
+               lambda_hist: float, lambda_mean: float = 0.0) -> Tensor:
+    """Eq (7): ``λ_gan L_gan + λ_cycle L_cycle + λ_idt L_idt + λ_hist L_hist``, plus ``λ_mean L_mean``.
 
     Args:
         terms: any of ``gan_G, gan_F`` (eq 8), ``cycle_x, cycle_y`` (eq 10), ``idt_x, idt_y``
-            (eq 11), ``hist_y, hist_x`` (eq 6 for G's and F's fakes); missing terms count 0.
-        lambda_gan, lambda_cycle, lambda_idt, lambda_hist: the weights.
+            (eq 11), ``hist_y, hist_x`` (eq 6 for G's and F's fakes), ``mean_y, mean_x``
+            (:func:`mean_colour_loss`, batch means); missing terms count 0.
+        lambda_gan, lambda_cycle, lambda_idt, lambda_hist, lambda_mean: the weights.
     """
-    groups = {"gan": lambda_gan, "cycle": lambda_cycle, "idt": lambda_idt, "hist": lambda_hist}
+    groups = {"gan": lambda_gan, "cycle": lambda_cycle, "idt": lambda_idt, "hist": lambda_hist, "mean": lambda_mean}
     total = None
     for name, value in terms.items():
         weight = groups[name.split("_")[0]]

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from histgan.histogram import soft_histogram
-from histgan.losses import GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, total_loss
+from histgan.losses import (GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, masked_mean_lab,
+                            mean_colour_loss, total_loss)
 
 
 def test_bce_gan_loss_analytic():
@@ -69,3 +70,51 @@ def test_total_loss_weights():
     assert math.isclose(float(total_loss(t, 1.0, 0.0, 0.0, 0.0)), 3.0)
     with pytest.raises(ValueError, match="non-zero"):
         total_loss({"hist_y": torch.tensor(1.0)}, 1.0, 1.0, 1.0, 0.0)
+
+
+def test_masked_mean_lab_of_flat_colours_matches_colour_science():
+    """A flat image's mean L*a*b* is its colour's L*a*b* by colour-science (an independent conversion);
+    the mask picks one half of a two-colour image; an empty mask gives 0, not NaN."""
+    import colour
+    import numpy as np
+
+    rgb = np.array([[0.8, 0.55, 0.45], [0.2, 0.3, 0.7]])
+    expected = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(rgb))
+    image = torch.empty(1, 3, 4, 4, dtype=torch.float64)
+    image[..., :2] = torch.as_tensor(rgb[0] * 2 - 1)[:, None, None]
+    image[..., 2:] = torch.as_tensor(rgb[1] * 2 - 1)[:, None, None]
+    left = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    left[..., :2] = 1
+    assert np.allclose(masked_mean_lab(image, left)[0].numpy(), expected[0], atol=1e-6)
+    assert np.allclose(masked_mean_lab(image, 1 - left)[0].numpy(), expected[1], atol=1e-6)
+    whole = masked_mean_lab(image, None)[0].numpy()  # the mean of L*a*b*, not L*a*b* of the mean RGB
+    assert np.allclose(whole, (expected[0] + expected[1]) / 2, atol=1e-6)
+    assert torch.equal(masked_mean_lab(image, torch.zeros_like(left)), torch.zeros(1, 3, dtype=torch.float64))
+
+
+def test_mean_colour_loss_is_the_evaluation_delta_e_and_differentiable():
+    """The training term equals eq (12) as the evaluation computes it (colour_difference.delta_e) for
+    random images and masks, and its float64 gradient passes gradcheck."""
+    import numpy as np
+
+    from histgan.colour_difference import delta_e
+
+    g = torch.Generator().manual_seed(0)
+    fake = torch.rand(3, 3, 8, 8, generator=g, dtype=torch.float64) * 1.6 - 0.8
+    ref = torch.rand(3, 3, 8, 8, generator=g, dtype=torch.float64) * 1.6 - 0.8
+    fake_mask = (torch.rand(3, 1, 8, 8, generator=g) > 0.5).double()
+    ref_mask = (torch.rand(3, 1, 8, 8, generator=g) > 0.5).double()
+    got = mean_colour_loss(fake, fake_mask, masked_mean_lab(ref, ref_mask))
+    assert np.allclose(got.numpy(), delta_e(fake, ref, fake_mask, ref_mask), atol=1e-9)
+    lab_ref = masked_mean_lab(ref, ref_mask)
+    assert torch.autograd.gradcheck(lambda f: mean_colour_loss(f, fake_mask, lab_ref), fake.clone().requires_grad_())
+    # the gradient with respect to the mean colour has unit length for a small shift too (eq (6) in L2 does not)
+    near = (masked_mean_lab(fake, fake_mask) + torch.tensor([0.0, 0.01, -0.02], dtype=torch.float64)).requires_grad_()
+    mean_colour_loss(fake, fake_mask, near).sum().backward()
+    assert torch.allclose(near.grad.norm(dim=1), torch.ones(3, dtype=torch.float64), atol=1e-6)
+
+
+def test_total_loss_weighs_the_mean_colour_terms():
+    t = {"cycle_x": torch.tensor(0.5), "mean_y": torch.tensor(3.0), "mean_x": torch.tensor(1.0)}
+    assert math.isclose(float(total_loss(t, 1.0, 10.0, 5.0, 2.0, lambda_mean=0.1)), 5.0 + 0.4, rel_tol=1e-6)
+    assert math.isclose(float(total_loss(t, 1.0, 10.0, 5.0, 2.0)), 5.0, rel_tol=1e-6)  # default 0: off

@@ -202,7 +202,8 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
 
 @pytest.mark.parametrize("overrides", [dict(generator="unet"), dict(injection="adain"), dict(warmup=6),
                                        dict(gan_loss="lsgan"), dict(padding="reflect", generator="unet"),
-                                       dict(recolour_hue=15.0, recolour_chroma=1.4)])
+                                       dict(recolour_hue=15.0, recolour_chroma=1.4),
+                                       dict(lambda_mean=0.1, hist_kind="emd")])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.data.synthetic import write_dataset
     from histgan.train.loop import fit
@@ -227,13 +228,15 @@ def test_warmup_steps_leave_out_the_adversarial_terms(tmp_path):
     data = tmp_path / "data"
     write_dataset(data, n_train=4, n_test=2, size=32, seed=0, progress=False)
     c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), warmup=3,
-                    steps=5)
+                    steps=5, lambda_mean=0.1)
     fit(c, progress=False)
     log = [json.loads(line) for line in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()]
-    weights = {"gan": c.lambda_gan, "cycle": c.lambda_cycle, "idt": c.lambda_idt, "hist": c.lambda_hist}
+    weights = {"gan": c.lambda_gan, "cycle": c.lambda_cycle, "idt": c.lambda_idt, "hist": c.lambda_hist,
+               "mean": c.lambda_mean}
     for row in log:
+        assert row["mean_y"] > 0 and row["mean_x"] > 0  # the mean-colour terms are logged with lambda_mean
         parts = {g: sum(v for k, v in row.items() if k.split("_")[0] == g and k != "loss_G") for g in weights}
-        without_gan = sum(weights[g] * parts[g] for g in ("cycle", "idt", "hist"))
+        without_gan = sum(weights[g] * parts[g] for g in ("cycle", "idt", "hist", "mean"))
         expected = without_gan if row["step"] <= c.warmup else without_gan + weights["gan"] * parts["gan"]
         assert parts["gan"] > 0.01
         assert row["loss_G"] == pytest.approx(expected, rel=1e-4), row["step"]

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from histgan.cli.arguments import add_training_flags, positive_int
-from histgan.config import GAN_LOSSES, GENERATORS, INJECTIONS, PADDINGS, VARIANTS
+from histgan.config import GAN_LOSSES, GENERATORS, HIST_KINDS, INJECTIONS, PADDINGS, VARIANTS
 
 __all__ = ["add_train", "add_sweep", "add_masker"]
 
@@ -30,6 +30,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, metavar="N", help="images per step (per process)")
     t.add_argument("--image-size", type=int, metavar="PX", help="image side the data are resized to")
     t.add_argument("--lambda-hist", type=float, metavar="W", help="weight of the histogram loss, eq (6)")
+    t.add_argument("--lambda-mean", type=float, metavar="W",
+                   help="weight of the mean-colour term: ΔE of the output's mean L*a*b* vs the reference's")
+    t.add_argument("--hist-kind", choices=HIST_KINDS, help="histogram distance of eq (6)")
     t.add_argument("--bins", type=int, metavar="K", help="histogram bins per channel")
     t.add_argument("--bandwidth", type=float, metavar="B", help="KDE bandwidth (default 2/K)")
     t.add_argument("--injection", choices=INJECTIONS, help="colour-code injection")
@@ -52,8 +55,8 @@ def _train(args: argparse.Namespace) -> int:
     from histgan.config import make_config
     from histgan.train.loop import fit
 
-    names = ("steps", "batch_size", "image_size", "lambda_hist", "bins", "bandwidth", "injection", "generator",
-             "gan_loss", "ema", "warmup", "padding", "recolour_hue", "recolour_chroma", "seed", "num_workers")
+    names = ("steps", "batch_size", "image_size", "lambda_hist", "lambda_mean", "hist_kind", "bins", "bandwidth",
+             "injection", "generator", "gan_loss", "ema", "warmup", "padding", "recolour_hue", "recolour_chroma", "seed", "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]

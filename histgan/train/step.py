@@ -23,7 +23,8 @@ from torch.nn.utils import parametrize
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.histogram import trusted_inputs
-from histgan.losses import GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, total_loss
+from histgan.losses import (GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, masked_mean_lab,
+                            mean_colour_loss, total_loss)
 
 __all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "train_step_lazy", "unwrap"]
 
@@ -131,7 +132,8 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
         fast: fewer, batched network calls and spectral norm once per phase (above).
 
     Returns:
-        ``gan_G, gan_F, cycle_x, cycle_y, idt_x, idt_y, hist_y, [hist_x], loss_G, D_x, D_y``.
+        ``gan_G, gan_F, cycle_x, cycle_y, idt_x, idt_y, hist_y, [hist_x], [mean_y, mean_x], loss_G, D_x, D_y``
+        (``mean_*`` with ``lambda_mean > 0``).
 
     Raises:
         HistganError: a NaN/Inf in the batch or in a loss (naming it and ``step``); no weight is
@@ -165,12 +167,14 @@ def _step(models, optimisers, batch, c: TrainConfig, pools, amp_dtype, fast: boo
     x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
     autocast = (torch.autocast(x.device.type, dtype=amp_dtype) if amp_dtype is not None
                 else contextlib.nullcontext())
-    with torch.no_grad():  # the references' histograms h_ref (data: no gradient)
+    with torch.no_grad():  # the references' histograms h_ref (data: no gradient), and mean colours
         h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth) if c.condition_G else None
         h_x = masked_histogram(x, x_mask, c.bins, c.bandwidth) if c.condition_F else None
+        lab = {"y": masked_mean_lab(y, y_mask) if c.condition_G and c.lambda_mean else None,
+               "x": masked_mean_lab(x, x_mask) if c.condition_F and c.lambda_mean else None}
     batched = fast and c.norm != "batch"  # per-sample norms: a concatenated call = separate calls
     sn_cache = parametrize.cached if fast else contextlib.nullcontext
-    terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, c, autocast, sn_cache,
+    terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, lab, c, autocast, sn_cache,
                                             batched, check, step)
     d = _discriminator_step(models, optimisers["D"], batch, fake_x, fake_y, pools, c, autocast, sn_cache,
                             batched, check, step)
@@ -201,7 +205,7 @@ def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None) -> tupl
 
 
 def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | None, h_y: Tensor | None,
-                    c: TrainConfig, autocast, sn_cache, batched: bool,
+                    lab: Mapping[str, Tensor | None], c: TrainConfig, autocast, sn_cache, batched: bool,
                     check: bool, step: int | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """Eq (7) for G and F with D_x, D_y frozen; one optimiser step. Returns terms and detached fakes."""
     G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
@@ -227,7 +231,11 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
         terms["hist_y"] = colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind)
     if c.condition_F:
         terms["hist_x"] = colour_loss(fake_x, y_mask, h_x, c.bins, c.bandwidth, c.hist_kind)
-    terms["loss_G"] = total_loss(terms, c.lambda_gan, c.lambda_cycle, c.lambda_idt, c.lambda_hist)
+    if lab["y"] is not None:  # beyond the paper: the mean colour's ΔE, same masks as eq (6)
+        terms["mean_y"] = mean_colour_loss(fake_y, x_mask, lab["y"]).mean()
+    if lab["x"] is not None:
+        terms["mean_x"] = mean_colour_loss(fake_x, y_mask, lab["x"]).mean()
+    terms["loss_G"] = total_loss(terms, c.lambda_gan, c.lambda_cycle, c.lambda_idt, c.lambda_hist, c.lambda_mean)
     if check:
         _check_losses(terms, step)
     terms["loss_G"].backward()
