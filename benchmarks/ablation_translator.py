@@ -51,6 +51,10 @@ POINTS: dict[str, tuple[dict, str]] = {
     # points make the colour loss see small shifts of chroma.
     "emd": ({"hist_kind": "emd"}, "eq (6) as the earth mover's distance per channel: linear, not quadratic, in a small shift"),
     "mean_colour": ({"lambda_mean": 0.1}, "a mean-colour term: 0.1 × ΔE (eq 12) of the fake's mean L*a*b* vs the reference's"),
+    "mean_colour_0.3": ({"lambda_mean": 0.3}, "the mean-colour term with weight 0.3"),
+    "mean_colour_1": ({"lambda_mean": 1.0}, "the mean-colour term with weight 1"),
+    "colour_head": ({"colour_head": True}, "a colour head: the code scales and shifts the output's R, G, B before the tanh"),
+    "colour_head+mean": ({"colour_head": True, "lambda_mean": 0.1}, "the colour head and the mean-colour term (0.1)"),
 }
 
 METRICS = ("delta_e_mean", "delta_e2000_mean", "ssim_gt_fg_mean", "ssim_gt_fg_lowpass_mean", "ssim_input_lum_mean",

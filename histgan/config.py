@@ -19,7 +19,8 @@ eq (12) between the fake's mean L*a*b* over the input's mask and the reference's
 
 The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``injection``, ``gan_loss``,
 ``ema`` (a moving average of the generators' weights, used to translate), ``warmup``, ``padding``
-(zeros or reflection in G's 3×3 convs), ``recolour_hue`` / ``recolour_chroma`` (colour augmentation
+(zeros or reflection in G's 3×3 convs), ``colour_head`` (the code scales and shifts the output's three
+channels), ``recolour_hue`` / ``recolour_chroma`` (colour augmentation
 of the Y photographs) — default to the
 CycleGAN-style choices in the dataclass, so that a config written before a field existed loads as the
 run it was; the ``cpu`` and ``paper`` presets set the combination the ablation of the training page
@@ -79,6 +80,7 @@ class TrainConfig:
     injection: str = "concat+film"  # code injection: "concat" | "film" | "concat+film" | "adain"
     generator: str = "resnet"  # generator architecture: "resnet" (CycleGAN's) | "unet" (skip connections)
     padding: str = "zeros"  # border padding of G's 3×3 convs: "zeros" (CycleGAN's) | "reflect"
+    colour_head: bool = False  # a FiLM of the output's R, G, B by the code before the tanh (conditioned G/F)
     # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
     bins: int = 32  # K, bins per colour channel
     bandwidth: float | None = None  # B, KDE bandwidth; None = one bin width 2/K
@@ -213,6 +215,8 @@ def _validate(c: TrainConfig) -> None:
     if (isinstance(c.recolour_chroma, bool) or not isinstance(c.recolour_chroma, (int, float))
             or not 1 <= c.recolour_chroma <= 4):
         raise ValueError(f"recolour_chroma must be a factor in [1, 4] (1 = off), got {c.recolour_chroma!r}")
+    if not isinstance(c.colour_head, bool):
+        raise ValueError(f"colour_head must be True or False, got {c.colour_head!r}")
     if isinstance(c.ema, bool) or not isinstance(c.ema, (int, float)) or not 0 <= c.ema < 1:
         raise ValueError(f"ema must be a decay in [0, 1) (0 = no moving average), got {c.ema!r}")
     if c.beta1 >= 1 or c.beta2 >= 1 or c.decay_start > 1:

@@ -76,9 +76,9 @@ def test_train_flags_of_the_translator_options_reach_the_config(monkeypatch, tmp
     code = main(["train", "--variant", "histgan_bi", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                  "--preset", "quick", "--generator", "unet", "--gan-loss", "lsgan", "--ema", "0.99",
                  "--warmup", "3", "--injection", "adain", "--padding", "reflect", "--recolour-hue", "15",
-                 "--recolour-chroma", "1.4", "--lambda-mean", "0.1", "--hist-kind", "emd", "--no-progress"])
+                 "--recolour-chroma", "1.4", "--lambda-mean", "0.1", "--hist-kind", "emd", "--colour-head", "--no-progress"])
     c = seen["c"]
-    assert (c.lambda_mean, c.hist_kind) == (0.1, "emd")
+    assert (c.lambda_mean, c.hist_kind, c.colour_head) == (0.1, "emd", True)
     assert code == 0 and (c.generator, c.gan_loss, c.ema, c.warmup, c.injection) == ("unet", "lsgan", 0.99, 3, "adain")
     assert (c.padding, c.recolour_hue, c.recolour_chroma) == ("reflect", 15.0, 1.4)
     for bad in (["--padding", "circular"], ["--recolour-hue", "200"], ["--recolour-chroma", "0.5"],

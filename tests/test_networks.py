@@ -203,7 +203,7 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
 @pytest.mark.parametrize("overrides", [dict(generator="unet"), dict(injection="adain"), dict(warmup=6),
                                        dict(gan_loss="lsgan"), dict(padding="reflect", generator="unet"),
                                        dict(recolour_hue=15.0, recolour_chroma=1.4),
-                                       dict(lambda_mean=0.1, hist_kind="emd")])
+                                       dict(lambda_mean=0.1, hist_kind="emd"), dict(colour_head=True)])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.data.synthetic import write_dataset
     from histgan.train.loop import fit
@@ -298,3 +298,32 @@ def test_reflect_padding_pads_every_3x3_conv_of_the_generator_and_keeps_the_para
     assert not torch.allclose(zeros(x, h), reflect(x, h))
     with pytest.raises(ValueError, match="padding must be 'zeros' or 'reflect'"):
         Generator(**kw, padding="circular")
+
+
+def test_colour_head_starts_as_the_identity_and_then_shifts_each_channel():
+    """``colour_head=True`` adds only the head's projection; with the other weights copied from a
+    network without it, the output is the same (zero-initialised FiLM); a head that shifts one channel
+    before the tanh moves that channel only, by tanh's law."""
+    torch.manual_seed(0)
+    kw = dict(ngf=4, n_down=1, n_blocks=1, code_dim=5, bins=8, arch="unet")
+    plain, headed = Generator(**kw), Generator(**kw, colour_head=True)
+    missing = headed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["head.proj.bias", "head.proj.weight"] and headed.head.proj.out_features == 6
+    x, h = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8).softmax(-1)
+    with torch.no_grad():
+        assert torch.equal(headed(x, h), plain(x, h))
+        headed.head.proj.bias[3 + 1] = 0.5  # β of the green channel
+        z = plain.out[1](plain.out[0](_decoded(plain, x, h)))
+        out = headed(x, h)
+    assert torch.equal(out[:, [0, 2]], plain(x, h)[:, [0, 2]])
+    assert torch.allclose(out[:, 1], torch.tanh(z[:, 1] + 0.5), atol=1e-6)
+    assert Generator(**{**kw, "code_dim": 0}, colour_head=True).head is None  # unconditioned: nothing to apply
+
+
+def _decoded(G, x, h):
+    """The decoder's last feature map (before the 7×7 output conv) of ``G(x, h)``, via a forward hook."""
+    seen = {}
+    handle = G.out[0].register_forward_hook(lambda m, i, o: seen.setdefault("f", i[0]))
+    G(x, h)
+    handle.remove()
+    return seen["f"]

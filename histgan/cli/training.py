@@ -41,6 +41,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--ema", type=float, metavar="BETA", help="decay of the generators' weight average (0: none)")
     t.add_argument("--warmup", type=int, metavar="N", help="first steps without the adversarial terms")
     t.add_argument("--padding", choices=PADDINGS, help="border padding of the generator's 3×3 convs")
+    t.add_argument("--colour-head", action="store_true", default=None,
+                   help="let the colour code scale and shift the output's R, G, B before the tanh")
     t.add_argument("--recolour-hue", type=float, metavar="DEG",
                    help="colour augmentation: turn the Y photographs' skin hue by up to ± DEG degrees")
     t.add_argument("--recolour-chroma", type=float, metavar="F",
@@ -56,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
     from histgan.train.loop import fit
 
     names = ("steps", "batch_size", "image_size", "lambda_hist", "lambda_mean", "hist_kind", "bins", "bandwidth",
-             "injection", "generator", "gan_loss", "ema", "warmup", "padding", "recolour_hue", "recolour_chroma", "seed", "num_workers")
+             "injection", "generator", "gan_loss", "ema", "warmup", "padding", "colour_head", "recolour_hue", "recolour_chroma", "seed", "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]

@@ -29,7 +29,8 @@ class Generator(nn.Module):
     """ResNet (or U-Net) encoder–decoder generator with an optional colour code (paper Fig. 2).
 
     ``x (N, 3, H, W)`` → 7×7 conv → ``n_down`` stride-2 convs → [inject] → ``n_blocks`` residual
-    blocks → ``n_down`` × (nearest upsampling, 3×3 conv, norm, [FiLM], ReLU) → 7×7 conv → tanh.
+    blocks → ``n_down`` × (nearest upsampling, 3×3 conv, norm, [FiLM], ReLU) → 7×7 conv → [colour
+    head] → tanh.
     Upsampling is resize-then-convolve, not a transposed convolution (Odena, Dumoulin & Olah 2016:
     strided transposed convolutions leave checkerboard artefacts).
 
@@ -69,11 +70,15 @@ class Generator(nn.Module):
             their borders: ``"zeros"`` (CycleGAN's) or ``"reflect"`` (as the 7×7 and residual convs
             already do). Zero padding makes border pixels see a darker, code-free surround, and at
             64² a 16² middle map's border row becomes a 4-pixel frame of the output.
+        colour_head: a FiLM of the output's three channels by the code, just before the tanh
+            (``(1 + γ(c)) · z + β(c)`` per image and channel, zero-initialised): the code's one direct
+            lever on the output's colour, which every other injection reaches only through the
+            decoder (and, in the U-Net, against the input's colour in the skips). Conditioned only.
     """
 
     def __init__(self, ngf: int = 32, n_down: int = 2, n_blocks: int = 4, code_dim: int = 0, bins: int = 32,
                  injection: str = "concat+film", norm: str = "instance", arch: str = "resnet",
-                 padding: str = "zeros") -> None:
+                 padding: str = "zeros", colour_head: bool = False) -> None:
         super().__init__()
         if injection not in ("concat", "film", "concat+film", "adain"):
             raise ValueError(f"injection must be 'concat', 'film', 'concat+film' or 'adain', got {injection!r}")
@@ -113,6 +118,7 @@ class Generator(nn.Module):
                 self.film.append(FiLM(code_dim, ch // 2))
             ch //= 2
         self.out = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7), nn.Tanh())
+        self.head = FiLM(code_dim, 3) if code_dim > 0 and colour_head else None
 
     @property
     def conditioned(self) -> bool:
@@ -165,7 +171,9 @@ class Generator(nn.Module):
             if self.film is not None:
                 f = self.film[i](f, code)
             f = torch.relu(f)
-        return self.out(f)
+        if self.head is None:
+            return self.out(f)
+        return self.out[2](self.head(self.out[1](self.out[0](f)), code))
 
     def _inject_conv(self, f: Tensor, code: Tensor) -> Tensor:
         """The injection conv of ``[f, tile(code)]`` (paper Fig. 2), without building the tiled map.
@@ -201,7 +209,8 @@ def build_models(config) -> dict[str, nn.Module]:
     """
     def gen(conditioned: bool) -> Generator:
         return Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim if conditioned else 0,
-                         config.bins, config.injection, config.norm, config.generator, config.padding)
+                         config.bins, config.injection, config.norm, config.generator, config.padding,
+                         config.colour_head)
 
     models: dict[str, nn.Module] = {"G": gen(config.condition_G), "F": gen(config.condition_F),
                                     "D_x": Discriminator(config.ndf, config.d_layers, config.norm),
