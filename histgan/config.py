@@ -13,6 +13,12 @@ prints none of them, so these are ours:
   kernel gave slightly lower ΔE but flattened the shading in a prototype (the paper's
   colour-versus-shape trade-off).
 
+``identity_hue`` / ``identity_chroma`` (off in the dataclass) make G's identity term (eq 11) restore
+colour: ``G(ỹ, h(y)) ≈ y`` with ``ỹ`` the photograph ``y`` with its skin's hue turned and chroma scaled at
+random (:func:`histgan.data.folders.recolour`), so that "y's histogram" must be read from the code, the
+input no longer carrying it; an exact, per-pixel target for following the reference's colour, which
+the unpaired translation itself never has. Ours, not the paper's.
+
 ``lambda_mean = 0`` (off in the dataclass) weighs a term that is ours, not the paper's: the ΔE of
 eq (12) between the fake's mean L*a*b* over the input's mask and the reference's over its own
 (:func:`histgan.losses.mean_colour_loss`), for each conditioned generator.
@@ -20,7 +26,7 @@ eq (12) between the fake's mean L*a*b* over the input's mask and the reference's
 The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``injection``, ``gan_loss``,
 ``ema`` (a moving average of the generators' weights, used to translate), ``warmup``, ``padding``
 (zeros or reflection in G's 3×3 convs), ``colour_head`` (the code scales and shifts the output's three
-channels), ``recolour_hue`` / ``recolour_chroma`` (colour augmentation
+channels), ``encoder_sn`` (spectral norm in the histogram encoder), ``recolour_hue`` / ``recolour_chroma`` (colour augmentation
 of the Y photographs) — default to the
 CycleGAN-style choices in the dataclass, so that a config written before a field existed loads as the
 run it was; the ``cpu`` and ``paper`` presets set the combination the ablation of the training page
@@ -69,6 +75,8 @@ class TrainConfig:
     flip: bool = False  # random horizontal flips of training images (data augmentation)
     recolour_hue: float = 0.0  # Y images' foreground hue turned by up to ± this many degrees (augmentation)
     recolour_chroma: float = 1.0  # ... and its chroma scaled by a factor in [1/this, this] (1 = off)
+    identity_hue: float = 0.0  # identity term G(y recoloured, h(y)) ≈ y: hue turned by up to ± this (0 = off)
+    identity_chroma: float = 1.0  # ... and chroma scaled in [1/this, this] (1 = off; conditioned G only)
     # ---- networks (histgan.networks.generator) ------------------------------------------------------------
     ngf: int = 32  # generator width: channels after the first conv (doubles per downsampling)
     ndf: int = 32  # discriminator width: channels of its first conv
@@ -81,6 +89,7 @@ class TrainConfig:
     generator: str = "resnet"  # generator architecture: "resnet" (CycleGAN's) | "unet" (skip connections)
     padding: str = "zeros"  # border padding of G's 3×3 convs: "zeros" (CycleGAN's) | "reflect"
     colour_head: bool = False  # a FiLM of the output's R, G, B by the code before the tanh (conditioned G/F)
+    encoder_sn: bool = True  # spectral norm in the histogram encoder too (False: its layers are free, default init)
     # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
     bins: int = 32  # K, bins per colour channel
     bandwidth: float | None = None  # B, KDE bandwidth; None = one bin width 2/K
@@ -210,13 +219,15 @@ def _validate(c: TrainConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    if isinstance(c.recolour_hue, bool) or not isinstance(c.recolour_hue, (int, float)) or not 0 <= c.recolour_hue <= 180:
-        raise ValueError(f"recolour_hue must be a number of degrees in [0, 180] (0 = off), got {c.recolour_hue!r}")
-    if (isinstance(c.recolour_chroma, bool) or not isinstance(c.recolour_chroma, (int, float))
-            or not 1 <= c.recolour_chroma <= 4):
-        raise ValueError(f"recolour_chroma must be a factor in [1, 4] (1 = off), got {c.recolour_chroma!r}")
-    if not isinstance(c.colour_head, bool):
-        raise ValueError(f"colour_head must be True or False, got {c.colour_head!r}")
+    for kind in ("recolour", "identity"):
+        hue, chroma = getattr(c, f"{kind}_hue"), getattr(c, f"{kind}_chroma")
+        if isinstance(hue, bool) or not isinstance(hue, (int, float)) or not 0 <= hue <= 180:
+            raise ValueError(f"{kind}_hue must be a number of degrees in [0, 180] (0 = off), got {hue!r}")
+        if isinstance(chroma, bool) or not isinstance(chroma, (int, float)) or not 1 <= chroma <= 4:
+            raise ValueError(f"{kind}_chroma must be a factor in [1, 4] (1 = off), got {chroma!r}")
+    for name in ("colour_head", "encoder_sn"):
+        if not isinstance(getattr(c, name), bool):
+            raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")
     if isinstance(c.ema, bool) or not isinstance(c.ema, (int, float)) or not 0 <= c.ema < 1:
         raise ValueError(f"ema must be a decay in [0, 1) (0 = no moving average), got {c.ema!r}")
     if c.beta1 >= 1 or c.beta2 >= 1 or c.decay_start > 1:

@@ -270,3 +270,22 @@ def test_recolour_augmentation_is_seeded_and_touches_only_y(synth: Path) -> None
         assert torch.equal(a["y"][:, bg], b["y"][:, bg])
         changed += not torch.equal(a["y"], b["y"])
     assert changed == len(plain)
+
+
+def test_identity_recolouring_adds_y_idt_and_leaves_y(synth: Path) -> None:
+    """``identity_hue``/``identity_chroma`` add ``y_idt``: ``y``'s skin recoloured (its background and
+    BT.601 luma kept, its chroma changed), seeded; ``x`` and ``y`` are what they are without it."""
+    from histgan.data.folders import _YCBCR
+
+    plain = UnpairedImageFolder(synth)
+    idt = UnpairedImageFolder(synth, identity_hue=20.0, identity_chroma=1.5)
+    assert "y_idt" not in plain[0]
+    for i in range(len(plain)):
+        a, b = plain[i], idt[i]
+        assert torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])
+        assert torch.equal(b["y_idt"], UnpairedImageFolder(synth, identity_hue=20.0, identity_chroma=1.5)[i]["y_idt"])
+        bg, fg = b["y_mask"][0] == 0, b["y_mask"][0] == 1
+        assert torch.equal(b["y_idt"][:, bg], b["y"][:, bg]) and not torch.equal(b["y_idt"][:, fg], b["y"][:, fg])
+        ycc = lambda im: torch.einsum("ij,jn->in", _YCBCR.float(), (im[:, fg] + 1) / 2)  # noqa: E731
+        inside = ((b["y_idt"][:, fg].abs() < 0.999).all(0))  # pixels the clipping to [-1, 1] did not touch
+        assert torch.allclose(ycc(b["y_idt"])[0, inside], ycc(b["y"])[0, inside], atol=1e-5)

@@ -5,7 +5,7 @@ import torch
 
 from histgan.config import INJECTIONS, VARIANTS, make_config
 from histgan.histogram import soft_histogram
-from histgan.networks.conditioning import HistogramEncoder
+from histgan.networks.conditioning import FiLM, HistogramEncoder
 from histgan.networks.discriminator import Discriminator
 from histgan.networks.generator import Generator, build_models
 from histgan.networks.spectral_norm import apply_spectral_norm
@@ -203,7 +203,8 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
 @pytest.mark.parametrize("overrides", [dict(generator="unet"), dict(injection="adain"), dict(warmup=6),
                                        dict(gan_loss="lsgan"), dict(padding="reflect", generator="unet"),
                                        dict(recolour_hue=15.0, recolour_chroma=1.4),
-                                       dict(lambda_mean=0.1, hist_kind="emd"), dict(colour_head=True)])
+                                       dict(lambda_mean=0.1, hist_kind="emd"), dict(colour_head=True),
+                                       dict(encoder_sn=False), dict(identity_hue=20.0, identity_chroma=1.5)])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.data.synthetic import write_dataset
     from histgan.train.loop import fit
@@ -327,3 +328,24 @@ def _decoded(G, x, h):
     G(x, h)
     handle.remove()
     return seen["f"]
+
+
+def test_encoder_sn_false_frees_only_the_histogram_encoders():
+    """``encoder_sn=False``: no spectral norm and torch's default init in G's and F's histogram encoders;
+    every other conv and linear layer (but FiLM) stays spectral-normalised and N(0, 0.02)."""
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    models = build_models(make_config("quick", variant="histgan_bi", encoder_sn=False))
+    for name in ("G", "F"):
+        net = models[name]
+        free = {id(m) for m in net.encoder_hist.modules()} | {id(f.proj) for f in net.modules() if isinstance(f, FiLM)}
+        layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        assert len(layers) > len(list(net.encoder_hist.net)) // 2
+        for m in layers:
+            assert parametrize.is_parametrized(m, "weight") == (id(m) not in free), (name, m)
+        first = models[name].encoder_hist.net[0]
+        bound = 1 / first.in_features ** 0.5  # torch's default: U(−1/√fan_in, 1/√fan_in), std bound/√3
+        assert float(first.weight.abs().max()) <= bound and float(first.weight.std()) > 0.5 * bound / 3 ** 0.5
+    assert all(parametrize.is_parametrized(m, "weight") for m in build_models(make_config("quick", variant="histgan_bi"))
+               ["G"].encoder_hist.net if isinstance(m, torch.nn.Linear))

@@ -529,3 +529,21 @@ def test_weight_average_follows_its_formula_and_resumes_bit_identically(tmp_path
     # the refreshed σ belongs to the averaged weight: W / σ has spectral norm 1
     conv = model.G.out[1]
     assert float(torch.linalg.matrix_norm(conv.weight.detach().flatten(1), 2)) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_identity_term_takes_y_idt_when_the_batch_has_it(fast):
+    """With ``y_idt`` in the batch (the colour-restoring identity), G's identity call translates
+    ``y_idt`` with y's histogram and compares with ``y``: G never sees ``y`` itself as an input."""
+    torch.manual_seed(0)
+    c = make_config("quick", variant="histgan_bi", identity_hue=20.0, identity_chroma=1.5)
+    models = build_models(c)
+    seen = []
+    models["G"].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    batch = _batch()
+    batch["y_idt"] = batch["y"].flip(1)  # any other image of the same shape
+    logs = step.train_step(models, step.make_optimisers(models, c), batch, c, fast=fast)
+    inputs = torch.cat(seen)
+    assert any(torch.equal(inputs[i : i + 2], batch["y_idt"]) for i in range(len(inputs) - 1))
+    assert not any(torch.equal(inputs[i : i + 2], batch["y"]) for i in range(len(inputs) - 1))
+    assert logs["idt_y"] > 0

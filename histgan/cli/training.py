@@ -43,10 +43,16 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--padding", choices=PADDINGS, help="border padding of the generator's 3×3 convs")
     t.add_argument("--colour-head", action="store_true", default=None,
                    help="let the colour code scale and shift the output's R, G, B before the tanh")
+    t.add_argument("--no-encoder-sn", dest="encoder_sn", action="store_false", default=None,
+                   help="no spectral norm in the histogram encoder (the rest of G keeps it)")
     t.add_argument("--recolour-hue", type=float, metavar="DEG",
                    help="colour augmentation: turn the Y photographs' skin hue by up to ± DEG degrees")
     t.add_argument("--recolour-chroma", type=float, metavar="F",
                    help="colour augmentation: scale their chroma by a factor in [1/F, F]")
+    t.add_argument("--identity-hue", type=float, metavar="DEG",
+                   help="colour-restoring identity: G(y with its skin's hue turned by up to ± DEG, h(y)) ≈ y")
+    t.add_argument("--identity-chroma", type=float, metavar="F",
+                   help="... and its chroma scaled by a factor in [1/F, F]")
     t.add_argument("--seed", type=int, metavar="S", help="random seed")
     t.add_argument("--amp", choices=("auto", "on", "off"), help="bf16 autocast (auto: on CUDA only)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -58,7 +64,8 @@ def _train(args: argparse.Namespace) -> int:
     from histgan.train.loop import fit
 
     names = ("steps", "batch_size", "image_size", "lambda_hist", "lambda_mean", "hist_kind", "bins", "bandwidth",
-             "injection", "generator", "gan_loss", "ema", "warmup", "padding", "colour_head", "recolour_hue", "recolour_chroma", "seed", "num_workers")
+             "injection", "generator", "gan_loss", "ema", "warmup", "padding", "colour_head", "encoder_sn",
+             "recolour_hue", "recolour_chroma", "identity_hue", "identity_chroma", "seed", "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]

@@ -130,7 +130,9 @@ class UnpairedImageFolder(Dataset):
     degrees, a chroma factor log-uniform in ``[1/recolour_chroma, recolour_chroma]``; off by default).
 
     Items: ``{"x": (3, H, W), "y": (3, H, W), "x_mask": (1, H, W), "y_mask": (1, H, W),
-    "x_name": str, "y_name": str}``.
+    "x_name": str, "y_name": str}``, and ``"y_idt"`` (``y`` recoloured by another draw of
+    :func:`recolour` within ``±identity_hue`` degrees and ``[1/identity_chroma, identity_chroma]``)
+    when that is on: the input of the colour-restoring identity term (:mod:`histgan.train.step`).
 
     Args:
         root: dataset root.
@@ -140,19 +142,22 @@ class UnpairedImageFolder(Dataset):
         flip: random horizontal flips (of an image with its mask).
         seed: seed of the pairing, the flips and the recolouring.
         recolour_hue, recolour_chroma: the Y images' colour augmentation (0 and 1: none).
+        identity_hue, identity_chroma: the recolouring of ``"y_idt"`` (0 and 1: no ``"y_idt"``).
         skip_bad: check every file now and drop bad ones with a warning each (and one counting
             them) instead of raising :class:`~histgan.errors.HistganError`.
     """
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", size: int | None = None,
                  masks: str = "auto", flip: bool = False, seed: int = 0, skip_bad: bool = False,
-                 recolour_hue: float = 0.0, recolour_chroma: float = 1.0) -> None:
+                 recolour_hue: float = 0.0, recolour_chroma: float = 1.0, identity_hue: float = 0.0,
+                 identity_chroma: float = 1.0) -> None:
         if masks not in _MASK_MODES:
             raise ValueError(f"masks must be one of {_MASK_MODES}, got {masks!r}")
         check_size(size)
         self.root, self.phase, self.size, self.masks = Path(root), phase, size, masks
         self.flip, self.seed, self.skip_bad, self.epoch = flip, int(seed), skip_bad, 0
         self.recolour_hue, self.recolour_chroma = float(recolour_hue), float(recolour_chroma)
+        self.identity_hue, self.identity_chroma = float(identity_hue), float(identity_chroma)
         self.mask_dirs = {d: mask_folder(self.root, f"{phase}{d}", masks) for d in "AB"}
         self.files = {d: list_images(self.root / f"{phase}{d}") for d in "AB"}
         self.skipped: list[str] = []
@@ -206,4 +211,7 @@ class UnpairedImageFolder(Dataset):
         if self.recolour_hue > 0 or self.recolour_chroma > 1:
             u = np.random.default_rng([self.seed, self.epoch, index, 1]).uniform(-1, 1, 2)
             item["y"] = recolour(item["y"], item["y_mask"], self.recolour_hue * u[0], self.recolour_chroma ** u[1])
+        if self.identity_hue > 0 or self.identity_chroma > 1:
+            u = np.random.default_rng([self.seed, self.epoch, index, 2]).uniform(-1, 1, 2)
+            item["y_idt"] = recolour(item["y"], item["y_mask"], self.identity_hue * u[0], self.identity_chroma ** u[1])
         return item

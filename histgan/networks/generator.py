@@ -205,7 +205,8 @@ def build_models(config) -> dict[str, nn.Module]:
     """``{"G", "F", "D_x", "D_y"}`` for a :class:`histgan.config.TrainConfig` (weights N(0, 0.02)).
 
     ``G`` is conditioned for ``histgan_*``, ``F`` for ``histgan_bi``; spectral norm on all four
-    networks except for plain ``cyclegan``. Uses the torch global RNG (seed first).
+    networks except for plain ``cyclegan`` (and, with ``encoder_sn=False``, except for the histogram
+    encoders, which then keep torch's default init). Uses the torch global RNG (seed first).
     """
     def gen(conditioned: bool) -> Generator:
         return Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim if conditioned else 0,
@@ -216,15 +217,19 @@ def build_models(config) -> dict[str, nn.Module]:
                                     "D_x": Discriminator(config.ndf, config.d_layers, config.norm),
                                     "D_y": Discriminator(config.ndf, config.d_layers, config.norm)}
     for m in models.values():
-        _init_weights(m)
+        # encoder_sn=False: the histogram encoder keeps torch's default init and no spectral norm
+        free = [m.encoder_hist] if not config.encoder_sn and getattr(m, "encoder_hist", None) is not None else []
+        _init_weights(m, exclude=free)
         if config.spectral_norm:
-            apply_spectral_norm(m)
+            apply_spectral_norm(m, exclude=free)
     return models
 
 
-def _init_weights(module: nn.Module) -> None:
-    """CycleGAN's init: conv/linear weights N(0, 0.02), biases 0 (FiLM projections stay zero)."""
+def _init_weights(module: nn.Module, exclude: list[nn.Module] | tuple = ()) -> None:
+    """CycleGAN's init: conv/linear weights N(0, 0.02), biases 0 (FiLM projections stay zero; the
+    layers inside ``exclude`` keep torch's default init)."""
     film = {id(m.proj) for m in module.modules() if isinstance(m, FiLM)}
+    film |= {id(sub) for m in exclude for sub in m.modules()}
     for sub in module.modules():
         if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub) not in film:
             nn.init.normal_(sub.weight, 0.0, 0.02)

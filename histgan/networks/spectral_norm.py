@@ -5,6 +5,8 @@ vectors after the weights were replaced (a loaded weight average)."""
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
@@ -14,17 +16,20 @@ from histgan.networks.conditioning import FiLM
 __all__ = ["apply_spectral_norm", "refresh_spectral_norm"]
 
 
-def apply_spectral_norm(module: nn.Module) -> nn.Module:
+def apply_spectral_norm(module: nn.Module, exclude: Iterable[nn.Module] = ()) -> nn.Module:
     """Spectral-normalise the weight of every ``Conv2d`` and ``Linear`` in ``module`` (in place).
 
     FiLM projections are left out: they start at zero (σ = 0) and only scale and shift features.
+    So is every layer inside the modules of ``exclude`` (e.g. the histogram encoder, see
+    :attr:`histgan.config.TrainConfig.encoder_sn`).
 
     Each weight ``W`` is used as ``W / σ(W)``, ``σ`` the largest singular value estimated by one
     power iteration per training forward. Returns ``module``.
     """
-    film = {id(m.proj) for m in module.modules() if isinstance(m, FiLM)}
+    skip = {id(m.proj) for m in module.modules() if isinstance(m, FiLM)}
+    skip |= {id(sub) for m in exclude for sub in m.modules()}
     for sub in list(module.modules()):
-        if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub) not in film:
+        if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub) not in skip:
             _spectral_norm(sub)
     return module
 

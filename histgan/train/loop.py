@@ -45,7 +45,9 @@ def make_dataset(config: TrainConfig):
                                 "'python -m histgan data synthetic --out DIR' or pass --data")
     return UnpairedImageFolder(config.data, phase="train", size=config.image_size, masks="auto",
                                flip=config.flip, seed=config.seed, recolour_hue=config.recolour_hue,
-                               recolour_chroma=config.recolour_chroma)
+                               recolour_chroma=config.recolour_chroma,
+                               identity_hue=config.identity_hue if config.condition_G else 0.0,
+                               identity_chroma=config.identity_chroma if config.condition_G else 1.0)
 
 
 # ---- the loop ------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ Conditioning (our reading of the paper's Fig. 1, stated once here):
 * Cycle (eq 10): ``F(G(x, h(y)), h(x)) ≈ x`` — F reconstructs x with x's **own** histogram, and
   ``G(F(y, h(x)), h(y)) ≈ y``.
 * Identity (eq 11): ``G(y, h(y)) ≈ y`` and ``F(x, h(x)) ≈ x`` — "your own colours" means "keep".
+  With ``identity_hue``/``identity_chroma`` the batch carries ``y_idt``, ``y`` with its skin recoloured,
+  and G's term becomes ``G(y_idt, h(y)) ≈ y``: "these colours" means "make them so".
 """
 
 from __future__ import annotations
@@ -210,6 +212,7 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
     """Eq (7) for G and F with D_x, D_y frozen; one optimiser step. Returns terms and detached fakes."""
     G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
     x, y, x_mask, y_mask = (batch[k] for k in ("x", "y", "x_mask", "y_mask"))
+    y_in = batch.get("y_idt", y)  # G's identity input: y, or y recoloured (colour-restoring identity)
     gan = GANLoss(c.gan_loss)
     for p in [*D_x.parameters(), *D_y.parameters()]:
         p.requires_grad_(False)
@@ -217,11 +220,11 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
     idt = c.lambda_idt > 0
     with sn_cache(), _sn_weights_in_float32(sn_cache, G, F, D_x, D_y), autocast:
         if batched and idt:  # G(x) and G(y) (identity) need only the data: one call, then the cycle
-            fake_y, idt_y = _pair(G, x, y, h_y)
+            fake_y, idt_y = _pair(G, x, y_in, h_y)
             fake_x, idt_x = _pair(F, y, x, h_x)
         else:  # the textbook form: one call per term
             fake_y, fake_x = G(x, h_y), F(y, h_x)
-            idt_y, idt_x = (G(y, h_y), F(x, h_x)) if idt else (None, None)
+            idt_y, idt_x = (G(y_in, h_y), F(x, h_x)) if idt else (None, None)
         terms = {"gan_G": gan(unwrap(D_y)(fake_y), True), "gan_F": gan(unwrap(D_x)(fake_x), True),
                  "cycle_x": cycle_loss(F(fake_y, h_x), x), "cycle_y": cycle_loss(G(fake_x, h_y), y)}
         if idt:
