@@ -45,10 +45,11 @@ def progress_bar(iterable: Any = None, **kwargs: Any):
     bar = tqdm(iterable, **kwargs)
     close = bar.close
 
-    def close_and_release() -> None:
+    def close_and_release() -> None:  # idempotent, as tqdm's close: __del__ calls it again after an explicit close
         close()
-        stream.write("\n")
-        stream.close()
+        if not stream.closed:
+            stream.write("\n")
+            stream.close()
 
     bar.close = close_and_release
     return bar

@@ -41,3 +41,18 @@ def test_without_the_variable_bars_are_tqdms_own(monkeypatch, tmp_path):
     list(bar)
     bar.close()
     assert not (tmp_path / "p.log").exists(), "a disabled bar writes nothing"
+
+
+def test_a_file_bar_closes_twice_without_error(monkeypatch, tmp_path):
+    """A bar writing to the progress file may be closed explicitly and then again by tqdm's ``__del__``
+    (garbage collection): the second close writes nothing and raises nothing."""
+    path = tmp_path / "progress.txt"
+    monkeypatch.setenv(PROGRESS_ENV, str(path))
+    bar = progress_bar(range(3), total=3, desc="twice")
+    for _ in bar:
+        pass
+    bar.close()
+    size = path.stat().st_size
+    bar.close()
+    bar.__del__()
+    assert path.stat().st_size == size and path.read_text(encoding="utf-8").endswith("\n")
