@@ -370,7 +370,7 @@ assert out.shape == x[:n].shape and bool(torch.isfinite(out).all())
 # The mean-colour term lowers $\Delta E$ by about half a unit at weight 0.1 and hardly more at 0.3 or 1,
 # while the heavier weights cost much of the shading and realism; with the colour head it keeps most of
 # the shading (`colour_head+mean`). The colour head alone, the free encoder and the colour-restoring
-# identity alone do not help; every combination stays above $\Delta E$ 4, far from the target of 3.2, and
+# identity alone do not help; every row at 1,000 steps stays above $\Delta E$ 4, far from the target of 3.2, and
 # none makes the model follow the redder references. The probe explains why: even in the best rows the
 # codes carry only part of the references' own chroma, and the outputs follow less of it. The last row
 # asks whether the number of steps is what is missing: trained for 2,000 steps instead of 1,000, the colour
