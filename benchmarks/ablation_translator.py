@@ -49,15 +49,18 @@ POINTS: dict[str, tuple[dict, str]] = {
     # Made to the cpu preset as it is now, on the machine of "preset_here": the generator follows the
     # reference's lightness (slope 0.97) but only half its a* and b* (slopes 0.60 and 0.52), so these
     # points make the colour loss see small shifts of chroma.
-    "emd": ({"hist_kind": "emd"}, "eq (6) as the earth mover's distance per channel: linear, not quadratic, in a small shift"),
-    "mean_colour": ({"lambda_mean": 0.1}, "a mean-colour term: 0.1 × ΔE (eq 12) of the fake's mean L*a*b* vs the reference's"),
+    "emd": ({"hist_kind": "emd"},
+            "eq (6) as the earth mover's distance per channel: linear, not quadratic, in a small shift"),
+    "mean_colour": ({"lambda_mean": 0.1},
+                    "a mean-colour term: 0.1 × ΔE (eq 12) of the fake's mean L*a*b* vs the reference's"),
     "mean_colour_0.3": ({"lambda_mean": 0.3}, "the mean-colour term with weight 0.3"),
     "mean_colour_1": ({"lambda_mean": 1.0}, "the mean-colour term with weight 1"),
-    "colour_head": ({"colour_head": True}, "a colour head: the code scales and shifts the output's R, G, B before the tanh"),
+    "colour_head": ({"colour_head": True},
+                    "a colour head: the code scales and shifts the output's R, G, B before the tanh"),
     "colour_head+mean": ({"colour_head": True, "lambda_mean": 0.1}, "the colour head and the mean-colour term (0.1)"),
-    # A linear probe finds the chroma the colour of the references has apart from their lightness in their
-    # histograms (held-out R² 0.96) but much less of it in colour_head+mean's codes (0.46 for a*, 0.61
-    # for b*): the spectral-normalised encoder loses it. These free the encoder:
+    # A linear probe finds the references' chroma apart from their lightness in their histograms (held-out
+    # R² 0.96) but much less of it in colour_head+mean's codes (0.46 for a*, 0.61 for b*). Does the
+    # encoder's spectral norm lose it? These free the encoder (measured: it does not help):
     "free_encoder+mean": ({"encoder_sn": False, "lambda_mean": 0.1},
                           "the histogram encoder without spectral norm, and the mean-colour term (0.1)"),
     "free_encoder+head+mean": ({"encoder_sn": False, "colour_head": True, "lambda_mean": 0.1},
@@ -65,8 +68,9 @@ POINTS: dict[str, tuple[dict, str]] = {
     # The identity term made to restore colour: an exact per-pixel target for following the code.
     "identity_recolour": ({"identity_hue": 20.0, "identity_chroma": 1.5},
                           "G(y recoloured: hue ±20°, chroma ×[1/1.5, 1.5], h(y)) ≈ y as the identity term"),
-    "identity_recolour+head+mean": ({"identity_hue": 20.0, "identity_chroma": 1.5, "colour_head": True,
-                                     "lambda_mean": 0.1}, "the colour-restoring identity, the colour head and the mean-colour term"),
+    "identity_recolour+head+mean": (
+        {"identity_hue": 20.0, "identity_chroma": 1.5, "colour_head": True, "lambda_mean": 0.1},
+        "the colour-restoring identity, the colour head and the mean-colour term"),
     # None of the above reaches ΔE 3.2 in 1,000 steps: is it the number of steps?
     "head+mean_2000_steps": ({"colour_head": True, "lambda_mean": 0.1, "steps": 2000},
                              "colour_head+mean trained for 2,000 steps instead of 1,000"),

@@ -26,11 +26,11 @@ eq (12) between the fake's mean L*a*b* over the input's mask and the reference's
 The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``injection``, ``gan_loss``,
 ``ema`` (a moving average of the generators' weights, used to translate), ``warmup``, ``padding``
 (zeros or reflection in G's 3×3 convs), ``colour_head`` (the code scales and shifts the output's three
-channels), ``encoder_sn`` (spectral norm in the histogram encoder), ``recolour_hue`` / ``recolour_chroma`` (colour augmentation
-of the Y photographs) — default to the
-CycleGAN-style choices in the dataclass, so that a config written before a field existed loads as the
-run it was; the ``cpu`` and ``paper`` presets set the combination the ablation of the training page
-chose (``generator="unet"``, ``gan_loss="lsgan"``, ``ema``; the ``quick`` preset keeps the plain one).
+channels), ``encoder_sn`` (spectral norm in the histogram encoder), ``recolour_hue`` / ``recolour_chroma``
+(colour augmentation of the Y photographs) — default to the CycleGAN-style choices in the dataclass, so
+that a config written before a field existed loads as the run it was; the ``cpu`` and ``paper`` presets
+set the combination the ablation of the training page chose (``generator="unet"``, ``gan_loss="lsgan"``,
+``ema``; the ``quick`` preset keeps the plain one).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from typing import Any
 
 from histgan.io import atomic_write_json
 
-__all__ = ["VARIANTS", "INJECTIONS", "GENERATORS", "PADDINGS", "GAN_LOSSES", "HIST_KINDS", "TrainConfig", "PRESETS", "make_config"]
+__all__ = ["VARIANTS", "INJECTIONS", "GENERATORS", "PADDINGS", "GAN_LOSSES", "HIST_KINDS", "TrainConfig", "PRESETS",
+           "make_config"]
 
 #: The four models of the paper's Table 2.
 VARIANTS = ("cyclegan", "cyclegan_sn", "histgan_uni", "histgan_bi")
@@ -215,7 +216,8 @@ def _validate(c: TrainConfig) -> None:
     if c.image_size < 2 ** (c.d_layers + 2):
         raise ValueError(f"image_size {c.image_size} is too small for a PatchGAN with d_layers={c.d_layers} "
                          f"(needs >= {2 ** (c.d_layers + 2)})")
-    for name in ("lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "lambda_mean", "lr", "beta1", "beta2", "decay_start"):
+    for name in ("lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "lambda_mean", "lr", "beta1", "beta2",
+                 "decay_start"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from histgan.networks.conditioning import AdaResBlock, FiLM, HistogramEncoder
 from histgan.networks.discriminator import Discriminator
 from histgan.networks.layers import ResBlock, norm_layer
-from histgan.networks.spectral_norm import apply_spectral_norm
+from histgan.networks.spectral_norm import apply_spectral_norm, left_out
 
 __all__ = ["Generator", "build_models"]
 
@@ -228,10 +228,9 @@ def build_models(config) -> dict[str, nn.Module]:
 def _init_weights(module: nn.Module, exclude: list[nn.Module] | tuple = ()) -> None:
     """CycleGAN's init: conv/linear weights N(0, 0.02), biases 0 (FiLM projections stay zero; the
     layers inside ``exclude`` keep torch's default init)."""
-    film = {id(m.proj) for m in module.modules() if isinstance(m, FiLM)}
-    film |= {id(sub) for m in exclude for sub in m.modules()}
+    skip = left_out(module, exclude)
     for sub in module.modules():
-        if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub) not in film:
+        if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub) not in skip:
             nn.init.normal_(sub.weight, 0.0, 0.02)
             if sub.bias is not None:
                 nn.init.zeros_(sub.bias)

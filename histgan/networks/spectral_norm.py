@@ -13,21 +13,26 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from histgan.networks.conditioning import FiLM
 
-__all__ = ["apply_spectral_norm", "refresh_spectral_norm"]
+__all__ = ["apply_spectral_norm", "refresh_spectral_norm", "left_out"]
+
+
+def left_out(module: nn.Module, exclude: Iterable[nn.Module] = ()) -> set[int]:
+    """``id``s of the layers in ``module`` that neither spectral norm nor CycleGAN's init touch: FiLM
+    projections (they start at zero, σ = 0, and only scale and shift features) and every layer inside
+    the modules of ``exclude`` (e.g. the histogram encoder, see :attr:`histgan.config.TrainConfig.encoder_sn`)."""
+    skip = {id(m.proj) for m in module.modules() if isinstance(m, FiLM)}
+    return skip | {id(sub) for m in exclude for sub in m.modules()}
 
 
 def apply_spectral_norm(module: nn.Module, exclude: Iterable[nn.Module] = ()) -> nn.Module:
     """Spectral-normalise the weight of every ``Conv2d`` and ``Linear`` in ``module`` (in place).
 
-    FiLM projections are left out: they start at zero (σ = 0) and only scale and shift features.
-    So is every layer inside the modules of ``exclude`` (e.g. the histogram encoder, see
-    :attr:`histgan.config.TrainConfig.encoder_sn`).
+    The layers of :func:`left_out` (FiLM projections, and everything inside ``exclude``) are not.
 
     Each weight ``W`` is used as ``W / σ(W)``, ``σ`` the largest singular value estimated by one
     power iteration per training forward. Returns ``module``.
     """
-    skip = {id(m.proj) for m in module.modules() if isinstance(m, FiLM)}
-    skip |= {id(sub) for m in exclude for sub in m.modules()}
+    skip = left_out(module, exclude)
     for sub in list(module.modules()):
         if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub) not in skip:
             _spectral_norm(sub)
