@@ -74,6 +74,20 @@ POINTS: dict[str, tuple[dict, str]] = {
     # None of the above reaches ΔE 3.2 in 1,000 steps: is it the number of steps?
     "head+mean_2000_steps": ({"colour_head": True, "lambda_mean": 0.1, "steps": 2000},
                              "colour_head+mean trained for 2,000 steps instead of 1,000"),
+    # Even with weight 1 the mean-colour term itself stays near ΔE 4.5 on the training pairs after 1,000
+    # steps (losses.jsonl): the translator underfits the colour. The FiLM projections start at zero and
+    # Adam moves each weight by about lr = 2e-4 a step, so the code's lever grows slowly; let it learn faster:
+    "head+mean+code_lr_10": ({"colour_head": True, "lambda_mean": 0.1, "code_lr": 10.0},
+                             "colour_head+mean with the colour code's path learning 10× faster"),
+    "head+mean+code_lr_30": ({"colour_head": True, "lambda_mean": 0.1, "code_lr": 30.0},
+                             "colour_head+mean with the colour code's path learning 30× faster"),
+    # The code need not be learnt to carry the reference's mean colour: append it, computed exactly from
+    # the histogram (per-channel mean and spread over the bin centres).
+    "head+mean+moments": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True},
+                          "colour_head+mean, the code carrying the reference histogram's per-channel mean and std"),
+    "head+mean+moments+code_lr_10": (
+        {"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 10.0},
+        "colour_head+mean+moments with the colour code's path learning 10× faster"),
 }
 
 METRICS = ("delta_e_mean", "delta_e2000_mean", "ssim_gt_fg_mean", "ssim_gt_fg_lowpass_mean", "ssim_input_lum_mean",

@@ -19,6 +19,12 @@ random (:func:`histgan.data.folders.recolour`), so that "y's histogram" must be 
 input no longer carrying it; an exact, per-pixel target for following the reference's colour, which
 the unpaired translation itself never has. Ours, not the paper's.
 
+``code_lr = 1`` (the same rate as the rest, in the dataclass) multiplies the learning rate of the colour
+code's path: the histogram encoders and the FiLM projections (:func:`histgan.train.step.code_parameters`).
+Those projections start at zero, and Adam moves a weight by about ``lr`` per step whatever its gradient,
+so at ``lr = 2·10⁻⁴`` a thousand steps can grow a scale or shift by at most ≈ 0.2: the code's lever on
+the colour is slow to form. Ours, not the paper's.
+
 ``lambda_mean = 0`` (off in the dataclass) weighs a term that is ours, not the paper's: the ΔE of
 eq (12) between the fake's mean L*a*b* over the input's mask and the reference's over its own
 (:func:`histgan.losses.mean_colour_loss`), for each conditioned generator.
@@ -26,7 +32,8 @@ eq (12) between the fake's mean L*a*b* over the input's mask and the reference's
 The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``injection``, ``gan_loss``,
 ``ema`` (a moving average of the generators' weights, used to translate), ``warmup``, ``padding``
 (zeros or reflection in G's 3×3 convs), ``colour_head`` (the code scales and shifts the output's three
-channels), ``encoder_sn`` (spectral norm in the histogram encoder), ``recolour_hue`` / ``recolour_chroma``
+channels), ``code_moments`` (the code also carries the reference histogram's mean and spread per channel,
+computed, not learnt), ``encoder_sn`` (spectral norm in the histogram encoder), ``recolour_hue`` / ``recolour_chroma``
 (colour augmentation of the Y photographs) — default to the CycleGAN-style choices in the dataclass, so
 that a config written before a field existed loads as the run it was; the ``cpu`` and ``paper`` presets
 set the combination the ablation of the training page chose (``generator="unet"``, ``gan_loss="lsgan"``,
@@ -90,6 +97,7 @@ class TrainConfig:
     generator: str = "resnet"  # generator architecture: "resnet" (CycleGAN's) | "unet" (skip connections)
     padding: str = "zeros"  # border padding of G's 3×3 convs: "zeros" (CycleGAN's) | "reflect"
     colour_head: bool = False  # a FiLM of the output's R, G, B by the code before the tanh (conditioned G/F)
+    code_moments: bool = False  # the code also carries the reference histogram's per-channel mean and std (D + 6)
     encoder_sn: bool = True  # spectral norm in the histogram encoder too (False: its layers are free, default init)
     # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
     bins: int = 32  # K, bins per colour channel
@@ -104,6 +112,7 @@ class TrainConfig:
     gan_loss: str = "bce"  # "bce": eq (9) on logits; "lsgan": least squares (Mao et al. 2017)
     # ---- optimisation -------------------------------------------------------------------------
     lr: float = 2e-4  # Adam learning rate of both G/F and D_x/D_y
+    code_lr: float = 1.0  # the colour code's path (histogram encoders, FiLM projections) learns at code_lr · lr
     beta1: float = 0.5  # Adam β1 (CycleGAN's 0.5)
     beta2: float = 0.999  # Adam β2
     decay_start: float = 0.5  # fraction of `steps` after which the lr decays linearly to 0
@@ -216,8 +225,8 @@ def _validate(c: TrainConfig) -> None:
     if c.image_size < 2 ** (c.d_layers + 2):
         raise ValueError(f"image_size {c.image_size} is too small for a PatchGAN with d_layers={c.d_layers} "
                          f"(needs >= {2 ** (c.d_layers + 2)})")
-    for name in ("lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "lambda_mean", "lr", "beta1", "beta2",
-                 "decay_start"):
+    for name in ("lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "lambda_mean", "lr", "code_lr", "beta1",
+                 "beta2", "decay_start"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -227,7 +236,7 @@ def _validate(c: TrainConfig) -> None:
             raise ValueError(f"{kind}_hue must be a number of degrees in [0, 180] (0 = off), got {hue!r}")
         if isinstance(chroma, bool) or not isinstance(chroma, (int, float)) or not 1 <= chroma <= 4:
             raise ValueError(f"{kind}_chroma must be a factor in [1, 4] (1 = off), got {chroma!r}")
-    for name in ("colour_head", "encoder_sn"):
+    for name in ("colour_head", "encoder_sn", "code_moments"):
         if not isinstance(getattr(c, name), bool):
             raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")
     if isinstance(c.ema, bool) or not isinstance(c.ema, (int, float)) or not 0 <= c.ema < 1:

@@ -204,7 +204,9 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
                                        dict(gan_loss="lsgan"), dict(padding="reflect", generator="unet"),
                                        dict(recolour_hue=15.0, recolour_chroma=1.4),
                                        dict(lambda_mean=0.1, hist_kind="emd"), dict(colour_head=True),
-                                       dict(encoder_sn=False), dict(identity_hue=20.0, identity_chroma=1.5)])
+                                       dict(encoder_sn=False), dict(identity_hue=20.0, identity_chroma=1.5),
+                                       dict(code_moments=True, injection="concat+film", colour_head=True),
+                                       dict(code_moments=True, injection="adain"), dict(code_lr=10.0)])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.data.synthetic import write_dataset
     from histgan.train.loop import fit
@@ -319,6 +321,48 @@ def test_colour_head_starts_as_the_identity_and_then_shifts_each_channel():
     assert torch.equal(out[:, [0, 2]], plain(x, h)[:, [0, 2]])
     assert torch.allclose(out[:, 1], torch.tanh(z[:, 1] + 0.5), atol=1e-6)
     assert Generator(**{**kw, "code_dim": 0}, colour_head=True).head is None  # unconditioned: nothing to apply
+
+
+def test_histogram_moments_analytic_cases_and_gradient():
+    """Counting histograms of known images: a constant channel has its bin's centre as mean and no
+    spread; a channel half at one bin and half at another has their midpoint as mean and half their
+    distance as spread; the mass need not be 1; an empty histogram gives zeros; float64 gradcheck."""
+    from histgan.histogram import hard_histogram
+    from histgan.networks.conditioning import histogram_moments
+
+    k = 16
+    centre = lambda j: -1 + (2 / k) * (j + 0.5)  # noqa: E731
+    img = torch.empty(1, 3, 4, 4)
+    img[:, 0] = centre(3)
+    img[:, 1] = centre(12)
+    img[:, 2, :2], img[:, 2, 2:] = centre(2), centre(10)
+    m = histogram_moments(hard_histogram(img, bins=k))
+    assert torch.allclose(m[0, :3], torch.tensor([centre(3), centre(12), (centre(2) + centre(10)) / 2]), atol=1e-6)
+    assert torch.allclose(m[0, 3:], torch.tensor([0.0, 0.0, (centre(10) - centre(2)) / 2]), atol=1e-5)
+    assert torch.allclose(histogram_moments(3.7 * hard_histogram(img, bins=k)), m, atol=1e-6)
+    assert torch.equal(histogram_moments(torch.zeros(2, 3, k)), torch.zeros(2, 6))
+    h = torch.rand(2, 3, k, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(histogram_moments, (h,))
+
+
+def test_code_moments_append_the_histogram_moments_to_the_code():
+    """``code_moments=True``: the code is the encoder's ``D`` learnt entries, then the six moments of the
+    reference histogram, computed; every layer that reads the code reads ``D + 6`` entries."""
+    from histgan.networks.conditioning import histogram_moments
+
+    torch.manual_seed(0)
+    kw = dict(ngf=4, n_down=1, n_blocks=1, code_dim=5, bins=8, colour_head=True)
+    G = Generator(**kw, code_moments=True, injection="concat+film")
+    x, h = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8).softmax(-1)
+    code = G.encode(h)
+    assert code.shape == (2, 11) and torch.equal(code[:, 5:], histogram_moments(h))
+    assert torch.equal(code[:, :5], G.encoder_hist.net(h.flatten(1) * 8))
+    assert G.inject[0].in_channels == 8 + 11 and G.head.proj.in_features == 11
+    assert all(f.proj.in_features == 11 for f in G.film)
+    ada = Generator(**kw, code_moments=True, injection="adain")
+    assert all(f.proj.in_features == 11 for b in ada.middle for f in b.film)
+    assert G(x, h).shape == x.shape and torch.equal(G(x, h), G(x, code=code))
+    assert Generator(**kw).encode(h).shape == (2, 5)  # off: the learnt code only
 
 
 def _decoded(G, x, h):

@@ -495,6 +495,36 @@ def test_ddp_nan_on_one_rank_stops_every_rank_without_a_hang(data, tmp_path):
     assert "another process found a NaN/Inf by step 3" in r.stderr, r.stderr[-3000:]
 
 
+def test_code_lr_gives_the_colour_code_path_its_own_rate(data, tmp_path):
+    """``code_lr``: the generators' optimiser splits into the code's path (histogram encoders, FiLM
+    projections, found here by name) and the rest, and the loop's rate of each is ``lr_scale · lr``.
+    Adam's first update of a weight is ``lr · g / (|g| + ε)``, so a zero-initialised FiLM projection
+    holds, after one step, entries of size at most (and, where its gradient is not tiny, about) its
+    group's rate."""
+    def code_name(name):
+        return name.startswith("encoder_hist.") or ".film." in f".{name}" or name.startswith(("film.", "head."))
+
+    c = make_config("quick", variant="histgan_bi", colour_head=True, injection="adain")
+    models = build_models(c)
+    assert [len(g["params"]) for g in step.make_optimisers(models, c)["G"].param_groups] == \
+        [sum(1 for n in "GF" for _ in models[n].parameters())]  # code_lr = 1: one group, as before
+    opts = step.make_optimisers(models, c.replace(code_lr=10.0))
+    rest, code = opts["G"].param_groups
+    expect = {id(p) for n in "GF" for name, p in models[n].named_parameters() if code_name(name)}
+    assert {id(p) for p in code["params"]} == expect and (rest["lr_scale"], code["lr_scale"]) == (1.0, 10.0)
+    assert len(rest["params"]) + len(code["params"]) == sum(1 for n in "GF" for _ in models[n].parameters())
+    assert len(opts["D"].param_groups) == 1
+
+    top = {}
+    for scale in (1.0, 10.0):
+        run = train.fit(c.replace(data=str(data), run_dir=str(tmp_path / str(scale)), steps=1, code_lr=scale,
+                                  decay_start=1.0), progress=False)
+        g = load_checkpoint(run / "checkpoints" / "latest.pt")["models"]["G"]
+        top[scale] = max(float(v.abs().max()) for k, v in g.items() if k.startswith("head.proj.weight"))
+    lr = c.lr
+    assert lr * 0.5 < top[1.0] <= lr * 1.0001 and 10 * lr * 0.5 < top[10.0] <= 10 * lr * 1.0001
+
+
 def test_weight_average_follows_its_formula_and_resumes_bit_identically(tmp_path):
     """``ema``: the average kept in the checkpoint is β_t-weighted as documented, survives a resume
     unchanged, and is what load_run translates with (spectral norms refreshed for it)."""

@@ -43,6 +43,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--padding", choices=PADDINGS, help="border padding of the generator's 3×3 convs")
     t.add_argument("--colour-head", action="store_true", default=None,
                    help="let the colour code scale and shift the output's R, G, B before the tanh")
+    t.add_argument("--code-moments", action="store_true", default=None,
+                   help="append the reference histogram's per-channel mean and std to the colour code")
+    t.add_argument("--code-lr", type=float, metavar="F",
+                   help="learning-rate factor of the colour code's path (histogram encoders, FiLM projections)")
     t.add_argument("--no-encoder-sn", dest="encoder_sn", action="store_false", default=None,
                    help="no spectral norm in the histogram encoder (the rest of G keeps it)")
     t.add_argument("--recolour-hue", type=float, metavar="DEG",
@@ -65,7 +69,7 @@ def _train(args: argparse.Namespace) -> int:
 
     names = ("steps", "batch_size", "image_size", "lambda_hist", "lambda_mean", "hist_kind", "bins", "bandwidth",
              "injection", "generator", "gan_loss", "ema", "warmup", "padding", "colour_head", "encoder_sn",
-             "recolour_hue", "recolour_chroma", "identity_hue", "identity_chroma", "seed", "num_workers")
+             "code_lr", "code_moments", "recolour_hue", "recolour_chroma", "identity_hue", "identity_chroma", "seed", "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]

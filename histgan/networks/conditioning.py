@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from histgan.networks.layers import ResBlock
 
-__all__ = ["HistogramEncoder", "FiLM", "AdaResBlock"]
+__all__ = ["HistogramEncoder", "histogram_moments", "FiLM", "AdaResBlock"]
 
 
 class HistogramEncoder(nn.Module):
@@ -25,16 +25,24 @@ class HistogramEncoder(nn.Module):
     The histogram is scaled by ``K`` (a uniform histogram becomes all ones) and flattened, then
     passed through ``Linear → LeakyReLU → Linear → LeakyReLU → Linear``.
 
+    With ``moments=True`` the code also carries, after those ``D`` learnt entries, the histogram's own
+    per-channel mean and standard deviation over the bin centres ``μ_k`` (:func:`histogram_moments`):
+    six numbers computed, not learnt, so that the reference's mean colour reaches every FiLM and the
+    colour head exactly, whatever the encoder has learnt. The code is then ``D + 6`` long
+    (:attr:`out_dim`).
+
     Args:
         bins: bins per channel ``K``.
-        code_dim: code length ``D``.
+        code_dim: learnt code length ``D``.
         hidden: width of the two hidden layers (default ``max(64, 2 D)``).
+        moments: append the six moments to the code.
     """
 
-    def __init__(self, bins: int, code_dim: int, hidden: int | None = None) -> None:
+    def __init__(self, bins: int, code_dim: int, hidden: int | None = None, moments: bool = False) -> None:
         super().__init__()
         hidden = hidden or max(64, 2 * code_dim)
-        self.bins = bins
+        self.bins, self.moments = bins, moments
+        self.out_dim = code_dim + (6 if moments else 0)
         self.net = nn.Sequential(
             nn.Linear(3 * bins, hidden), nn.LeakyReLU(0.2),
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
@@ -42,10 +50,28 @@ class HistogramEncoder(nn.Module):
         )
 
     def forward(self, h: Tensor) -> Tensor:
-        """``(N, 3, K)`` → ``(N, D)``."""
+        """``(N, 3, K)`` → ``(N, out_dim)``."""
         if h.dim() != 3 or h.shape[1:] != (3, self.bins):
             raise ValueError(f"histogram must have shape (N, 3, {self.bins}), got {tuple(h.shape)}")
-        return self.net(h.flatten(1) * self.bins)
+        code = self.net(h.flatten(1) * self.bins)
+        return torch.cat([code, histogram_moments(h).to(code.dtype)], dim=1) if self.moments else code
+
+
+def histogram_moments(h: Tensor) -> Tensor:
+    """Per-channel mean and standard deviation of histograms over their bin centres.
+
+    ``h (N, C, K)`` with non-negative entries (not necessarily summing to 1: a soft histogram loses the
+    kernel's tails beyond [-1, 1]) over bins of width ``2/K`` on [-1, 1], centres
+    ``μ_k = -1 + (2/K)(k + 1/2)``. Returns ``(N, 2C)``: the ``C`` means ``m = Σ h_k μ_k / Σ h_k``, then the
+    ``C`` standard deviations ``sqrt(Σ h_k (μ_k - m)² / Σ h_k)``. An empty histogram gives zeros.
+    """
+    k = h.shape[-1]
+    centres = torch.linspace(-1 + 1 / k, 1 - 1 / k, k, dtype=h.dtype, device=h.device)
+    mass = h.sum(-1)
+    w = h / mass.clamp_min(torch.finfo(h.dtype).tiny).unsqueeze(-1)
+    mean = (w * centres).sum(-1)
+    var = (w * (centres - mean.unsqueeze(-1)) ** 2).sum(-1)
+    return torch.cat([mean, var.clamp_min(0).add(1e-12).sqrt() * (mass > 0)], dim=1)
 
 
 class FiLM(nn.Module):

@@ -74,11 +74,14 @@ class Generator(nn.Module):
             (``(1 + γ(c)) · z + β(c)`` per image and channel, zero-initialised): the code's one direct
             lever on the output's colour, which every other injection reaches only through the
             decoder (and, in the U-Net, against the input's colour in the skips). Conditioned only.
+        code_moments: the code also carries the reference histogram's per-channel mean and standard
+            deviation (:func:`histgan.networks.conditioning.histogram_moments`), computed, not learnt:
+            ``D + 6`` entries. Conditioned only.
     """
 
     def __init__(self, ngf: int = 32, n_down: int = 2, n_blocks: int = 4, code_dim: int = 0, bins: int = 32,
                  injection: str = "concat+film", norm: str = "instance", arch: str = "resnet",
-                 padding: str = "zeros", colour_head: bool = False) -> None:
+                 padding: str = "zeros", colour_head: bool = False, code_moments: bool = False) -> None:
         super().__init__()
         if injection not in ("concat", "film", "concat+film", "adain"):
             raise ValueError(f"injection must be 'concat', 'film', 'concat+film' or 'adain', got {injection!r}")
@@ -90,7 +93,8 @@ class Generator(nn.Module):
         conv3 = lambda cin, cout, stride=1: nn.Conv2d(cin, cout, 3, stride=stride, padding=1,  # noqa: E731
                                                       padding_mode=padding)
         self.code_dim, self.injection, self.stride, self.arch = code_dim, injection, 2**n_down, arch
-        self.encoder_hist = HistogramEncoder(bins, code_dim) if code_dim > 0 else None
+        self.encoder_hist = HistogramEncoder(bins, code_dim, moments=code_moments) if code_dim > 0 else None
+        code_dim = self.encoder_hist.out_dim if code_dim > 0 else 0  # what FiLM and the injection read
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), norm_layer(norm, ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(n_down):
@@ -211,7 +215,7 @@ def build_models(config) -> dict[str, nn.Module]:
     def gen(conditioned: bool) -> Generator:
         return Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim if conditioned else 0,
                          config.bins, config.injection, config.norm, config.generator, config.padding,
-                         config.colour_head)
+                         config.colour_head, config.code_moments)
 
     models: dict[str, nn.Module] = {"G": gen(config.condition_G), "F": gen(config.condition_F),
                                     "D_x": Discriminator(config.ndf, config.d_layers, config.norm),

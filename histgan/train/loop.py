@@ -124,7 +124,7 @@ def _fit(config: TrainConfig, resume: bool, progress: bool, dist: Distributed, d
         lr = config.lr * lr_factor(step, config)
         for opt in optimisers.values():
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)  # code_lr: the colour code's group
         batch = to_device(next(batches), device)
         done = step + 1
         step_config = warming if step < config.warmup else config

@@ -27,8 +27,9 @@ from histgan.errors import HistganError
 from histgan.histogram import trusted_inputs
 from histgan.losses import (GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, masked_mean_lab,
                             mean_colour_loss, total_loss)
+from histgan.networks.conditioning import FiLM, HistogramEncoder
 
-__all__ = ["ImagePool", "make_optimisers", "lr_factor", "train_step", "train_step_lazy", "unwrap"]
+__all__ = ["ImagePool", "code_parameters", "make_optimisers", "lr_factor", "train_step", "train_step_lazy", "unwrap"]
 
 
 class ImagePool:
@@ -69,11 +70,35 @@ class ImagePool:
         self.images = [im.to(device) for im in state] if state.numel() else []
 
 
+def code_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``model``'s colour-code path: its histogram encoder and every FiLM projection
+    (decoder FiLM, AdaIN blocks, colour head); empty for an unconditioned network or a discriminator."""
+    model = unwrap(model)
+    found: dict[int, nn.Parameter] = {}
+    for sub in model.modules():
+        if isinstance(sub, (HistogramEncoder, FiLM)):
+            found.update((id(p), p) for p in sub.parameters())
+    return list(found.values())
+
+
 def make_optimisers(models: Mapping[str, nn.Module], config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """Adam for ``G`` and ``F`` together (``"G"``) and for ``D_x`` and ``D_y`` together (``"D"``)."""
+    """Adam for ``G`` and ``F`` together (``"G"``) and for ``D_x`` and ``D_y`` together (``"D"``).
+
+    With ``config.code_lr != 1`` the generators' optimiser has two parameter groups: the colour code's
+    path (:func:`code_parameters`) with ``lr_scale = code_lr``, and the rest with ``lr_scale = 1``;
+    the training loop sets each group's rate to ``lr_scale · lr · lr_factor(step)``. With
+    ``code_lr == 1`` it has one group, as before the option existed (old checkpoints resume).
+    """
     def adam(*names: str) -> torch.optim.Optimizer:
         params = [p for n in names for p in models[n].parameters()]
-        return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2))
+        code = {id(p) for n in names for p in code_parameters(models[n])}
+        if config.code_lr == 1 or not code:
+            groups: list[dict[str, Any]] = [{"params": params}]
+        else:
+            groups = [{"params": [p for p in params if id(p) not in code], "lr_scale": 1.0},
+                      {"params": [p for p in params if id(p) in code], "lr_scale": float(config.code_lr),
+                       "lr": config.lr * config.code_lr}]
+        return torch.optim.Adam(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
     return {"G": adam("G", "F"), "D": adam("D_x", "D_y")}
 
