@@ -88,6 +88,12 @@ POINTS: dict[str, tuple[dict, str]] = {
     "head+mean+moments+code_lr_10": (
         {"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 10.0},
         "colour_head+mean+moments with the colour code's path learning 10× faster"),
+    "head+mean+moments+code_lr_30": (
+        {"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0},
+        "colour_head+mean+moments with the colour code's path learning 30× faster"),
+    "head+mean_0.3+moments+code_lr_10": (
+        {"colour_head": True, "lambda_mean": 0.3, "code_moments": True, "code_lr": 10.0},
+        "head+mean+moments+code_lr_10 with the mean-colour term at 0.3"),
 }
 
 METRICS = ("delta_e_mean", "delta_e2000_mean", "ssim_gt_fg_mean", "ssim_gt_fg_lowpass_mean", "ssim_input_lum_mean",

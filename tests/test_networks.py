@@ -251,11 +251,12 @@ def test_a_config_written_before_the_new_fields_still_loads(tmp_path):
     from histgan.config import TrainConfig
 
     old = make_config("cpu").to_dict()
-    for field in ("generator", "warmup"):
+    for field in ("generator", "warmup", "colour_head", "lambda_mean", "code_moments", "code_lr"):
         old.pop(field)
     (tmp_path / "config.json").write_text(json.dumps(old))
     c = TrainConfig.from_json(tmp_path / "config.json")
     assert c.generator == "resnet" and c.warmup == 0
+    assert (c.colour_head, c.lambda_mean, c.code_moments, c.code_lr) == (False, 0.0, False, 1.0)
 
 
 def test_a_run_checkpointed_before_the_new_fields_resumes(tmp_path):
