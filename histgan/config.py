@@ -37,7 +37,8 @@ computed, not learnt), ``encoder_sn`` (spectral norm in the histogram encoder), 
 (colour augmentation of the Y photographs) — default to the CycleGAN-style choices in the dataclass, so
 that a config written before a field existed loads as the run it was; the ``cpu`` and ``paper`` presets
 set the combination the ablation of the training page chose (``generator="unet"``, ``gan_loss="lsgan"``,
-``ema``; the ``quick`` preset keeps the plain one).
+``ema``, ``colour_head``, ``lambda_mean = 0.1``, ``code_moments``, ``code_lr = 30``; the ``quick`` preset
+keeps the plain one).
 """
 
 from __future__ import annotations
@@ -260,14 +261,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ΔE (§3a), so the preset keeps batch 1.
     # Generator, adversarial loss and weight average chosen by the ablation of the training page
     # (benchmarks/ablation_translator.py): U-Net skips + least squares + a moving average together kept
-    # the shading better than every non-learned baseline and made the outputs more real (SWD).
+    # the shading better than every non-learned baseline and made the outputs more real (SWD). Then
+    # the colour: a colour head, the mean-colour term (0.1), the histogram's moments in the code and the
+    # code's path at 30× the learning rate took ΔE from 4.95 to 3.14 at 1,000 steps (foreground SSIM
+    # 0.841 → 0.826); measured at 64² only, the paper preset takes the same.
     "cpu": dict(steps=1000, batch_size=1, image_size=64, ngf=32, ndf=32, n_blocks=4, d_layers=2, code_dim=32,
                 bins=32, pool_size=50, log_every=10, sample_every=250, checkpoint_every=250, keep_checkpoints=3,
-                generator="unet", gan_loss="lsgan", ema=0.995),
+                generator="unet", gan_loss="lsgan", ema=0.995, colour_head=True, lambda_mean=0.1, code_moments=True,
+                code_lr=30.0),
     # The paper's setting on a GPU: 256², 9 residual blocks, ngf/ndf 64, 70×70 PatchGAN.
     "paper": dict(steps=100_000, batch_size=1, image_size=256, ngf=64, ndf=64, n_blocks=9, d_layers=3,
                   code_dim=64, bins=32, pool_size=50, log_every=100, sample_every=2_000,
-                  checkpoint_every=2_000, keep_checkpoints=3, generator="unet", gan_loss="lsgan", ema=0.999),
+                  checkpoint_every=2_000, keep_checkpoints=3, generator="unet", gan_loss="lsgan", ema=0.999,
+                  colour_head=True, lambda_mean=0.1, code_moments=True, code_lr=30.0),
 }
 
 
