@@ -191,6 +191,24 @@ def test_interrupted_write_completes_cleanly(small_set: Path, tmp_path: Path, mo
     assert _files(out) == _files(small_set)  # complete, byte-identical, no duplicates or temporaries
 
 
+def test_a_set_written_under_the_modules_former_name_is_completed(small_set: Path, tmp_path: Path) -> None:
+    """A folder whose meta.json names the generator by its name before the layout split
+    (``histgan.synthetic``) is the same set: rerunning completes it, byte-identical, and refreshes the
+    name; a foreign generator's folder is refused with its name."""
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(small_set, out)
+    meta = json.loads((out / "meta.json").read_text())
+    (out / "meta.json").write_text(json.dumps({**meta, "generator": "histgan.synthetic"}))
+    (out / "trainA" / "x0001.png").unlink()
+    synthetic.write_dataset(out, seed=0, **SMALL)
+    assert _files(out) == _files(small_set)
+    (out / "meta.json").write_text(json.dumps({**meta, "generator": "somebody.else"}))
+    with pytest.raises(HistganError, match="'somebody.else'"):
+        synthetic.write_dataset(out, seed=0, **SMALL)
+
+
 def test_rerun_with_other_parameters_is_refused(small_set: Path, tmp_path: Path) -> None:
     with pytest.raises(HistganError, match="other parameters"):
         synthetic.write_dataset(small_set, seed=5, **SMALL)
