@@ -113,6 +113,25 @@ assert out.shape == x.shape and float(out.abs().max()) < 1, "tanh output in (-1,
 show.show_source(conditioning.HistogramEncoder)
 
 # %% [markdown]
+# The `cpu` and `paper` presets extend the code with six numbers that are computed, not learnt
+# (`code_moments=True`): each channel's mean and standard deviation of the reference histogram over the
+# bin centres $\mu_k$,
+#
+# $$
+# m_c = \frac{\sum_k h_{c,k}\, \mu_k}{\sum_k h_{c,k}}, \qquad
+# s_c = \sqrt{\frac{\sum_k h_{c,k}\, (\mu_k - m_c)^2}{\sum_k h_{c,k}}}, \qquad
+# c = \big[\,E(h_\text{ref});\ m;\ s\,\big] \in \mathbb{R}^{D + 6} \tag{M1b}
+# $$
+#
+# so that the reference's mean colour reaches the generator exactly, whatever the encoder has learnt (the
+# training page measured why: the learnt code alone carried only about half of the references' chroma).
+# With `colour_head=True` a last FiLM layer (eq (M3) below) scales and shifts the output's R, G and B
+# just before the tanh: the code's one direct lever on the output's colour.
+
+# %%
+show.show_source(conditioning.histogram_moments)
+
+# %% [markdown]
 # The paper says only that the colour feature is injected into the generator's **middle layer**. The
 # package offers two ways, and uses both by default (`injection="concat+film"`; the reason is in the
 # docstring above: the decoder's instance normalisations can wash out a code that enters only once).
