@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from histgan.histogram import bin_width
 from histgan.networks.layers import ResBlock
 
 __all__ = ["HistogramEncoder", "histogram_moments", "FiLM", "AdaResBlock"]
@@ -66,7 +67,7 @@ def histogram_moments(h: Tensor) -> Tensor:
     ``C`` standard deviations ``sqrt(Σ h_k (μ_k - m)² / Σ h_k)``. An empty histogram gives zeros.
     """
     k = h.shape[-1]
-    centres = torch.linspace(-1 + 1 / k, 1 - 1 / k, k, dtype=h.dtype, device=h.device)
+    centres = -1 + bin_width(k) * (torch.arange(k, dtype=h.dtype, device=h.device) + 0.5)  # the histogram's own
     mass = h.sum(-1)
     w = h / mass.clamp_min(torch.finfo(h.dtype).tiny).unsqueeze(-1)
     mean = (w * centres).sum(-1)
