@@ -94,11 +94,27 @@ POINTS: dict[str, tuple[dict, str]] = {
     "head+mean_0.3+moments+code_lr_10": (
         {"colour_head": True, "lambda_mean": 0.3, "code_moments": True, "code_lr": 10.0},
         "head+mean+moments+code_lr_10 with the mean-colour term at 0.3"),
+    # The preset now (the point head+mean+moments+code_lr_30) with another seed: how far one seed's ΔE is from another's.
+    "preset_seed_1": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0, "seed": 1},
+                      "the cpu preset now (head+mean+moments+code_lr_30), seed 1"),
+    # The foreground is now as real as the true targets (SWD, C2ST), the whole image is not: the code says
+    # nothing of what lies behind the skin, so every output gets one grey backdrop, where the baselines
+    # paint the reference's. Tell the generator the reference's backdrop too:
+    "backdrop": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
+                  "backdrop_code": "everywhere"},
+                 "the preset now, every layer that reads the code also reading the reference background's mean, "
+                 "spread and presence"),
+    # Whole images became far more like photographs, but the skin's colour and shading suffered: the decoder's
+    # FiLMs and the colour head act on whole channels, skin and backdrop alike. Let only the middle layer read
+    # the backdrop, where the features still know where the background is:
+    "backdrop_middle": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
+                         "backdrop_code": "middle"},
+                        "the preset now, the middle layer alone also reading the reference background"),
 }
 
 #: Every point above was measured before the cpu preset took the colour options of the last rows; they
 #: stay off for them, so that each point is still the run it was (the preset now is the last point's).
-COLOUR_OFF = {"colour_head": False, "lambda_mean": 0.0, "code_moments": False, "code_lr": 1.0}
+COLOUR_OFF = {"colour_head": False, "lambda_mean": 0.0, "code_moments": False, "code_lr": 1.0, "backdrop_code": "off"}
 POINTS = {name: ({**COLOUR_OFF, **overrides}, what) for name, (overrides, what) in POINTS.items()}
 
 METRICS = ("delta_e_mean", "delta_e2000_mean", "ssim_gt_fg_mean", "ssim_gt_fg_lowpass_mean", "ssim_input_lum_mean",

@@ -33,7 +33,9 @@ The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``
 ``ema`` (a moving average of the generators' weights, used to translate), ``warmup``, ``padding``
 (zeros or reflection in G's 3×3 convs), ``colour_head`` (the code scales and shifts the output's three
 channels), ``code_moments`` (the code also carries the reference histogram's mean and spread per channel,
-computed, not learnt), ``encoder_sn`` (spectral norm in the histogram encoder), ``recolour_hue`` / ``recolour_chroma``
+computed, not learnt), ``backdrop_code`` (the code also carries the mean and spread of the reference's
+background, so the output's surroundings can take the reference's), ``encoder_sn`` (spectral norm in the
+histogram encoder), ``recolour_hue`` / ``recolour_chroma``
 (colour augmentation of the Y photographs) — default to the CycleGAN-style choices in the dataclass, so
 that a config written before a field existed loads as the run it was; the ``cpu`` and ``paper`` presets
 set the combination the ablation of the training page chose (``generator="unet"``, ``gan_loss="lsgan"``,
@@ -68,6 +70,8 @@ PADDINGS = ("zeros", "reflect")
 GAN_LOSSES = ("bce", "lsgan")
 #: Distances between histograms for eq (6) (see :func:`histgan.histogram.histogram_loss`).
 HIST_KINDS = ("l2", "emd", "hellinger")
+#: Which layers read the reference's backdrop (see :class:`histgan.networks.generator.Generator`).
+BACKDROPS = ("off", "middle", "everywhere")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class TrainConfig:
     padding: str = "zeros"  # border padding of G's 3×3 convs: "zeros" (CycleGAN's) | "reflect"
     colour_head: bool = False  # a FiLM of the output's R, G, B by the code before the tanh (conditioned G/F)
     code_moments: bool = False  # the code also carries the reference histogram's per-channel mean and std (D + 6)
+    backdrop_code: str = "off"  # the code also carries the reference background's mean, std, presence (+ 7):
+    # "off" | "middle" (read by the middle layer only) | "everywhere" (by every layer that reads the code)
     encoder_sn: bool = True  # spectral norm in the histogram encoder too (False: its layers are free, default init)
     # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
     bins: int = 32  # K, bins per colour channel
@@ -237,6 +243,11 @@ def _validate(c: TrainConfig) -> None:
             raise ValueError(f"{kind}_hue must be a number of degrees in [0, 180] (0 = off), got {hue!r}")
         if isinstance(chroma, bool) or not isinstance(chroma, (int, float)) or not 1 <= chroma <= 4:
             raise ValueError(f"{kind}_chroma must be a factor in [1, 4] (1 = off), got {chroma!r}")
+    if c.backdrop_code not in BACKDROPS:
+        raise ValueError(f"backdrop_code must be one of {BACKDROPS}, got {c.backdrop_code!r}")
+    if c.backdrop_code == "middle" and c.injection == "film":
+        raise ValueError("backdrop_code='middle' needs a middle-layer injection: injection 'concat', 'concat+film' "
+                         "or 'adain' (got 'film')")
     for name in ("colour_head", "encoder_sn", "code_moments"):
         if not isinstance(getattr(c, name), bool):
             raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")

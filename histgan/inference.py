@@ -22,6 +22,7 @@ from histgan.train.checkpoint import load_checkpoint
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.losses import masked_histogram
+from histgan.networks.conditioning import backdrop_descriptor
 from histgan.networks.generator import build_models
 from histgan.networks.weight_average import load_average
 from histgan.reference_mask import resolve_reference_mask
@@ -62,7 +63,10 @@ class Translator:
             x: input images; sides divisible by ``2 ** n_down``.
             x_mask: the inputs' masks ``(N, 1, H, W)`` (accepted for a uniform model protocol; unused).
             ref: reference images ``(N, 3, H', W')`` (or ``(1, ...)``, used for every input).
-            ref_mask: the references' masks; the histogram is taken over the foreground only.
+            ref_mask: the references' masks; the histogram is taken over the foreground only, and a
+                generator trained with ``backdrop_code`` also reads what lies outside it
+                (:func:`~histgan.networks.conditioning.backdrop_descriptor`; without a mask it is told
+                "no backdrop given" and makes one of its own).
             h_ref: a histogram ``(N, 3, K)`` or ``(3, K)`` instead of ``ref``.
 
         Returns:
@@ -70,15 +74,20 @@ class Translator:
             generator (``cyclegan``, ``cyclegan_sn``) ignores the reference.
         """
         x = x.to(self.device).float()
-        if h_ref is None and ref is not None and self.G.conditioned:
-            h_ref = self.histogram(ref.float(), ref_mask)
+        backdrop = None
+        if ref is not None and self.G.conditioned:
+            if h_ref is None:
+                h_ref = self.histogram(ref.float(), ref_mask)
+            if getattr(self.G, "backdrop", False) and ref_mask is not None:
+                backdrop = backdrop_descriptor(ref.to(self.device).float(), ref_mask.to(self.device))
+                backdrop = backdrop.expand(len(x), -1) if len(backdrop) == 1 else backdrop
         if self.G.conditioned:
             if h_ref is None:
                 raise ValueError(f"the {self.config.variant} generator needs a reference (ref or h_ref)")
             h_ref = h_ref.to(self.device).float()
             h_ref = h_ref.unsqueeze(0) if h_ref.dim() == 2 else h_ref
             h_ref = h_ref.expand(len(x), -1, -1) if len(h_ref) == 1 else h_ref
-        return self.G(x, h_ref).clamp(-1, 1)
+        return self.G(x, h_ref, None, backdrop).clamp(-1, 1)
 
 
 def _resolve_checkpoint(run_dir: Path, checkpoint: str | int | os.PathLike) -> Path:

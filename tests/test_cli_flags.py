@@ -78,15 +78,17 @@ def test_train_flags_of_the_translator_options_reach_the_config(monkeypatch, tmp
                  "--warmup", "3", "--injection", "adain", "--padding", "reflect", "--recolour-hue", "15",
                  "--recolour-chroma", "1.4", "--lambda-mean", "0.1", "--hist-kind", "emd", "--colour-head",
                  "--no-encoder-sn", "--identity-hue", "20", "--identity-chroma", "1.5",
-                 "--code-lr", "10", "--no-progress"])
+                 "--code-lr", "10", "--code-moments", "--backdrop-code", "middle", "--no-progress"])
     c = seen["c"]
+    assert c.code_moments and c.backdrop_code == "middle"
     assert (c.lambda_mean, c.hist_kind, c.colour_head, c.encoder_sn) == (0.1, "emd", True, False)
     assert (c.identity_hue, c.identity_chroma, c.code_lr) == (20.0, 1.5, 10.0)
     assert code == 0 and (c.generator, c.gan_loss, c.ema, c.warmup, c.injection) == ("unet", "lsgan", 0.99, 3, "adain")
     assert (c.padding, c.recolour_hue, c.recolour_chroma) == ("reflect", 15.0, 1.4)
     for bad in (["--padding", "circular"], ["--recolour-hue", "200"], ["--recolour-chroma", "0.5"],
                 ["--lambda-mean", "-1"], ["--hist-kind", "l1"], ["--identity-hue", "-5"],
-                ["--identity-chroma", "0.9"], ["--code-lr", "-2"]):
+                ["--identity-chroma", "0.9"], ["--code-lr", "-2"], ["--backdrop-code", "yes"],
+                ["--backdrop-code", "middle", "--injection", "film"]):
         try:
             code = main(["train", "--variant", "histgan_bi", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                          "--preset", "quick", *bad])

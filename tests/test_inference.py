@@ -53,6 +53,29 @@ def test_reference_mask_restricts_the_histogram(run, data):
     assert (tr(x, None, ref, mask) - tr(x, None, ref, None)).abs().max() > 0
 
 
+def test_translator_reads_the_reference_backdrop_where_trained_to():
+    """A generator built with ``backdrop_code`` gets the reference's backdrop descriptor from the
+    Translator when the reference comes with a mask, and "no backdrop" (zeros) without one."""
+    from histgan.losses import masked_histogram
+    from histgan.networks.conditioning import backdrop_descriptor
+    from histgan.networks.generator import build_models
+
+    torch.manual_seed(0)
+    c = make_config("quick", variant="histgan_bi", backdrop_code="middle")
+    m = build_models(c)
+    tr = Translator(m["G"], m["F"], c, 0, torch.device("cpu"))
+    x, ref = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    h = masked_histogram(ref, mask, c.bins, c.bandwidth).expand(2, -1, -1)
+    with torch.no_grad():
+        want = m["G"](x, h, None, backdrop_descriptor(ref, mask).expand(2, -1)).clamp(-1, 1)
+        assert torch.equal(tr(x, None, ref, mask), want)
+        unmasked = m["G"](x, masked_histogram(ref, None, c.bins, c.bandwidth).expand(2, -1, -1)).clamp(-1, 1)
+        assert torch.equal(tr(x, None, ref, None), unmasked)
+        assert (tr(x, None, ref, mask) - m["G"](x, h).clamp(-1, 1)).abs().max() > 1e-5
+
+
 def test_translate_pil_tensor_histogram_and_colour(run, data):
     tr = load_run(run)
     pil = Image.open(data / "testA" / "x0000.png")

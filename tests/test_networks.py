@@ -1,5 +1,7 @@
 """Networks: shapes, conditioning paths, spectral norm, PatchGAN receptive field, bad input."""
 
+import copy
+
 import pytest
 import torch
 
@@ -206,7 +208,10 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
                                        dict(lambda_mean=0.1, hist_kind="emd"), dict(colour_head=True),
                                        dict(encoder_sn=False), dict(identity_hue=20.0, identity_chroma=1.5),
                                        dict(code_moments=True, injection="concat+film", colour_head=True),
-                                       dict(code_moments=True, injection="adain"), dict(code_lr=10.0)])
+                                       dict(code_moments=True, injection="adain"), dict(code_lr=10.0),
+                                       dict(backdrop_code="middle", code_moments=True, lambda_mean=0.1,
+                                            colour_head=True),
+                                       dict(backdrop_code="everywhere", injection="adain", generator="unet")])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.data.synthetic import write_dataset
     from histgan.train.loop import fit
@@ -251,12 +256,12 @@ def test_a_config_written_before_the_new_fields_still_loads(tmp_path):
     from histgan.config import TrainConfig
 
     old = make_config("cpu").to_dict()
-    for field in ("generator", "warmup", "colour_head", "lambda_mean", "code_moments", "code_lr"):
+    for field in ("generator", "warmup", "colour_head", "lambda_mean", "code_moments", "code_lr", "backdrop_code"):
         old.pop(field)
     (tmp_path / "config.json").write_text(json.dumps(old))
     c = TrainConfig.from_json(tmp_path / "config.json")
     assert c.generator == "resnet" and c.warmup == 0
-    assert (c.colour_head, c.lambda_mean, c.code_moments, c.code_lr) == (False, 0.0, False, 1.0)
+    assert (c.colour_head, c.lambda_mean, c.code_moments, c.code_lr, c.backdrop_code) == (False, 0.0, False, 1.0, "off")
 
 
 def test_a_run_checkpointed_before_the_new_fields_resumes(tmp_path):
@@ -364,6 +369,103 @@ def test_code_moments_append_the_histogram_moments_to_the_code():
     assert all(f.proj.in_features == 11 for b in ada.middle for f in b.film)
     assert G(x, h).shape == x.shape and torch.equal(G(x, h), G(x, code=code))
     assert Generator(**kw).encode(h).shape == (2, 5)  # off: the learnt code only
+
+
+def test_backdrop_descriptor_analytic():
+    """Mean and standard deviation of each channel over the background, then "present" = 1: a
+    background of two colours in equal parts has the midpoint as mean and half their distance as std;
+    the foreground never counts; no background (or no mask) gives seven zeros."""
+    from histgan.networks.conditioning import backdrop_descriptor
+
+    img = torch.empty(2, 3, 4, 4)
+    a, b, skin = torch.tensor([0.2, -0.4, 0.6]), torch.tensor([0.6, 0.0, -0.2]), torch.tensor([0.9, 0.9, 0.9])
+    img[:, :, :, :2] = a[:, None, None]  # left half: colour a
+    img[:, :, :, 2:] = b[:, None, None]  # right half: colour b
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :2] = 1  # the top two rows are foreground...
+    img[:, :, :2] = skin[:, None, None]  # ...with the skin's colour, which must not count
+    mask[1] = 1  # the second image is all foreground
+    d = backdrop_descriptor(img, mask)
+    assert d.shape == (2, 7)
+    assert torch.allclose(d[0, :3], (a + b) / 2) and torch.allclose(d[0, 3:6], (a - b).abs() / 2, atol=1e-5)
+    assert d[0, 6] == 1 and torch.equal(d[1], torch.zeros(7))
+    assert torch.equal(backdrop_descriptor(img, None), torch.zeros(2, 7))
+    with pytest.raises(ValueError, match="fg_mask"):
+        backdrop_descriptor(img, mask[:1])
+    with pytest.raises(ValueError, match="images"):
+        backdrop_descriptor(img[:, :2], mask)
+
+
+def test_backdrop_code_ends_the_code_with_the_descriptor():
+    """With a ``backdrop``, the code is the encoder's (with its moments), then the seven numbers of the
+    backdrop descriptor (zeros when none is given). ``"everywhere"``: every layer that reads the code reads
+    them; ``"middle"``: only the injection conv does, the decoder's FiLMs and the colour head read the colour
+    part. The generator without one refuses a descriptor; a different backdrop changes the output."""
+    torch.manual_seed(0)
+    kw = dict(ngf=4, n_down=1, n_blocks=1, code_dim=5, bins=8, colour_head=True, code_moments=True)
+    x, h = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8).softmax(-1)
+    bd = torch.rand(2, 7)
+    for mode, colour_width in (("everywhere", 18), ("middle", 11)):
+        G = Generator(**kw, backdrop=mode, injection="concat+film")
+        code = G.encode(h, bd)
+        assert G.code_width == 18 and code.shape == (2, 18) and torch.equal(code[:, 11:], bd)
+        assert torch.equal(code[:, :11], G.encoder_hist(h))
+        assert torch.equal(G.encode(h)[:, 11:], torch.zeros(2, 7))
+        assert G.inject[0].in_channels == 8 + 18 and G.head.proj.in_features == colour_width
+        assert all(f.proj.in_features == colour_width for f in G.film)
+        with torch.no_grad():
+            for film in [*G.film, G.head]:  # give the FiLMs a say (they start at zero)
+                torch.nn.init.normal_(film.proj.weight, 0, 0.5)
+            assert torch.equal(G(x, h, None, bd), G(x, code=code))
+            assert (G(x, h, None, bd) - G(x, h)).abs().max() > 1e-4
+            G.inject[0].weight[:, 8 + 11:] = 0  # the injection conv's backdrop taps
+            moved = (G(x, h, None, bd) - G(x, h)).abs().max()
+        assert (moved > 1e-4) if mode == "everywhere" else (moved == 0), mode  # "middle": nothing else reads it
+    assert all(b.film[0].proj.in_features == 18
+               for b in Generator(**kw, backdrop="middle", injection="adain").middle)  # AdaIN's blocks: the middle
+    with pytest.raises(ValueError, match="backdrop"):
+        Generator(**kw).encode(h, bd)
+    with pytest.raises(ValueError, match="backdrop must have shape"):
+        G.encode(h, bd[:, :6])
+    with pytest.raises(ValueError, match="middle-layer injection"):
+        Generator(**kw, backdrop="middle", injection="film")
+    with pytest.raises(ValueError, match="backdrop must be"):
+        Generator(**kw, backdrop=True)
+    assert not Generator(ngf=4, n_down=1, n_blocks=1, backdrop="middle").conditioned  # unconditioned: no code at all
+
+
+def test_backdrop_training_terms(monkeypatch):
+    """With ``backdrop_code`` and ``lambda_mean``, the step adds the backgrounds' mean-colour ΔE: for G's
+    fake, its mean L*a*b* outside the input's mask against the reference photograph's outside its own
+    (computed here from the images, with the backdrop dropout switched off)."""
+    from histgan.losses import mean_colour_loss, masked_mean_lab
+    from histgan.networks.generator import build_models
+    from histgan.train import step as train_step_module
+
+    monkeypatch.setattr(train_step_module, "BACKDROP_DROP", 0.0)
+    torch.manual_seed(0)
+    c = make_config("quick", variant="histgan_bi", backdrop_code="middle", lambda_mean=0.1, code_moments=True)
+    models = build_models(c)
+    opt = train_step_module.make_optimisers(models, c)
+    x, y = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    m = torch.zeros(2, 1, 32, 32)
+    m[:, :, 8:24, 8:24] = 1
+    batch = {"x": x, "y": y, "x_mask": m, "y_mask": m.flip(-1).roll(4, -1)}
+    G = copy.deepcopy(models["G"])  # the same weights and power-iteration state as the step's first call
+    with torch.no_grad():
+        from histgan.losses import masked_histogram
+        from histgan.networks.conditioning import backdrop_descriptor
+        fake = G(x, masked_histogram(y, batch["y_mask"], c.bins, c.bandwidth), None,
+                 backdrop_descriptor(y, batch["y_mask"]))
+        expected = mean_colour_loss(fake, (m == 0).float(), masked_mean_lab(y, (batch["y_mask"] == 0).float())).mean()
+    losses = train_step_module.train_step(models, opt, batch, c, fast=False)
+    assert {"mean_bg_y", "mean_bg_x", "mean_y", "mean_x"} <= set(losses)
+    assert losses["mean_bg_y"] == pytest.approx(float(expected), rel=1e-4)
+    off = make_config("quick", variant="histgan_bi", lambda_mean=0.1)
+    torch.manual_seed(0)
+    plain = build_models(off)
+    assert "mean_bg_y" not in train_step_module.train_step(plain, train_step_module.make_optimisers(plain, off),
+                                                           batch, off, fast=False)
 
 
 def _decoded(G, x, h):

@@ -56,7 +56,8 @@ def test_a_non_logging_step_reads_nothing_back(data, tmp_path, monkeypatch):
     monkeypatch.setattr(train, "_lazy_step", watched)
     c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), steps=6,
                     log_every=3, checkpoint_every=3, sample_every=0, pool_size=2, ema=0.9, lambda_mean=0.1,
-                    colour_head=True)  # the average, the mean-colour term and the colour head too
+                    colour_head=True, code_moments=True, backdrop_code="middle")  # the average, the mean-colour
+    # term, the colour head, the moments and the backdrop (its dropout draws on the device) too
     train.fit(c, progress=False)
     assert seen == [1, 2, 3, 4, 5, 6]
     assert calls == {}, f"reads inside training steps: {calls}"

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from histgan.cli.arguments import add_training_flags, positive_int
-from histgan.config import GAN_LOSSES, GENERATORS, HIST_KINDS, INJECTIONS, PADDINGS, VARIANTS
+from histgan.config import BACKDROPS, GAN_LOSSES, GENERATORS, HIST_KINDS, INJECTIONS, PADDINGS, VARIANTS
 
 __all__ = ["add_train", "add_sweep", "add_masker"]
 
@@ -45,6 +45,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    help="let the colour code scale and shift the output's R, G, B before the tanh")
     t.add_argument("--code-moments", action="store_true", default=None,
                    help="append the reference histogram's per-channel mean and std to the colour code")
+    t.add_argument("--backdrop-code", choices=BACKDROPS,
+                   help="append the reference background's mean and spread to the colour code, so that the "
+                        "output's surroundings follow the reference's: read by the middle layer only, or by "
+                        "every layer that reads the code")
     t.add_argument("--code-lr", type=float, metavar="F",
                    help="learning-rate factor of the colour code's path (histogram encoders, FiLM projections)")
     t.add_argument("--no-encoder-sn", dest="encoder_sn", action="store_false", default=None,
@@ -69,7 +73,7 @@ def _train(args: argparse.Namespace) -> int:
 
     names = ("steps", "batch_size", "image_size", "lambda_hist", "lambda_mean", "hist_kind", "bins", "bandwidth",
              "injection", "generator", "gan_loss", "ema", "warmup", "padding", "colour_head", "encoder_sn",
-             "code_lr", "code_moments", "recolour_hue", "recolour_chroma", "identity_hue", "identity_chroma", "seed", "num_workers")
+             "code_lr", "code_moments", "backdrop_code", "recolour_hue", "recolour_chroma", "identity_hue", "identity_chroma", "seed", "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]

@@ -5,6 +5,8 @@ colour code, FiLM and adaptive residual blocks apply it.
   code ``(N, D)``.
 * :class:`FiLM` — feature-wise linear modulation by the code (Perez et al. 2018), zero-initialised.
 * :class:`AdaResBlock` — a residual block whose instance norms are adaptive (AdaIN, Huang & Belongie 2017).
+* :func:`backdrop_descriptor` — seven numbers of what lies *behind* the reference's skin (ours, not the
+  paper's): the code's backdrop part, for generators built with ``backdrop=True``.
 
 :class:`histgan.networks.generator.Generator` chooses among them by its ``injection``.
 """
@@ -17,7 +19,10 @@ from torch import Tensor, nn
 from histgan.histogram import bin_width
 from histgan.networks.layers import ResBlock
 
-__all__ = ["HistogramEncoder", "histogram_moments", "FiLM", "AdaResBlock"]
+__all__ = ["HistogramEncoder", "histogram_moments", "backdrop_descriptor", "BACKDROP_DIM", "FiLM", "AdaResBlock"]
+
+#: Length of :func:`backdrop_descriptor`: mean R, G, B, their standard deviations, and "present".
+BACKDROP_DIM = 7
 
 
 class HistogramEncoder(nn.Module):
@@ -73,6 +78,30 @@ def histogram_moments(h: Tensor) -> Tensor:
     mean = (w * centres).sum(-1)
     var = (w * (centres - mean.unsqueeze(-1)) ** 2).sum(-1)
     return torch.cat([mean, var.clamp_min(0).add(1e-12).sqrt() * (mass > 0)], dim=1)
+
+
+def backdrop_descriptor(images: Tensor, fg_mask: Tensor | None) -> Tensor:
+    """What lies behind the foreground of each image: ``(N, 3, H, W)`` in [-1, 1] → ``(N, 7)``.
+
+    Over the pixels where ``fg_mask == 0`` (the background), each channel's mean ``m_c`` and standard
+    deviation ``s_c``, then a 1 ("present"). An image without background pixels, or ``fg_mask=None``
+    (no mask, so nothing is known to be background), gives seven zeros: the "no backdrop given" code
+    that a generator trained with backdrop dropout has learnt to fill in itself. No gradient is needed
+    and nothing is read back from the device.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (N, 3, H, W), got {tuple(images.shape)}")
+    if fg_mask is None:
+        return images.new_zeros(len(images), BACKDROP_DIM)
+    bg = (fg_mask == 0).to(images.dtype).expand(-1, 1, -1, -1) if fg_mask.dim() == 4 else None
+    if bg is None or bg.shape[0] != images.shape[0] or bg.shape[2:] != images.shape[2:]:
+        raise ValueError(f"fg_mask must have shape (N, 1, H, W) matching images {tuple(images.shape)}, "
+                         f"got {tuple(fg_mask.shape)}")
+    count = bg.sum((2, 3))  # (N, 1)
+    present = (count > 0).to(images.dtype)
+    mean = (images * bg).sum((2, 3)) / count.clamp_min(1.0)
+    var = (((images - mean[:, :, None, None]) ** 2) * bg).sum((2, 3)) / count.clamp_min(1.0)
+    return torch.cat([mean, var.clamp_min(0).add(1e-12).sqrt() * present, present], dim=1)
 
 
 class FiLM(nn.Module):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from histgan.networks.conditioning import AdaResBlock, FiLM, HistogramEncoder
+from histgan.networks.conditioning import BACKDROP_DIM, AdaResBlock, FiLM, HistogramEncoder
 from histgan.networks.discriminator import Discriminator
 from histgan.networks.layers import ResBlock, norm_layer
 from histgan.networks.spectral_norm import apply_spectral_norm, left_out
@@ -77,11 +77,20 @@ class Generator(nn.Module):
         code_moments: the code also carries the reference histogram's per-channel mean and standard
             deviation (:func:`histgan.networks.conditioning.histogram_moments`), computed, not learnt:
             ``D + 6`` entries. Conditioned only.
+        backdrop: ``"off"``, ``"middle"`` or ``"everywhere"``: the code ends with the reference's
+            :func:`~histgan.networks.conditioning.backdrop_descriptor` (seven numbers: its background's
+            mean and spread per channel, and whether it has one; zeros without a reference background),
+            so the output's surroundings can take the reference's, as a photograph's do. ``"middle"``:
+            only the middle layer reads them (the injection conv, AdaIN's blocks), where the features
+            still know where the background is; the decoder's FiLMs and the colour head, which act on
+            whole channels, read the colour part alone. ``"everywhere"``: every layer that reads the
+            code reads them too. Conditioned only.
     """
 
     def __init__(self, ngf: int = 32, n_down: int = 2, n_blocks: int = 4, code_dim: int = 0, bins: int = 32,
                  injection: str = "concat+film", norm: str = "instance", arch: str = "resnet",
-                 padding: str = "zeros", colour_head: bool = False, code_moments: bool = False) -> None:
+                 padding: str = "zeros", colour_head: bool = False, code_moments: bool = False,
+                 backdrop: str = "off") -> None:
         super().__init__()
         if injection not in ("concat", "film", "concat+film", "adain"):
             raise ValueError(f"injection must be 'concat', 'film', 'concat+film' or 'adain', got {injection!r}")
@@ -94,7 +103,16 @@ class Generator(nn.Module):
                                                       padding_mode=padding)
         self.code_dim, self.injection, self.stride, self.arch = code_dim, injection, 2**n_down, arch
         self.encoder_hist = HistogramEncoder(bins, code_dim, moments=code_moments) if code_dim > 0 else None
-        code_dim = self.encoder_hist.out_dim if code_dim > 0 else 0  # what FiLM and the injection read
+        if backdrop not in ("off", "middle", "everywhere"):
+            raise ValueError(f"backdrop must be 'off', 'middle' or 'everywhere', got {backdrop!r}")
+        if backdrop == "middle" and injection == "film":
+            raise ValueError("backdrop='middle' needs a middle-layer injection ('concat', 'concat+film' or 'adain')")
+        self.backdrop = backdrop != "off" and code_dim > 0
+        # the code: the encoder's, then the backdrop's seven numbers; the middle layer reads all of it,
+        # the decoder's FiLMs and the colour head all of it or (backdrop="middle") the colour part
+        self.code_width = self.encoder_hist.out_dim + (BACKDROP_DIM if self.backdrop else 0) if code_dim > 0 else 0
+        self.colour_width = self.encoder_hist.out_dim if code_dim > 0 and backdrop == "middle" else self.code_width
+        code_dim = self.code_width
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), norm_layer(norm, ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(n_down):
@@ -119,21 +137,34 @@ class Generator(nn.Module):
                 self.fuse.append(conv3(ch, ch // 2))
             self.up_norm.append(norm_layer(norm, ch // 2))
             if self.film is not None:
-                self.film.append(FiLM(code_dim, ch // 2))
+                self.film.append(FiLM(self.colour_width, ch // 2))
             ch //= 2
         self.out = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7), nn.Tanh())
-        self.head = FiLM(code_dim, 3) if code_dim > 0 and colour_head else None
+        self.head = FiLM(self.colour_width, 3) if code_dim > 0 and colour_head else None
 
     @property
     def conditioned(self) -> bool:
         """Whether the generator takes a colour code."""
         return self.encoder_hist is not None
 
-    def encode(self, h_ref: Tensor) -> Tensor:
-        """Colour code of a reference histogram, ``(N, 3, K)`` → ``(N, D)``."""
+    def encode(self, h_ref: Tensor, backdrop: Tensor | None = None) -> Tensor:
+        """Colour code of a reference histogram, ``(N, 3, K)`` → ``(N, code_width)``.
+
+        ``backdrop (N, 7)`` (:func:`~histgan.networks.conditioning.backdrop_descriptor`) is appended when
+        the generator was built with a ``backdrop`` (zeros when None: "no backdrop given") and must be
+        None otherwise."""
         if self.encoder_hist is None:
             raise ValueError("this generator is unconditioned (code_dim=0): it has no colour code")
-        return self.encoder_hist(h_ref)
+        code = self.encoder_hist(h_ref)
+        if not self.backdrop:
+            if backdrop is not None:
+                raise ValueError("this generator was built with backdrop='off': it takes no backdrop")
+            return code
+        if backdrop is None:
+            return torch.cat([code, code.new_zeros(len(code), BACKDROP_DIM)], dim=1)
+        if backdrop.shape != (len(code), BACKDROP_DIM):
+            raise ValueError(f"backdrop must have shape ({len(code)}, {BACKDROP_DIM}), got {tuple(backdrop.shape)}")
+        return torch.cat([code, backdrop.to(code.dtype)], dim=1)
 
     def encode_image(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """The encoder's output ``(N, ngf·2^n_down, H/s, W/s)`` and its feature maps at every finer
@@ -145,20 +176,23 @@ class Generator(nn.Module):
                 skips.append(f)
         return f, skips
 
-    def forward(self, x: Tensor, h_ref: Tensor | None = None, code: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, h_ref: Tensor | None = None, code: Tensor | None = None,
+                backdrop: Tensor | None = None) -> Tensor:
         """Translate ``x (N, 3, H, W)`` in [-1, 1] to ``(N, 3, H, W)`` in (-1, 1).
 
         Args:
             x: input images; ``H`` and ``W`` divisible by the stride ``2 ** n_down``.
             h_ref: reference histograms ``(N, 3, K)`` (conditioned generators; ignored otherwise).
-            code: a colour code ``(N, D)`` instead of ``h_ref`` (for code interpolation).
+            code: a colour code ``(N, code_width)`` instead of ``h_ref`` (for code interpolation).
+            backdrop: the references' backdrop descriptors ``(N, 7)`` (generators built with a
+                ``backdrop``; None = no backdrop given).
         """
         if x.shape[-1] % self.stride or x.shape[-2] % self.stride:
             raise ValueError(f"image height and width must be divisible by {self.stride}, got {tuple(x.shape[-2:])}")
         if self.conditioned and code is None:
             if h_ref is None:
                 raise ValueError("this generator is conditioned: pass h_ref (N, 3, K) or code (N, D)")
-            code = self.encode(h_ref)
+            code = self.encode(h_ref, backdrop)
         f, skips = self.encode_image(x)
         if self.inject is not None:
             f = self.inject[2](self.inject[1](self._inject_conv(f, code)))
@@ -167,17 +201,18 @@ class Generator(nn.Module):
                 f = block(f, code)
         else:
             f = self.middle(f)
+        colour = code if code is None or self.colour_width == self.code_width else code[:, :self.colour_width]
         for i, (up, norm) in enumerate(zip(self.up, self.up_norm)):
             f = up(f)
             if self.fuse is not None:
                 f = self.fuse[i](torch.cat([f, skips[-1 - i]], dim=1))
             f = norm(f)
             if self.film is not None:
-                f = self.film[i](f, code)
+                f = self.film[i](f, colour)
             f = torch.relu(f)
         if self.head is None:
             return self.out(f)
-        return self.out[2](self.head(self.out[1](self.out[0](f)), code))
+        return self.out[2](self.head(self.out[1](self.out[0](f)), colour))
 
     def _inject_conv(self, f: Tensor, code: Tensor) -> Tensor:
         """The injection conv of ``[f, tile(code)]`` (paper Fig. 2), without building the tiled map.
@@ -215,7 +250,7 @@ def build_models(config) -> dict[str, nn.Module]:
     def gen(conditioned: bool) -> Generator:
         return Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim if conditioned else 0,
                          config.bins, config.injection, config.norm, config.generator, config.padding,
-                         config.colour_head, config.code_moments)
+                         config.colour_head, config.code_moments, config.backdrop_code)
 
     models: dict[str, nn.Module] = {"G": gen(config.condition_G), "F": gen(config.condition_F),
                                     "D_x": Discriminator(config.ndf, config.d_layers, config.norm),

@@ -22,6 +22,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_write_json, atomic_write_text
 from histgan.data.loader import default_num_workers, to_device, training_batches
 from histgan.losses import masked_histogram
+from histgan.networks.conditioning import backdrop_descriptor
 from histgan.networks.generator import build_models
 from histgan.networks.weight_average import WeightAverage
 from histgan.train.runtime import (Distributed, autocast_dtype, environment_report, get_rng_state, init_distributed,
@@ -280,6 +281,8 @@ def _save_samples(G: nn.Module, samples: Mapping[str, Tensor], config: TrainConf
     G.eval()
     h = masked_histogram(samples["ref"], samples["ref_mask"], config.bins, config.bandwidth) \
         if config.condition_G else None
-    out = G(samples["x"].float(), h)
+    backdrop = backdrop_descriptor(samples["ref"].float(), samples["ref_mask"]) \
+        if config.condition_G and config.backdrop_code != "off" else None
+    out = G(samples["x"].float(), h, None, backdrop)
     G.train(was_training)
     save_image_grid([[samples["x"][i], samples["ref"][i], out[i]] for i in range(len(out))], path)

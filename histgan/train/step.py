@@ -11,6 +11,11 @@ Conditioning (our reading of the paper's Fig. 1, stated once here):
 * Identity (eq 11): ``G(y, h(y)) ≈ y`` and ``F(x, h(x)) ≈ x`` — "your own colours" means "keep".
   With ``identity_hue``/``identity_chroma`` the batch carries ``y_idt``, ``y`` with its skin recoloured,
   and G's term becomes ``G(y_idt, h(y)) ≈ y``: "these colours" means "make them so".
+* With ``backdrop_code`` (not ``"off"``) every conditioned call also gets the reference's backdrop descriptor
+  (:func:`histgan.networks.conditioning.backdrop_descriptor` of ``y`` for G, of ``x`` for F), zeroed for a
+  random :data:`BACKDROP_DROP` of the samples so that the generators also learn a backdrop of their own
+  for references given without one; with ``lambda_mean > 0`` the mean-colour term is also taken over
+  the backgrounds (the fake's outside the input's mask vs the reference's outside its own).
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from histgan.errors import HistganError
 from histgan.histogram import trusted_inputs
 from histgan.losses import (GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, masked_mean_lab,
                             mean_colour_loss, total_loss)
-from histgan.networks.conditioning import FiLM, HistogramEncoder
+from histgan.networks.conditioning import FiLM, HistogramEncoder, backdrop_descriptor
 
-__all__ = ["ImagePool", "code_parameters", "make_optimisers", "lr_factor", "train_step", "train_step_lazy", "unwrap"]
+#: Share of the samples whose backdrop descriptor is zeroed ("no backdrop given") in training.
+BACKDROP_DROP = 0.2
+
+__all__ = ["BACKDROP_DROP", "ImagePool", "code_parameters", "make_optimisers", "lr_factor", "train_step", "train_step_lazy", "unwrap"]
 
 
 class ImagePool:
@@ -159,8 +167,9 @@ def train_step(models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.o
         fast: fewer, batched network calls and spectral norm once per phase (above).
 
     Returns:
-        ``gan_G, gan_F, cycle_x, cycle_y, idt_x, idt_y, hist_y, [hist_x], [mean_y, mean_x], loss_G, D_x, D_y``
-        (``mean_*`` with ``lambda_mean > 0``).
+        ``gan_G, gan_F, cycle_x, cycle_y, idt_x, idt_y, hist_y, [hist_x], [mean_y, mean_x],
+        [mean_bg_y, mean_bg_x], loss_G, D_x, D_y`` (``mean_*`` with ``lambda_mean > 0``, ``mean_bg_*``
+        also with ``backdrop_code``).
 
     Raises:
         HistganError: a NaN/Inf in the batch or in a loss (naming it and ``step``); no weight is
@@ -199,10 +208,16 @@ def _step(models, optimisers, batch, c: TrainConfig, pools, amp_dtype, fast: boo
         h_x = masked_histogram(x, x_mask, c.bins, c.bandwidth) if c.condition_F else None
         lab = {"y": masked_mean_lab(y, y_mask) if c.condition_G and c.lambda_mean else None,
                "x": masked_mean_lab(x, x_mask) if c.condition_F and c.lambda_mean else None}
+        backdrop = c.backdrop_code != "off"
+        bd = {"y": _backdrop(y, y_mask) if c.condition_G and backdrop else None,
+              "x": _backdrop(x, x_mask) if c.condition_F and backdrop else None}
+        for k, img, m in (("y", y, y_mask), ("x", x, x_mask)):
+            lab[f"bg_{k}"] = (masked_mean_lab(img, (m == 0).to(img.dtype))
+                              if bd[k] is not None and c.lambda_mean else None)
     batched = fast and c.norm != "batch"  # per-sample norms: a concatenated call = separate calls
     sn_cache = parametrize.cached if fast else contextlib.nullcontext
-    terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, lab, c, autocast, sn_cache,
-                                            batched, check, step)
+    terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, lab, bd, c, autocast,
+                                            sn_cache, batched, check, step)
     d = _discriminator_step(models, optimisers["D"], batch, fake_x, fake_y, pools, c, autocast, sn_cache,
                             batched, check, step)
     losses = {k: v.detach() for k, v in {**terms, **d}.items()}
@@ -211,6 +226,13 @@ def _step(models, optimisers, batch, c: TrainConfig, pools, amp_dtype, fast: boo
             h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth)
             losses["hist_y"] = colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind)
     return losses
+
+
+def _backdrop(images: Tensor, masks: Tensor) -> Tensor:
+    """The backdrop descriptors ``(N, 7)`` of a batch of references, each zeroed with probability
+    :data:`BACKDROP_DROP` (torch's global generator, on the batch's device: seeded, no read-back)."""
+    keep = (torch.rand(len(images), 1, device=images.device) >= BACKDROP_DROP).to(images.dtype)
+    return backdrop_descriptor(images, masks) * keep
 
 
 @contextlib.contextmanager
@@ -225,14 +247,25 @@ def _sn_weights_in_float32(sn_cache, *nets: nn.Module):
     yield
 
 
-def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """``net(a, h), net(b, h)`` as one call on the concatenated batch (per-sample norms only)."""
-    out = net(torch.cat([a, b]), *(() if h is None else (h.repeat(2, 1, 1),)))
+def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None,
+          backdrop: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``net(a, h, backdrop), net(b, h, backdrop)`` as one call on the concatenated batch (per-sample norms only)."""
+    if h is None:
+        out = net(torch.cat([a, b]))
+    elif backdrop is None:
+        out = net(torch.cat([a, b]), h.repeat(2, 1, 1))
+    else:
+        out = net(torch.cat([a, b]), h.repeat(2, 1, 1), None, backdrop.repeat(2, 1))
     return out[:a.shape[0]], out[a.shape[0]:]
 
 
+def _call(net: nn.Module, a: Tensor, h: Tensor | None, backdrop: Tensor | None) -> Tensor:
+    """``net(a, h)``, with the backdrop descriptors when there are any."""
+    return net(a, h) if backdrop is None else net(a, h, None, backdrop)
+
+
 def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | None, h_y: Tensor | None,
-                    lab: Mapping[str, Tensor | None], c: TrainConfig, autocast, sn_cache, batched: bool,
+                    lab: Mapping[str, Tensor | None], bd: Mapping[str, Tensor | None], c: TrainConfig, autocast, sn_cache, batched: bool,
                     check: bool, step: int | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """Eq (7) for G and F with D_x, D_y frozen; one optimiser step. Returns terms and detached fakes."""
     G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
@@ -245,13 +278,14 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
     idt = c.lambda_idt > 0
     with sn_cache(), _sn_weights_in_float32(sn_cache, G, F, D_x, D_y), autocast:
         if batched and idt:  # G(x) and G(y) (identity) need only the data: one call, then the cycle
-            fake_y, idt_y = _pair(G, x, y_in, h_y)
-            fake_x, idt_x = _pair(F, y, x, h_x)
+            fake_y, idt_y = _pair(G, x, y_in, h_y, bd["y"])
+            fake_x, idt_x = _pair(F, y, x, h_x, bd["x"])
         else:  # the textbook form: one call per term
-            fake_y, fake_x = G(x, h_y), F(y, h_x)
-            idt_y, idt_x = (G(y_in, h_y), F(x, h_x)) if idt else (None, None)
+            fake_y, fake_x = _call(G, x, h_y, bd["y"]), _call(F, y, h_x, bd["x"])
+            idt_y, idt_x = (_call(G, y_in, h_y, bd["y"]), _call(F, x, h_x, bd["x"])) if idt else (None, None)
         terms = {"gan_G": gan(unwrap(D_y)(fake_y), True), "gan_F": gan(unwrap(D_x)(fake_x), True),
-                 "cycle_x": cycle_loss(F(fake_y, h_x), x), "cycle_y": cycle_loss(G(fake_x, h_y), y)}
+                 "cycle_x": cycle_loss(_call(F, fake_y, h_x, bd["x"]), x),
+                 "cycle_y": cycle_loss(_call(G, fake_x, h_y, bd["y"]), y)}
         if idt:
             terms["idt_x"] = identity_loss(idt_x, x)
             terms["idt_y"] = identity_loss(idt_y, y)
@@ -263,6 +297,11 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
         terms["mean_y"] = mean_colour_loss(fake_y, x_mask, lab["y"]).mean()
     if lab["x"] is not None:
         terms["mean_x"] = mean_colour_loss(fake_x, y_mask, lab["x"]).mean()
+    for k, fake, mask in (("y", fake_y, x_mask), ("x", fake_x, y_mask)):  # the backgrounds, where given
+        if lab.get(f"bg_{k}") is not None:
+            given = bd[k][:, -1]
+            far = mean_colour_loss(fake, (mask == 0).to(fake.dtype), lab[f"bg_{k}"])
+            terms[f"mean_bg_{k}"] = (far * given).sum() / given.sum().clamp_min(1.0)
     terms["loss_G"] = total_loss(terms, c.lambda_gan, c.lambda_cycle, c.lambda_idt, c.lambda_hist, c.lambda_mean)
     if check:
         _check_losses(terms, step)
