@@ -110,6 +110,11 @@ POINTS: dict[str, tuple[dict, str]] = {
     "backdrop_middle": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
                          "backdrop_code": "middle"},
                         "the preset now, the middle layer alone also reading the reference background"),
+    # The middle layer alone does not paint the backdrop (whole images no more real) and costs colour too; the
+    # decoder's FiLMs do paint it. Keep the backdrop out of the colour head alone, which shifts R, G, B everywhere:
+    "backdrop_decoder": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
+                          "backdrop_code": "decoder"},
+                         "the preset now, every layer but the colour head also reading the reference background"),
 }
 
 #: Every point above was measured before the cpu preset took the colour options of the last rows; they

@@ -132,6 +132,29 @@ show.show_source(conditioning.HistogramEncoder)
 show.show_source(conditioning.histogram_moments)
 
 # %% [markdown]
+# The histogram describes the reference's skin and nothing else, so a generator conditioned on it alone
+# gives every output the same backdrop, whatever the reference photograph stood on. With
+# `backdrop_code="middle"` or `"everywhere"` the code ends with seven more computed numbers: the mean
+# $\bar b_c$ and standard deviation $\sigma_c$ of each channel over the reference's *background* pixels
+# $\mathcal{B}$ (those outside its mask), and a 1 that says a background was given,
+#
+# $$
+# \bar b_c = \frac{1}{|\mathcal{B}|} \sum_{p \in \mathcal{B}} r_c(p), \qquad
+# \sigma_c = \sqrt{\frac{1}{|\mathcal{B}|} \sum_{p \in \mathcal{B}} \big(r_c(p) - \bar b_c\big)^2}, \qquad
+# c = \big[\,E(h_\text{ref});\ m;\ s;\ \bar b;\ \sigma;\ 1\,\big] \in \mathbb{R}^{D + 13} \tag{M1c}
+# $$
+#
+# (seven zeros when the reference comes without a mask or a background; training zeroes them for a fifth
+# of the samples, so that the generator also has a backdrop of its own for such references). With
+# `"middle"` only the middle layer reads them — the injection convolution of eq (M2) below, or AdaIN's
+# residual blocks — where the features still know which pixels are background; the decoder's FiLM layers
+# and the colour head, which scale whole channels, skin and backdrop alike, read the colour part
+# $[E(h_\text{ref}); m; s]$ alone. The training page measures both.
+
+# %%
+show.show_source(conditioning.backdrop_descriptor)
+
+# %% [markdown]
 # The paper says only that the colour feature is injected into the generator's **middle layer**. The
 # package offers two ways, and uses both by default (`injection="concat+film"`; the reason is in the
 # docstring above: the decoder's instance normalisations can wash out a code that enters only once).

@@ -211,7 +211,8 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
                                        dict(code_moments=True, injection="adain"), dict(code_lr=10.0),
                                        dict(backdrop_code="middle", code_moments=True, lambda_mean=0.1,
                                             colour_head=True),
-                                       dict(backdrop_code="everywhere", injection="adain", generator="unet")])
+                                       dict(backdrop_code="everywhere", injection="adain", generator="unet"),
+                                       dict(backdrop_code="decoder", injection="film")])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.data.synthetic import write_dataset
     from histgan.train.loop import fit
@@ -405,14 +406,14 @@ def test_backdrop_code_ends_the_code_with_the_descriptor():
     kw = dict(ngf=4, n_down=1, n_blocks=1, code_dim=5, bins=8, colour_head=True, code_moments=True)
     x, h = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8).softmax(-1)
     bd = torch.rand(2, 7)
-    for mode, colour_width in (("everywhere", 18), ("middle", 11)):
+    for mode, film_width, head_width in (("everywhere", 18, 18), ("decoder", 18, 11), ("middle", 11, 11)):
         G = Generator(**kw, backdrop=mode, injection="concat+film")
         code = G.encode(h, bd)
         assert G.code_width == 18 and code.shape == (2, 18) and torch.equal(code[:, 11:], bd)
         assert torch.equal(code[:, :11], G.encoder_hist(h))
         assert torch.equal(G.encode(h)[:, 11:], torch.zeros(2, 7))
-        assert G.inject[0].in_channels == 8 + 18 and G.head.proj.in_features == colour_width
-        assert all(f.proj.in_features == colour_width for f in G.film)
+        assert G.inject[0].in_channels == 8 + 18 and G.head.proj.in_features == head_width
+        assert all(f.proj.in_features == film_width for f in G.film)
         with torch.no_grad():
             for film in [*G.film, G.head]:  # give the FiLMs a say (they start at zero)
                 torch.nn.init.normal_(film.proj.weight, 0, 0.5)
@@ -420,7 +421,11 @@ def test_backdrop_code_ends_the_code_with_the_descriptor():
             assert (G(x, h, None, bd) - G(x, h)).abs().max() > 1e-4
             G.inject[0].weight[:, 8 + 11:] = 0  # the injection conv's backdrop taps
             moved = (G(x, h, None, bd) - G(x, h)).abs().max()
-        assert (moved > 1e-4) if mode == "everywhere" else (moved == 0), mode  # "middle": nothing else reads it
+            assert (moved > 1e-4) if mode != "middle" else (moved == 0), mode  # "middle": nothing else reads it
+            for film in G.film:
+                film.proj.weight[:, 11:] = 0  # and the decoder FiLMs' backdrop columns
+            moved = (G(x, h, None, bd) - G(x, h)).abs().max()
+        assert (moved > 1e-4) if mode == "everywhere" else (moved == 0), mode  # only "everywhere": the head too
     assert all(b.film[0].proj.in_features == 18
                for b in Generator(**kw, backdrop="middle", injection="adain").middle)  # AdaIN's blocks: the middle
     with pytest.raises(ValueError, match="backdrop"):

@@ -77,14 +77,15 @@ class Generator(nn.Module):
         code_moments: the code also carries the reference histogram's per-channel mean and standard
             deviation (:func:`histgan.networks.conditioning.histogram_moments`), computed, not learnt:
             ``D + 6`` entries. Conditioned only.
-        backdrop: ``"off"``, ``"middle"`` or ``"everywhere"``: the code ends with the reference's
+        backdrop: ``"off"``, ``"middle"``, ``"decoder"`` or ``"everywhere"``: the code ends with the reference's
             :func:`~histgan.networks.conditioning.backdrop_descriptor` (seven numbers: its background's
             mean and spread per channel, and whether it has one; zeros without a reference background),
             so the output's surroundings can take the reference's, as a photograph's do. ``"middle"``:
             only the middle layer reads them (the injection conv, AdaIN's blocks), where the features
             still know where the background is; the decoder's FiLMs and the colour head, which act on
-            whole channels, read the colour part alone. ``"everywhere"``: every layer that reads the
-            code reads them too. Conditioned only.
+            whole channels, read the colour part alone. ``"decoder"``: the decoder's FiLMs read them
+            too, the colour head (which shifts the output's R, G, B everywhere at once) does not.
+            ``"everywhere"``: every layer that reads the code reads them. Conditioned only.
     """
 
     def __init__(self, ngf: int = 32, n_down: int = 2, n_blocks: int = 4, code_dim: int = 0, bins: int = 32,
@@ -103,15 +104,17 @@ class Generator(nn.Module):
                                                       padding_mode=padding)
         self.code_dim, self.injection, self.stride, self.arch = code_dim, injection, 2**n_down, arch
         self.encoder_hist = HistogramEncoder(bins, code_dim, moments=code_moments) if code_dim > 0 else None
-        if backdrop not in ("off", "middle", "everywhere"):
-            raise ValueError(f"backdrop must be 'off', 'middle' or 'everywhere', got {backdrop!r}")
+        if backdrop not in ("off", "middle", "decoder", "everywhere"):
+            raise ValueError(f"backdrop must be 'off', 'middle', 'decoder' or 'everywhere', got {backdrop!r}")
         if backdrop == "middle" and injection == "film":
             raise ValueError("backdrop='middle' needs a middle-layer injection ('concat', 'concat+film' or 'adain')")
         self.backdrop = backdrop != "off" and code_dim > 0
         # the code: the encoder's, then the backdrop's seven numbers; the middle layer reads all of it,
         # the decoder's FiLMs and the colour head all of it or (backdrop="middle") the colour part
         self.code_width = self.encoder_hist.out_dim + (BACKDROP_DIM if self.backdrop else 0) if code_dim > 0 else 0
-        self.colour_width = self.encoder_hist.out_dim if code_dim > 0 and backdrop == "middle" else self.code_width
+        colour_only = self.encoder_hist.out_dim if code_dim > 0 else 0
+        self.film_width = colour_only if backdrop == "middle" else self.code_width  # the decoder's FiLMs
+        self.head_width = colour_only if backdrop in ("middle", "decoder") else self.code_width  # the colour head
         code_dim = self.code_width
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), norm_layer(norm, ngf), nn.ReLU(True)]
         ch = ngf
@@ -137,10 +140,10 @@ class Generator(nn.Module):
                 self.fuse.append(conv3(ch, ch // 2))
             self.up_norm.append(norm_layer(norm, ch // 2))
             if self.film is not None:
-                self.film.append(FiLM(self.colour_width, ch // 2))
+                self.film.append(FiLM(self.film_width, ch // 2))
             ch //= 2
         self.out = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7), nn.Tanh())
-        self.head = FiLM(self.colour_width, 3) if code_dim > 0 and colour_head else None
+        self.head = FiLM(self.head_width, 3) if code_dim > 0 and colour_head else None
 
     @property
     def conditioned(self) -> bool:
@@ -201,18 +204,17 @@ class Generator(nn.Module):
                 f = block(f, code)
         else:
             f = self.middle(f)
-        colour = code if code is None or self.colour_width == self.code_width else code[:, :self.colour_width]
         for i, (up, norm) in enumerate(zip(self.up, self.up_norm)):
             f = up(f)
             if self.fuse is not None:
                 f = self.fuse[i](torch.cat([f, skips[-1 - i]], dim=1))
             f = norm(f)
             if self.film is not None:
-                f = self.film[i](f, colour)
+                f = self.film[i](f, code[:, :self.film_width])
             f = torch.relu(f)
         if self.head is None:
             return self.out(f)
-        return self.out[2](self.head(self.out[1](self.out[0](f)), colour))
+        return self.out[2](self.head(self.out[1](self.out[0](f)), code[:, :self.head_width]))
 
     def _inject_conv(self, f: Tensor, code: Tensor) -> Tensor:
         """The injection conv of ``[f, tile(code)]`` (paper Fig. 2), without building the tiled map.
