@@ -30,7 +30,7 @@ from histgan.train.runtime import select_device
 from histgan.images import to_uint8
 
 __all__ = ["Translator", "load_run", "translate", "colour_histogram", "colour_image",
-           "reference_histogram", "reference_lab", "load_histogram", "edited_code"]
+           "reference_histogram", "reference_backdrop", "reference_inputs", "reference_lab", "load_histogram", "edited_code"]
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -56,7 +56,8 @@ class Translator:
 
     @torch.no_grad()
     def __call__(self, x: Tensor, x_mask: Tensor | None = None, ref: Tensor | None = None,
-                 ref_mask: Tensor | None = None, h_ref: Tensor | None = None) -> Tensor:
+                 ref_mask: Tensor | None = None, h_ref: Tensor | None = None,
+                 backdrop: Tensor | None = None) -> Tensor:
         """Translate ``x (N, 3, H, W)`` in [-1, 1] to Y with the reference's colours.
 
         Args:
@@ -68,19 +69,23 @@ class Translator:
                 (:func:`~histgan.networks.conditioning.backdrop_descriptor`; without a mask it is told
                 "no backdrop given" and makes one of its own).
             h_ref: a histogram ``(N, 3, K)`` or ``(3, K)`` instead of ``ref``.
+            backdrop: with ``h_ref``, the reference's backdrop descriptor ``(N, 7)`` or ``(1, 7)``
+                (:func:`reference_backdrop`), for a generator trained with ``backdrop_code``.
 
         Returns:
             ``(N, 3, H, W)`` tensor in [-1, 1] on the translator's device. An unconditioned
             generator (``cyclegan``, ``cyclegan_sn``) ignores the reference.
         """
         x = x.to(self.device).float()
-        backdrop = None
-        if ref is not None and self.G.conditioned:
-            if h_ref is None:
-                h_ref = self.histogram(ref.float(), ref_mask)
-            if getattr(self.G, "backdrop", False) and ref_mask is not None:
-                backdrop = backdrop_descriptor(ref.to(self.device).float(), ref_mask.to(self.device))
-                backdrop = backdrop.expand(len(x), -1) if len(backdrop) == 1 else backdrop
+        if h_ref is None and ref is not None and self.G.conditioned:
+            h_ref = self.histogram(ref.float(), ref_mask)
+        if not getattr(self.G, "backdrop", False):
+            backdrop = None  # a model trained without it reads no backdrop (as an unconditioned one no reference)
+        elif backdrop is None and ref is not None and ref_mask is not None:
+            backdrop = backdrop_descriptor(ref.to(self.device).float(), ref_mask.to(self.device))
+        if backdrop is not None:
+            backdrop = backdrop.to(self.device).float()
+            backdrop = backdrop.expand(len(x), -1) if len(backdrop) == 1 else backdrop
         if self.G.conditioned:
             if h_ref is None:
                 raise ValueError(f"the {self.config.variant} generator needs a reference (ref or h_ref)")
@@ -195,16 +200,34 @@ def load_histogram(path: str | os.PathLike) -> np.ndarray:
 
 def reference_histogram(reference: Any, model: Translator, reference_mask: Any = "auto",
                         masker: Any = None) -> Tensor:
-    """A reference in any accepted form → histogram ``(1, 3, K)`` for ``model``.
+    """A reference in any accepted form → histogram ``(1, 3, K)`` for ``model`` (the first half of
+    :func:`reference_inputs`, which documents the forms)."""
+    return reference_inputs(reference, model, reference_mask, masker)[0]
+
+
+def reference_backdrop(reference: Any, model: Translator, reference_mask: Any = "auto",
+                       masker: Any = None) -> Tensor | None:
+    """A reference's backdrop descriptor ``(1, 7)`` for a model trained with ``backdrop_code``, or None
+    (the second half of :func:`reference_inputs`)."""
+    return reference_inputs(reference, model, reference_mask, masker)[1]
+
+
+def reference_inputs(reference: Any, model: Translator, reference_mask: Any = "auto",
+                     masker: Any = None) -> tuple[Tensor, Tensor | None]:
+    """A reference in any accepted form → its histogram ``(1, 3, K)`` for ``model``, and its backdrop
+    descriptor ``(1, 7)`` (:func:`histgan.networks.conditioning.backdrop_descriptor`) or None.
 
     Accepts a PIL image or tensor, a hex colour string, or a histogram (NumPy array or tensor of
     shape ``(3, K)`` with ``K = model.config.bins``). An image's histogram is taken over the mask
     that ``reference_mask`` chooses (:func:`histgan.reference_mask.resolve_reference_mask`; ``"auto"``
     uses a PIL image's alpha, else ``masker`` or ``model.run_dir/masker/``); the other forms ignore it.
+    The backdrop is that of the pixels outside the mask, given only for an image with a mask and a
+    model trained with ``backdrop_code``; a colour, a histogram or an unmasked image give None ("no
+    backdrop given": the model paints one of its own).
     """
     K = model.config.bins
     if isinstance(reference, str):
-        return colour_histogram(reference, K, model.config.bandwidth).unsqueeze(0)
+        return colour_histogram(reference, K, model.config.bandwidth).unsqueeze(0), None
     if isinstance(reference, np.ndarray) or (isinstance(reference, Tensor) and reference.dim() == 2):
         h = torch.as_tensor(np.asarray(reference, dtype=np.float32) if isinstance(reference, np.ndarray)
                             else reference.float())
@@ -212,10 +235,11 @@ def reference_histogram(reference: Any, model: Translator, reference_mask: Any =
             raise ValueError(f"a reference histogram must have shape (3, {K}) for this model, got {tuple(h.shape)}")
         if not torch.isfinite(h).all() or float(h.min()) < 0:
             raise ValueError("a reference histogram must hold finite, non-negative bin masses")
-        return h.unsqueeze(0)
+        return h.unsqueeze(0), None
     ref, _ = _as_tensor(reference, "reference")
     mask = resolve_reference_mask(reference_mask, ref, alpha=_alpha(reference), masker=masker, run_dir=model.run_dir)
-    return model.histogram(ref, mask)
+    wanted = mask is not None and getattr(model.G, "backdrop", False)
+    return model.histogram(ref, mask), backdrop_descriptor(ref, mask.to(ref)) if wanted else None
 
 
 def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, reference_mask: Any = "auto",
@@ -257,7 +281,8 @@ def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, ref
         out = edited_translation(model, batch, reference_histogram(reference, model, reference_mask, masker), edit,
                                  edit_method)
     else:
-        out = model(batch, h_ref=reference_histogram(reference, model, reference_mask, masker))
+        h, backdrop = reference_inputs(reference, model, reference_mask, masker)
+        out = model(batch, h_ref=h, backdrop=backdrop)
     if was_pil:
         from PIL import Image
 

@@ -134,7 +134,8 @@ show.show_source(conditioning.histogram_moments)
 # %% [markdown]
 # The histogram describes the reference's skin and nothing else, so a generator conditioned on it alone
 # gives every output the same backdrop, whatever the reference photograph stood on. With
-# `backdrop_code="middle"` or `"everywhere"` the code ends with seven more computed numbers: the mean
+# `backdrop_code` set (`"middle"`, `"decoder"` or `"everywhere"`; the `cpu` and `paper` presets take
+# `"decoder"`) the code ends with seven more computed numbers: the mean
 # $\bar b_c$ and standard deviation $\sigma_c$ of each channel over the reference's *background* pixels
 # $\mathcal{B}$ (those outside its mask), and a 1 that says a background was given,
 #
@@ -149,7 +150,9 @@ show.show_source(conditioning.histogram_moments)
 # `"middle"` only the middle layer reads them — the injection convolution of eq (M2) below, or AdaIN's
 # residual blocks — where the features still know which pixels are background; the decoder's FiLM layers
 # and the colour head, which scale whole channels, skin and backdrop alike, read the colour part
-# $[E(h_\text{ref}); m; s]$ alone. The training page measures both.
+# $[E(h_\text{ref}); m; s]$ alone; with `"decoder"` the decoder's FiLM layers read them too and only the
+# colour head, which shifts the output's R, G and B everywhere at once, does not; with `"everywhere"`
+# every layer does. The training page measures all three.
 
 # %%
 show.show_source(conditioning.backdrop_descriptor)

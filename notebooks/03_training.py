@@ -398,9 +398,37 @@ assert out.shape == x[:n].shape and bool(torch.isfinite(out).all())
 # references of the rows that measured it (5.96, from 8.42; Reinhard's transfer still reaches 0.70 there). A heavier mean-colour term
 # on top does not help (`head+mean_0.3+moments+code_lr_10`: 3.37). The outputs still follow only about
 # three quarters of the references' chroma (slopes 0.69 and 0.76 at 10×); the stripe share of their
-# spectrum is the highest of the table (52 %). This combination — colour head, mean-colour term 0.1,
-# moments, the code's path at 30× — is now the `cpu` and `paper` presets' default, so the evaluation page
-# measures it again in this build, with every variant and baseline.
+# spectrum is the highest of the table (52 %). A second seed of the same options (`preset_seed_1`) gives
+# $\Delta E$ 3.12 and foreground SSIM 0.846: the colour result is not one seed's luck.
+#
+# **The whole image: tell the generator what the reference stood on.** With those options the skin is as
+# like a photograph's as the true targets' skin (foreground SWD 47.3 against the true targets' 48.1), but
+# whole images are not (SWD 103.5, two-sample accuracy 0.97, where the ten-line baselines reach 84.9 and
+# 0.73): the histogram describes the reference's skin only, so every output gets the same grey backdrop,
+# while the baselines paint the reference's own background colour outside the mask. The model page's
+# eq (M1c) adds seven computed numbers to the code — the mean and spread of each channel over the
+# reference's background, and whether it has one — zeroed for a fifth of the training samples; with the
+# mean-colour term the backgrounds' mean colours are matched too (the fake's outside the input's mask
+# against the reference's outside its own). Which layers read them is the question of the last three rows:
+#
+# - `backdrop` (`backdrop_code="everywhere"`): every layer that reads the code. The outputs take the
+#   reference's backdrop — whole-image SWD 76.5, below every baseline, two-sample accuracy 0.83 — but the
+#   skin loses its colour and shading ($\Delta E$ 4.38, foreground SSIM 0.669): the colour head and the
+#   decoder's FiLM layers scale whole channels, so the backdrop's colour bleeds into the skin.
+# - `backdrop_middle` (`"middle"`): the middle layer alone, where the features still know which pixels are
+#   background. It does not paint the backdrop (SWD 113.1) and costs colour too ($\Delta E$ 3.36).
+# - `backdrop_decoder` (`"decoder"`): every layer but the colour head, the one that shifts R, G and B
+#   everywhere at once. The backdrop follows the reference (whole-image SWD **78.4**, below every
+#   baseline's 84.9–116.5; two-sample accuracy 0.85, from 0.97), the colour stays in grade A
+#   ($\Delta E$ **3.20**, and 5.81 on the redder references, the lowest of the table), and the shading pays
+#   part of it: foreground SSIM 0.782, 0.044 below the best baseline's.
+#
+# The trade is the paper's colour-against-shape one in a new place: the skin's shading for a photograph's
+# surroundings. We take it — these options with `backdrop_code="decoder"` are now the `cpu` and `paper`
+# presets' default, so the evaluation page measures them again in this build, with every variant and
+# baseline — and say what it costs: the shading target of the evaluation page (within 0.05 of the best
+# baseline) is met by a margin of 0.006 only, and the two-sample test still tells whole outputs from
+# photographs more often than it tells Reinhard's transfers (0.85 against 0.73).
 
 # %%
 from IPython.display import Markdown

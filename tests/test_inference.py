@@ -74,6 +74,14 @@ def test_translator_reads_the_reference_backdrop_where_trained_to():
         unmasked = m["G"](x, masked_histogram(ref, None, c.bins, c.bandwidth).expand(2, -1, -1)).clamp(-1, 1)
         assert torch.equal(tr(x, None, ref, None), unmasked)
         assert (tr(x, None, ref, mask) - m["G"](x, h).clamp(-1, 1)).abs().max() > 1e-5
+        assert torch.equal(tr(x, h_ref=h[:1], backdrop=backdrop_descriptor(ref, mask)), want)
+        # translate(): an image reference with a mask passes its backdrop, a colour passes none
+        from histgan.inference import reference_inputs, translate
+        h1, bd1 = reference_inputs(ref[0], tr, mask[0, 0])
+        assert torch.equal(bd1, backdrop_descriptor(ref, mask)) and torch.allclose(h1, h[:1])
+        assert torch.equal(translate(x, ref[0], tr, reference_mask=mask[0, 0]), want)
+        assert reference_inputs("#a07e56", tr)[1] is None
+        assert reference_inputs(ref[0], tr, "none")[1] is None
 
 
 def test_translate_pil_tensor_histogram_and_colour(run, data):
