@@ -75,19 +75,25 @@ def mix_weights(mix: float | Sequence[float], n_references: int) -> tuple[float,
     return weights
 
 
-def mix_codes(G: nn.Module, histograms: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+def mix_codes(G: nn.Module, histograms: Sequence[Tensor], weights: Sequence[float],
+              backdrops: Sequence[Tensor | None] | None = None) -> Tensor:
     """Weighted mean of the references' colour codes, ``Σ_r w_r E(h_r)``.
 
     Args:
         G: a conditioned :class:`~histgan.networks.generator.Generator`.
         histograms: one ``(N, 3, K)`` histogram batch per reference.
         weights: one weight per reference (checked by :func:`mix_weights`).
+        backdrops: for a generator trained with ``backdrop_code``, one backdrop descriptor ``(N, 7)`` (or
+            None) per reference, which its code then carries (:meth:`Generator.encode`); None: none given.
 
     Returns:
         ``(N, D)``; with weights ``(1, 0, …)`` exactly the first reference's code.
     """
     weights = mix_weights(list(weights), len(histograms))
-    codes = [G.encode(h) for h in histograms]
+    backdrops = list(backdrops) if backdrops is not None else [None] * len(histograms)
+    if len(backdrops) != len(histograms):
+        raise ValueError(f"backdrops must have one entry per reference ({len(histograms)}), got {len(backdrops)}")
+    codes = [G.encode(h) if bd is None else G.encode(h, bd) for h, bd in zip(histograms, backdrops)]
     return sum((w * c for w, c in zip(weights[1:], codes[1:])), weights[0] * codes[0])
 
 
@@ -182,7 +188,7 @@ def check_refine(refine: int) -> int:
 
 def steered_code(model, x: Tensor, histograms: Sequence[Tensor], weights: Sequence[float] | None = None,
                  refine: int = 0, x_mask: Tensor | None = None, lab_targets: Sequence[Tensor | None] | None = None,
-                 lambda_lab: float = REFINE_LAMBDA_LAB) -> Tensor:
+                 lambda_lab: float = REFINE_LAMBDA_LAB, backdrops: Sequence[Tensor | None] | None = None) -> Tensor:
     """The colour code a user asked for: the references' codes mixed, then optionally refined.
 
     Args:
@@ -194,6 +200,7 @@ def steered_code(model, x: Tensor, histograms: Sequence[Tensor], weights: Sequen
         lab_targets: each reference's mean L*a*b* ``(1 | N, 3)`` or None; when all are given, their
             weighted mean is the ΔE term's target, else only eq (6) is refined.
         lambda_lab: weight of the ΔE term.
+        backdrops: each reference's backdrop descriptor ``(1 | N, 7)`` or None (:func:`mix_codes`).
 
     Returns:
         ``(N, D)`` codes on the model's device.
@@ -203,8 +210,10 @@ def steered_code(model, x: Tensor, histograms: Sequence[Tensor], weights: Sequen
     x = x.to(model.device).float()
     x_mask = None if x_mask is None else x_mask.to(model.device)
     hs = [h.to(model.device).float().expand(len(x), -1, -1) for h in histograms]
+    bds = None if backdrops is None else [None if b is None else b.to(model.device).float().expand(len(x), -1)
+                                          for b in backdrops]
     with torch.no_grad():
-        code = mix_codes(model.G, hs, weights)
+        code = mix_codes(model.G, hs, weights, bds)
     if refine == 0:
         return code
     labs = list(lab_targets) if lab_targets is not None else [None]
@@ -215,7 +224,8 @@ def steered_code(model, x: Tensor, histograms: Sequence[Tensor], weights: Sequen
 
 
 @torch.no_grad()
-def morph_path(G: nn.Module, x: Tensor, h_a: Tensor, h_b: Tensor, ts: Sequence[float], mode: str = "code") -> Tensor:
+def morph_path(G: nn.Module, x: Tensor, h_a: Tensor, h_b: Tensor, ts: Sequence[float], mode: str = "code",
+               backdrops: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Frames of a morph from reference ``a`` (``t = 0``) to ``b`` (``t = 1``).
 
     Args:
@@ -223,6 +233,8 @@ def morph_path(G: nn.Module, x: Tensor, h_a: Tensor, h_b: Tensor, ts: Sequence[f
         h_a, h_b: the two references' histograms ``(N, 3, K)`` (or ``(1, 3, K)`` for all inputs).
         ts: the mixing fractions, each in [0, 1].
         mode: ``"code"`` (:func:`mix_codes`) or ``"histogram"`` (:func:`mix_histograms`, then encode).
+        backdrops: the two references' backdrop descriptors ``(N | 1, 7)`` for a generator trained with
+            ``backdrop_code`` (mixed with the same weights in either mode); None: none given.
 
     Returns:
         ``(T, N, 3, H, W)`` in [-1, 1].
@@ -230,9 +242,13 @@ def morph_path(G: nn.Module, x: Tensor, h_a: Tensor, h_b: Tensor, ts: Sequence[f
     if mode not in ("code", "histogram"):
         raise ValueError(f"mode must be 'code' or 'histogram', got {mode!r}")
     h_a, h_b = (h.expand(len(x), -1, -1) for h in (h_a, h_b))
+    bds = None if backdrops is None else [b.expand(len(x), -1) for b in backdrops]
     frames = []
     for t in ts:
         w = mix_weights(float(t), 2)
-        code = mix_codes(G, [h_a, h_b], w) if mode == "code" else G.encode(mix_histograms([h_a, h_b], w))
+        if mode == "code":
+            code = mix_codes(G, [h_a, h_b], w, bds)
+        else:
+            code = G.encode(mix_histograms([h_a, h_b], w), None if bds is None else w[0] * bds[0] + w[1] * bds[1])
         frames.append(G(x, code=code).clamp(-1, 1))
     return torch.stack(frames)

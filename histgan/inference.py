@@ -49,6 +49,13 @@ class Translator:
         self.G, self.F, self.config, self.step, self.device = G.eval(), F.eval(), config, step, device
         self.run_dir = run_dir
 
+    def backdrop(self, ref: Tensor, ref_mask: Tensor | None) -> Tensor | None:
+        """Backdrop descriptors ``(N, 7)`` of references over what lies outside their masks, for a model
+        trained with ``backdrop_code``; None for any other model or without masks."""
+        if not getattr(self.G, "backdrop", False) or ref_mask is None:
+            return None
+        return backdrop_descriptor(ref.to(self.device).float(), ref_mask.to(self.device))
+
     def histogram(self, ref: Tensor, ref_mask: Tensor | None = None) -> Tensor:
         """Soft histogram ``(N, 3, K)`` of references ``(N, 3, H, W)`` over their masks (eq 3–5)."""
         return masked_histogram(ref.to(self.device), None if ref_mask is None else ref_mask.to(self.device),
@@ -81,8 +88,8 @@ class Translator:
             h_ref = self.histogram(ref.float(), ref_mask)
         if not getattr(self.G, "backdrop", False):
             backdrop = None  # a model trained without it reads no backdrop (as an unconditioned one no reference)
-        elif backdrop is None and ref is not None and ref_mask is not None:
-            backdrop = backdrop_descriptor(ref.to(self.device).float(), ref_mask.to(self.device))
+        elif backdrop is None and ref is not None:
+            backdrop = self.backdrop(ref, ref_mask)
         if backdrop is not None:
             backdrop = backdrop.to(self.device).float()
             backdrop = backdrop.expand(len(x), -1) if len(backdrop) == 1 else backdrop
@@ -238,8 +245,7 @@ def reference_inputs(reference: Any, model: Translator, reference_mask: Any = "a
         return h.unsqueeze(0), None
     ref, _ = _as_tensor(reference, "reference")
     mask = resolve_reference_mask(reference_mask, ref, alpha=_alpha(reference), masker=masker, run_dir=model.run_dir)
-    wanted = mask is not None and getattr(model.G, "backdrop", False)
-    return model.histogram(ref, mask), backdrop_descriptor(ref, mask.to(ref)) if wanted else None
+    return model.histogram(ref, mask), model.backdrop(ref, None if mask is None else mask.to(ref))
 
 
 def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, reference_mask: Any = "auto",
@@ -320,12 +326,12 @@ def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference
         raise ValueError("mix needs a list of two or more references, and several references need mix "
                          f"(t in [0, 1] for two, or one weight per reference); got {len(refs)} reference(s)")
     weights = mix_weights(mix, len(refs)) if mix is not None else None
-    hs = [reference_histogram(r, model, reference_mask, masker) for r in refs]
+    hs, bds = zip(*[reference_inputs(r, model, reference_mask, masker) for r in refs])
     x_mask, labs = None, None
     if refine:
         x_mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
         labs = [reference_lab(r, model, reference_mask, masker) for r in refs]
-    code = steered_code(model, batch, hs, weights, refine, x_mask, labs)
+    code = steered_code(model, batch, list(hs), weights, refine, x_mask, labs, backdrops=list(bds))
     code = edited_code(model, code, edit, edit_method)
     with torch.no_grad():
         return model.G(batch.to(model.device).float(), code=code).clamp(-1, 1)

@@ -98,7 +98,9 @@ a, b = study.extreme_references(test_set)
 x0 = test_set.x[:1]
 single = histgan.translate(x0, test_set.ref[a], model, reference_mask=test_set.ref_mask[a, 0])
 h_ab = model.histogram(test_set.ref[[a, b]], test_set.ref_mask[[a, b]])
-mixed = model.G(x0, code=colour_code.mix_codes(model.G, [h_ab[:1], h_ab[1:]], [1.0, 0.0])).clamp(-1, 1)
+bd_ab = model.backdrop(test_set.ref[[a, b]], test_set.ref_mask[[a, b]])  # what lies behind each (None: not read)
+mixed = model.G(x0, code=colour_code.mix_codes(model.G, [h_ab[:1], h_ab[1:]], [1.0, 0.0],
+                                               None if bd_ab is None else [bd_ab[:1], bd_ab[1:]])).clamp(-1, 1)
 print("mix = 0 equals the first reference's translation:", torch.equal(single, mixed))
 assert torch.equal(single, mixed)
 

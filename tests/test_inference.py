@@ -81,6 +81,10 @@ def test_translator_reads_the_reference_backdrop_where_trained_to():
         assert torch.equal(bd1, backdrop_descriptor(ref, mask)) and torch.allclose(h1, h[:1])
         assert torch.equal(translate(x, ref[0], tr, reference_mask=mask[0, 0]), want)
         assert reference_inputs("#a07e56", tr)[1] is None
+        # several references mixed: each code carries its own backdrop, so weights (1, 0) give the first's translation
+        other = torch.rand(3, 32, 32) * 2 - 1
+        assert torch.equal(translate(x, [ref[0], other], tr, reference_mask=mask[0, 0], mix=0.0), want)
+        assert not torch.equal(translate(x, [ref[0], other], tr, reference_mask=mask[0, 0], mix=1.0), want)
         assert reference_inputs(ref[0], tr, "none")[1] is None
 
 

@@ -64,13 +64,14 @@ def morph_study(model: Any, data: EvalData, inputs: Sequence[int], a: int, b: in
     x, xm = data.x[ii].to(model.device), data.x_mask[ii]
     fg, bg = M.reference_means(data.ref, data.ref_mask)
     h = model.histogram(data.ref[[a, b]], data.ref_mask[[a, b]])
+    bd = model.backdrop(data.ref[[a, b]], data.ref_mask[[a, b]])  # None unless trained with backdrop_code
     x_light = CD.rgb_to_lab(data.x[ii])[:, :1] / 100.0
     truth = torch.stack([_truth_between(data, ii, a, b, t) for t in ts]) if data.synthetic else None
     axis = (fg[b] - fg[a]).double()
     out: dict[str, Any] = {"ts": list(ts), "lab_a": fg[a].double().numpy(), "lab_b": fg[b].double().numpy(),
                            "truth": truth}
     for mode in MODES:
-        frames = morph_path(model.G, x, h[:1], h[1:], ts, mode).cpu()
+        frames = morph_path(model.G, x, h[:1], h[1:], ts, mode, None if bd is None else (bd[:1], bd[1:])).cpu()
         lab = torch.stack([torch.from_numpy(CD.mean_lab(f, xm)) for f in frames])  # (T, N, 3) float64
         progress = ((lab - fg[a].double()) @ axis / axis.dot(axis)).numpy()
         steps = (lab[1:] - lab[:-1]).norm(dim=-1).numpy()
@@ -112,7 +113,7 @@ def refinement_study(model: Any, data: EvalData, pairs: Sequence[tuple[int, int]
     fg, bg = M.reference_means(data.ref, data.ref_mask)
     h = model.histogram(data.ref[jj], data.ref_mask[jj])
     with torch.no_grad():
-        code = model.G.encode(h)
+        code = model.G.encode(h, model.backdrop(data.ref[jj], data.ref_mask[jj]))
     steps = max(record)
     r = refine_codes(model.G, x, code, h, steps, lr=lr, x_mask=xm, bins=model.config.bins,
                      bandwidth=model.config.bandwidth, lab_target=fg[jj].float().to(model.device),
