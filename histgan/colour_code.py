@@ -93,7 +93,7 @@ def mix_codes(G: nn.Module, histograms: Sequence[Tensor], weights: Sequence[floa
     backdrops = list(backdrops) if backdrops is not None else [None] * len(histograms)
     if len(backdrops) != len(histograms):
         raise ValueError(f"backdrops must have one entry per reference ({len(histograms)}), got {len(backdrops)}")
-    codes = [G.encode(h) if bd is None else G.encode(h, bd) for h, bd in zip(histograms, backdrops)]
+    codes = [G.encode(h, bd) for h, bd in zip(histograms, backdrops)]
     return sum((w * c for w, c in zip(weights[1:], codes[1:])), weights[0] * codes[0])
 
 

@@ -30,7 +30,7 @@ from histgan.train.runtime import select_device
 from histgan.images import to_uint8
 
 __all__ = ["Translator", "load_run", "translate", "colour_histogram", "colour_image",
-           "reference_histogram", "reference_backdrop", "reference_inputs", "reference_lab", "load_histogram", "edited_code"]
+           "reference_histogram", "reference_inputs", "reference_lab", "load_histogram", "edited_code"]
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -77,7 +77,7 @@ class Translator:
                 "no backdrop given" and makes one of its own).
             h_ref: a histogram ``(N, 3, K)`` or ``(3, K)`` instead of ``ref``.
             backdrop: with ``h_ref``, the reference's backdrop descriptor ``(N, 7)`` or ``(1, 7)``
-                (:func:`reference_backdrop`), for a generator trained with ``backdrop_code``.
+                (:func:`reference_inputs`), for a generator trained with ``backdrop_code``.
 
         Returns:
             ``(N, 3, H, W)`` tensor in [-1, 1] on the translator's device. An unconditioned
@@ -210,13 +210,6 @@ def reference_histogram(reference: Any, model: Translator, reference_mask: Any =
     """A reference in any accepted form → histogram ``(1, 3, K)`` for ``model`` (the first half of
     :func:`reference_inputs`, which documents the forms)."""
     return reference_inputs(reference, model, reference_mask, masker)[0]
-
-
-def reference_backdrop(reference: Any, model: Translator, reference_mask: Any = "auto",
-                       masker: Any = None) -> Tensor | None:
-    """A reference's backdrop descriptor ``(1, 7)`` for a model trained with ``backdrop_code``, or None
-    (the second half of :func:`reference_inputs`)."""
-    return reference_inputs(reference, model, reference_mask, masker)[1]
 
 
 def reference_inputs(reference: Any, model: Translator, reference_mask: Any = "auto",

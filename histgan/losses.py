@@ -126,7 +126,8 @@ def total_loss(terms: Mapping[str, Tensor], lambda_gan: float, lambda_cycle: flo
     Args:
         terms: any of ``gan_G, gan_F`` (eq 8), ``cycle_x, cycle_y`` (eq 10), ``idt_x, idt_y``
             (eq 11), ``hist_y, hist_x`` (eq 6 for G's and F's fakes), ``mean_y, mean_x``
-            (:func:`mean_colour_loss`, batch means; ``mean_bg_y, mean_bg_x`` for the backgrounds); missing terms count 0.
+            (:func:`mean_colour_loss`, batch means; ``mean_bg_y, mean_bg_x`` for the backgrounds);
+            missing terms count 0.
         lambda_gan, lambda_cycle, lambda_idt, lambda_hist, lambda_mean: the weights.
     """
     groups = {"gan": lambda_gan, "cycle": lambda_cycle, "idt": lambda_idt, "hist": lambda_hist, "mean": lambda_mean}

@@ -250,17 +250,16 @@ def _sn_weights_in_float32(sn_cache, *nets: nn.Module):
 def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None,
           backdrop: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``net(a, h, backdrop), net(b, h, backdrop)`` as one call on the concatenated batch (per-sample norms only)."""
-    if h is None:
-        out = net(torch.cat([a, b]))
-    elif backdrop is None:
-        out = net(torch.cat([a, b]), h.repeat(2, 1, 1))
-    else:
-        out = net(torch.cat([a, b]), h.repeat(2, 1, 1), None, backdrop.repeat(2, 1))
+    out = _call(net, torch.cat([a, b]), None if h is None else h.repeat(2, 1, 1),
+                None if backdrop is None else backdrop.repeat(2, 1))
     return out[:a.shape[0]], out[a.shape[0]:]
 
 
 def _call(net: nn.Module, a: Tensor, h: Tensor | None, backdrop: Tensor | None) -> Tensor:
-    """``net(a, h)``, with the backdrop descriptors when there are any."""
+    """``net(a)`` (a discriminator, an unconditioned generator), ``net(a, h)``, or with the backdrop
+    descriptors ``net(a, h, None, backdrop)``."""
+    if h is None:
+        return net(a)
     return net(a, h) if backdrop is None else net(a, h, None, backdrop)
 
 
