@@ -115,6 +115,16 @@ POINTS: dict[str, tuple[dict, str]] = {
     "backdrop_decoder": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
                           "backdrop_code": "decoder"},
                          "the preset now, every layer but the colour head also reading the reference background"),
+    # The decoder's FiLMs paint the backdrop but, acting on whole channels, tint the skin's dark, shaded edges
+    # (which look like a render's black background) with it: colour streaks along the limbs. Give the backdrop
+    # a FiLM of its own in every decoder level, behind a per-pixel gate the level computes from its features:
+    "backdrop_gated": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
+                        "backdrop_code": "gated"},
+                       "the preset now, the reference background read by the middle layer and, behind a "
+                       "per-pixel gate, by a FiLM of its own in every decoder level"),
+    "backdrop_gated_seed_1": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
+                               "backdrop_code": "gated", "seed": 1},
+                              "as backdrop_gated, seed 1: how much of a difference is the seed's"),
 }
 
 #: Every point above was measured before the cpu preset took the colour options of the last rows; they

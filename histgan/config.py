@@ -72,7 +72,7 @@ GAN_LOSSES = ("bce", "lsgan")
 #: Distances between histograms for eq (6) (see :func:`histgan.histogram.histogram_loss`).
 HIST_KINDS = ("l2", "emd", "hellinger")
 #: Which layers read the reference's backdrop (see :class:`histgan.networks.generator.Generator`).
-BACKDROPS = ("off", "middle", "decoder", "everywhere")
+BACKDROPS = ("off", "middle", "decoder", "everywhere", "gated")
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,8 @@ class TrainConfig:
     code_moments: bool = False  # the code also carries the reference histogram's per-channel mean and std (D + 6)
     backdrop_code: str = "off"  # the code also carries the reference background's mean, std, presence (+ 7):
     # "off" | "middle" (read by the middle layer only) | "decoder" (and the decoder's FiLMs, not the colour
-    # head) | "everywhere" (by every layer that reads the code)
+    # head) | "everywhere" (by every layer that reads the code) | "gated" (the middle layer, and per decoder level a
+    # backdrop FiLM behind a per-pixel gate)
     encoder_sn: bool = True  # spectral norm in the histogram encoder too (False: its layers are free, default init)
     # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
     bins: int = 32  # K, bins per colour channel

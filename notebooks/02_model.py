@@ -134,7 +134,7 @@ show.show_source(conditioning.histogram_moments)
 # %% [markdown]
 # The histogram describes the reference's skin and nothing else, so a generator conditioned on it alone
 # gives every output the same backdrop, whatever the reference photograph stood on. With
-# `backdrop_code` set (`"middle"`, `"decoder"` or `"everywhere"`; the `cpu` and `paper` presets take
+# `backdrop_code` set (`"middle"`, `"decoder"`, `"everywhere"` or `"gated"`; the `cpu` and `paper` presets take
 # `"decoder"`) the code ends with seven more computed numbers: the mean
 # $\bar b_c$ and standard deviation $\sigma_c$ of each channel over the reference's *background* pixels
 # $\mathcal{B}$ (those outside its mask), and a 1 that says a background was given,
@@ -152,7 +152,18 @@ show.show_source(conditioning.histogram_moments)
 # and the colour head, which scale whole channels, skin and backdrop alike, read the colour part
 # $[E(h_\text{ref}); m; s]$ alone; with `"decoder"` the decoder's FiLM layers read them too and only the
 # colour head, which shifts the output's R, G and B everywhere at once, does not; with `"everywhere"`
-# every layer does. The training page measures all three.
+# every layer does. `"gated"` keeps the decoder's FiLM layers on the colour part, as `"middle"` does, and
+# gives every decoder level a modulation by the seven numbers $d = [\bar b; \sigma; 1]$ of its own, applied
+# only where a per-pixel gate $g$, computed from the level's features $f$ by a $1 \times 1$ convolution,
+# opens:
+#
+# $$
+# f \leftarrow \big(1 + \gamma(c)\big) \odot f + \beta(c) \;+\; g \odot \big(\gamma_b(d) \odot f + \beta_b(d)\big),
+# \qquad g = \operatorname{sigmoid}(w_g^\top f + b_g) \tag{M1d}
+# $$
+#
+# ($\gamma_b$, $\beta_b$ start at zero, like every FiLM here), so that the backdrop can reach the background
+# without shifting the skin's channels with it. The training page measures all four.
 
 # %%
 show.show_source(conditioning.backdrop_descriptor)

@@ -212,7 +212,9 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
                                        dict(backdrop_code="middle", code_moments=True, lambda_mean=0.1,
                                             colour_head=True),
                                        dict(backdrop_code="everywhere", injection="adain", generator="unet"),
-                                       dict(backdrop_code="decoder", injection="film")])
+                                       dict(backdrop_code="decoder", injection="film"),
+                                       dict(backdrop_code="gated", code_moments=True, colour_head=True,
+                                            generator="unet", lambda_mean=0.1)])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.data.synthetic import write_dataset
     from histgan.train.loop import fit
@@ -437,6 +439,44 @@ def test_backdrop_code_ends_the_code_with_the_descriptor():
     with pytest.raises(ValueError, match="backdrop must be"):
         Generator(**kw, backdrop=True)
     assert not Generator(ngf=4, n_down=1, n_blocks=1, backdrop="middle").conditioned  # unconditioned: no code at all
+
+
+def test_gated_backdrop_reaches_only_where_the_gate_opens():
+    """``backdrop="gated"``: the decoder's FiLMs and the colour head read the colour part, every decoder
+    level has a backdrop FiLM of its own (7 inputs, zero at the start) behind a 1 × 1-conv gate, eq (M1d).
+    At the start only the injection conv reads the backdrop; once the backdrop FiLMs have a say, the output
+    follows the backdrop, and with every gate shut (a large negative bias) it does not again; with the
+    gates wide open the level's modulation is the plain sum of the two FiLMs."""
+    torch.manual_seed(0)
+    kw = dict(ngf=4, n_down=2, n_blocks=1, code_dim=5, bins=8, colour_head=True, code_moments=True)
+    x, h = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 8).softmax(-1)
+    bd, other = torch.rand(2, 7), torch.rand(2, 7)
+    G = Generator(**kw, backdrop="gated", injection="concat+film")
+    assert (G.code_width, G.film_width, G.head_width) == (18, 11, 11)
+    assert len(G.gate) == len(G.film_backdrop) == 2 and all(f.proj.in_features == 7 for f in G.film_backdrop)
+    assert [g.in_channels for g in G.gate] == [f.proj.out_features // 2 for f in G.film_backdrop] == [8, 4]
+    with torch.no_grad():
+        G.inject[0].weight[:, 16 + 11:] = 0  # the injection conv's backdrop taps: now nothing reads the backdrop
+        assert torch.equal(G(x, h, None, bd), G(x, h, None, other))
+        for film in G.film_backdrop:
+            torch.nn.init.normal_(film.proj.weight, 0, 0.5)
+        assert (G(x, h, None, bd) - G(x, h, None, other)).abs().max() > 1e-4
+        for gate in G.gate:
+            gate.bias.fill_(-1e4)  # every gate shut: sigmoid = 0 exactly in float32
+        assert torch.equal(G(x, h, None, bd), G(x, h, None, other))
+        # gates wide open: each level adds the two modulations, γ(c) f + β(c) + γ_b(d) f + β_b(d), which is
+        # what "decoder" does with one FiLM over [c; d] whose backdrop columns are the backdrop FiLM's
+        for gate in G.gate:
+            gate.bias.fill_(1e4)
+        D = Generator(**kw, backdrop="decoder", injection="concat+film")
+        shared = {k: v for k, v in G.state_dict().items() if not k.startswith(("film.", "gate.", "film_backdrop."))}
+        assert D.load_state_dict(shared, strict=False).unexpected_keys == []
+        for film, own, back in zip(D.film, G.film, G.film_backdrop):
+            film.proj.weight.copy_(torch.cat([own.proj.weight, back.proj.weight], dim=1))
+            film.proj.bias.copy_(own.proj.bias + back.proj.bias)
+        assert torch.allclose(G(x, h, None, bd), D(x, h, None, bd), atol=1e-5)
+    assert Generator(**kw, backdrop="gated", injection="film").inject is None  # no middle layer: the gates alone
+    assert Generator(**kw, backdrop="decoder").gate is None
 
 
 def test_backdrop_training_terms(monkeypatch):

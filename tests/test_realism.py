@@ -113,6 +113,31 @@ def test_c2st_bad_input(kwargs, match):
         R.c2st_accuracy(**kwargs)
 
 
+@pytest.mark.parametrize("n, train_fraction, held_out", [(128, 0.5, 64), (5, 0.5, 3), (9, 0.25, 7), (2, 0.9, 1)])
+def test_c2st_null_sd_is_the_binomial_sd_of_the_held_out_images(n, train_fraction, held_out):
+    # a guessing classifier is right on each of the 2 m held-out images with probability 1/2: variance 1/(4 · 2m)
+    assert R.c2st_null_sd(n, train_fraction) == pytest.approx((0.25 / (2 * held_out)) ** 0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("n, train_fraction", [(5, 0.5), (7, 0.3), (4, 0.9)])
+def test_c2st_null_sd_counts_the_images_c2st_accuracy_holds_out(n, train_fraction):
+    # an accuracy over 2 m held-out images is a multiple of 1/(2 m): m read back from the test's own results
+    g = torch.Generator().manual_seed(n)
+    m = round(0.125 / R.c2st_null_sd(n, train_fraction) ** 2)  # sd² = 1 / (8 m)
+    for seed in range(3):
+        acc = R.c2st_accuracy(torch.rand(n, 3, 8, 8, generator=g), torch.rand(n, 3, 8, 8, generator=g), seed=seed,
+                              train_fraction=train_fraction, steps=2)
+        assert acc * 2 * m == pytest.approx(round(acc * 2 * m), abs=1e-6)
+    assert R.c2st_null_sd(100) < R.c2st_null_sd(50) < R.c2st_null_sd(10)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"n": 1}, "n must be"), ({"n": True}, "n must be"), ({"n": 2.0}, "n must be"),
+                                           ({"n": 10, "train_fraction": 0.0}, "train_fraction")])
+def test_c2st_null_sd_bad_input(kwargs, match):
+    with pytest.raises(HistganError, match=match):
+        R.c2st_null_sd(**kwargs)
+
+
 def test_c2st_downsamples_large_images():
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(4, 3, 128, 128, generator=g), torch.rand(4, 3, 128, 128, generator=g)

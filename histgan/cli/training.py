@@ -48,7 +48,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--backdrop-code", choices=BACKDROPS,
                    help="append the reference background's mean and spread to the colour code, so that the "
                         "output's surroundings follow the reference's: read by the middle layer only, by the "
-                        "decoder too (not the colour head), or by every layer that reads the code")
+                        "decoder too (not the colour head), by every layer that reads the code, or by the "
+                        "middle layer and, behind a per-pixel gate, a backdrop FiLM in every decoder level")
     t.add_argument("--code-lr", type=float, metavar="F",
                    help="learning-rate factor of the colour code's path (histogram encoders, FiLM projections)")
     t.add_argument("--no-encoder-sn", dest="encoder_sn", action="store_false", default=None,

@@ -42,7 +42,8 @@ from histgan.errors import HistganError
 from histgan.metrics import filter_same
 
 __all__ = ["SWD_SCALE", "PATCH_SIZE", "MIN_LEVEL_SIZE", "C2ST_MAX_SIZE", "C2ST_MAX_EPOCHS", "laplacian_pyramid",
-           "patch_descriptors", "SwdReference", "sliced_wasserstein", "classifier", "c2st_accuracy", "fill_background"]
+           "patch_descriptors", "SwdReference", "sliced_wasserstein", "classifier", "c2st_accuracy", "c2st_null_sd",
+           "fill_background"]
 
 #: SWD is reported multiplied by this (Karras et al. 2018, Table 1).
 SWD_SCALE = 1e3
@@ -226,6 +227,23 @@ def c2st_accuracy(a: Tensor, b: Tensor, seed: int = 0, train_fraction: float = 0
     with torch.no_grad():
         _precise_batch_norm(net, x_train)
         return float(((net(x_test) > 0).float() == y_test).float().mean())
+
+
+def c2st_null_sd(n: int, train_fraction: float = 0.5) -> float:
+    """Standard deviation of :func:`c2st_accuracy` between two indistinguishable sets of ``n`` images each.
+
+    The classifier is scored on the ``m = n - k`` held-out images of each set (``k`` trained on, as
+    :func:`c2st_accuracy` splits them), ``2 m`` in all; when it can only guess, each is right with
+    probability 1/2 independently, so the accuracy is a binomial proportion with standard deviation
+    ``sqrt(0.25 / (2 m)) = 0.5 / sqrt(2 m)``. Two accuracies closer than about twice this cannot be told
+    apart by one run of the test.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise HistganError(f"n must be an integer >= 2 (images per set), got {n!r}")
+    if not 0.0 < train_fraction < 1.0:
+        raise HistganError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
+    held_out = n - min(max(1, round(n * train_fraction)), n - 1)
+    return 0.5 / float(np.sqrt(2 * held_out))
 
 
 def _batches(n: int, batch_size: int, steps: int, g: torch.Generator) -> list[Tensor]:

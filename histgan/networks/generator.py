@@ -85,7 +85,11 @@ class Generator(nn.Module):
             still know where the background is; the decoder's FiLMs and the colour head, which act on
             whole channels, read the colour part alone. ``"decoder"``: the decoder's FiLMs read them
             too, the colour head (which shifts the output's R, G, B everywhere at once) does not.
-            ``"everywhere"``: every layer that reads the code reads them. Conditioned only.
+            ``"everywhere"``: every layer that reads the code reads them. ``"gated"``: as
+            ``"middle"``, and every decoder level adds a backdrop FiLM of its own, ``g ⊙ (γ_b(d) ·
+            f + β_b(d))`` (eq M1d of the model page), where ``d`` are the seven numbers and ``g =
+            σ(conv₁ₓ₁(f))`` is a per-pixel gate the level computes from its own features: the backdrop
+            can reach the background without shifting the skin's channels too. Conditioned only.
     """
 
     def __init__(self, ngf: int = 32, n_down: int = 2, n_blocks: int = 4, code_dim: int = 0, bins: int = 32,
@@ -104,8 +108,8 @@ class Generator(nn.Module):
                                                       padding_mode=padding)
         self.code_dim, self.injection, self.stride, self.arch = code_dim, injection, 2**n_down, arch
         self.encoder_hist = HistogramEncoder(bins, code_dim, moments=code_moments) if code_dim > 0 else None
-        if backdrop not in ("off", "middle", "decoder", "everywhere"):
-            raise ValueError(f"backdrop must be 'off', 'middle', 'decoder' or 'everywhere', got {backdrop!r}")
+        if backdrop not in ("off", "middle", "decoder", "everywhere", "gated"):
+            raise ValueError(f"backdrop must be 'off', 'middle', 'decoder', 'everywhere' or 'gated', got {backdrop!r}")
         if backdrop == "middle" and injection == "film":
             raise ValueError("backdrop='middle' needs a middle-layer injection ('concat', 'concat+film' or 'adain')")
         self.backdrop = backdrop != "off" and code_dim > 0
@@ -113,8 +117,8 @@ class Generator(nn.Module):
         # the decoder's FiLMs and the colour head all of it or (backdrop="middle") the colour part
         self.code_width = self.encoder_hist.out_dim + (BACKDROP_DIM if self.backdrop else 0) if code_dim > 0 else 0
         colour_only = self.encoder_hist.out_dim if code_dim > 0 else 0
-        self.film_width = colour_only if backdrop == "middle" else self.code_width  # the decoder's FiLMs
-        self.head_width = colour_only if backdrop in ("middle", "decoder") else self.code_width  # the colour head
+        self.film_width = colour_only if backdrop in ("middle", "gated") else self.code_width  # the decoder's FiLMs
+        self.head_width = colour_only if backdrop in ("middle", "decoder", "gated") else self.code_width  # colour head
         code_dim = self.code_width
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), norm_layer(norm, ngf), nn.ReLU(True)]
         ch = ngf
@@ -133,6 +137,9 @@ class Generator(nn.Module):
         self.fuse = nn.ModuleList() if arch == "unet" else None
         use_film = code_dim > 0 and ("film" in injection or self.adaptive)
         self.film = nn.ModuleList() if use_film else None
+        gated = self.backdrop and backdrop == "gated"  # per level: a backdrop FiLM and its spatial gate
+        self.film_backdrop = nn.ModuleList() if gated else None
+        self.gate = nn.ModuleList() if gated else None
         for _ in range(n_down):
             self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                          conv3(ch, ch // 2)))
@@ -141,6 +148,9 @@ class Generator(nn.Module):
             self.up_norm.append(norm_layer(norm, ch // 2))
             if self.film is not None:
                 self.film.append(FiLM(self.film_width, ch // 2))
+            if gated:
+                self.film_backdrop.append(FiLM(BACKDROP_DIM, ch // 2))
+                self.gate.append(nn.Conv2d(ch // 2, 1, 1))
             ch //= 2
         self.out = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7), nn.Tanh())
         self.head = FiLM(self.head_width, 3) if code_dim > 0 and colour_head else None
@@ -209,8 +219,12 @@ class Generator(nn.Module):
             if self.fuse is not None:
                 f = self.fuse[i](torch.cat([f, skips[-1 - i]], dim=1))
             f = norm(f)
+            g = None if self.gate is None else torch.sigmoid(self.gate[i](f))  # where the backdrop goes
+            b = None if self.gate is None else self.film_backdrop[i](f, code[:, -BACKDROP_DIM:]) - f
             if self.film is not None:
                 f = self.film[i](f, code[:, :self.film_width])
+            if g is not None:  # eq (M1d): the backdrop's own modulation, only where the gate opens
+                f = f + g * b
             f = torch.relu(f)
         if self.head is None:
             return self.out(f)
