@@ -420,15 +420,27 @@ assert out.shape == x[:n].shape and bool(torch.isfinite(out).all())
 # - `backdrop_decoder` (`"decoder"`): every layer but the colour head, the one that shifts R, G and B
 #   everywhere at once. The backdrop follows the reference (whole-image SWD **78.4**, below every
 #   baseline's 84.9–116.5; two-sample accuracy 0.85, from 0.97), the colour stays in grade A
-#   ($\Delta E$ **3.20**, and 5.81 on the redder references, the lowest of the table), and the shading pays
-#   part of it: foreground SSIM 0.782, 0.044 below the best baseline's.
+#   ($\Delta E$ **3.20**, and 5.81 on the redder references), and the shading pays part of it: foreground
+#   SSIM 0.782, 0.044 below the best baseline's.
+# - `backdrop_gated` (`"gated"`, the model page's eq (M1d)): the middle layer reads the backdrop, and every
+#   decoder level adds a modulation of its own by it, only where a per-pixel gate computed from the level's
+#   features opens — so that the backdrop need not shift the skin's channels. With seed 0 it gives the best
+#   colour and whole-image realism of the backdrop rows ($\Delta E$ 2.97, whole-image SWD 69.5, two-sample
+#   accuracy 0.78, and 5.48 on the redder references), but the shading falls further: foreground SSIM
+#   0.758, below the evaluation's shading target (within 0.05 of Reinhard's 0.826). A second seed
+#   (`backdrop_gated_seed_1`) confirms the shading (0.761) and moves $\Delta E$ to 3.27: here the seed moves
+#   $\Delta E$ by 0.3, so a single run's 3.20 meets the target of 3.2 on the edge of the seed's noise.
 #
 # The trade is the paper's colour-against-shape one in a new place: the skin's shading for a photograph's
-# surroundings. We take it — these options with `backdrop_code="decoder"` are now the `cpu` and `paper`
-# presets' default, so the evaluation page measures them again in this build, with every variant and
-# baseline — and say what it costs: the shading target of the evaluation page (within 0.05 of the best
-# baseline) is met by a margin of 0.006 only, and the two-sample test still tells whole outputs from
-# photographs more often than it tells Reinhard's transfers (0.85 against 0.73).
+# surroundings. We take it as far as the shading target allows — these options with
+# `backdrop_code="decoder"` are the `cpu` and `paper` presets' default, so the evaluation page measures them
+# again in this build, with every variant and baseline; `"gated"` buys more colour and realism with more
+# shading than the target leaves — and say what it costs: the shading target of the evaluation page
+# (within 0.05 of the best baseline) is met by a margin of 0.006 only, and the two-sample test still tells
+# whole outputs from photographs more often than it tells Reinhard's transfers (0.85 against 0.73; the
+# evaluation page says how fine that test is at this set size). Looked at closely, every backdrop row
+# (and, thinner, the preset without one) paints bands of colour along the limbs' shaded edges, where the
+# rendered input is darkest: none of these options removes them.
 
 # %%
 from IPython.display import Markdown
