@@ -170,9 +170,11 @@ show.show_source(metrics.foreground_ssim)
 # patches at every level of a Laplacian pyramid {cite:p}`karras2018progressive`: zero for identical
 # distributions, growing with blur, noise and wrong texture. (b) A classifier two-sample test
 # {cite:p}`lopezpaz2017c2st`: a small CNN is trained from scratch on half of the outputs and half of the real
-# images and scored on the rest; an accuracy of 0.5 means it cannot tell them apart. Each is reported over
-# whole images and over the foreground only (every background, generated and real, replaced by one grey),
-# since the background is not determined by the colour code while the baselines are handed the
+# images and scored on the rest; an accuracy of 0.5 means it cannot tell them apart, and with $m$ held-out
+# images a set, two sets it cannot tell apart still score $0.5 \pm 0.5/\sqrt{2m}$ by chance (one standard
+# deviation; `histgan.eval.realism.c2st_null_sd`), so accuracies closer than about twice that are not told
+# apart by the test itself. Each is reported over whole images and over the foreground only (every
+# background, generated and real, replaced by one grey), since the background is not determined by the colour code while the baselines are handed the
 # reference's background colour. Three calibration rows put the numbers on a scale: other real images
 # (the floor), the true targets (a perfect translation), and the untranslated inputs (the ceiling).
 # Realism needs at least 32 images per set, so with the quick parameters it is left out.
