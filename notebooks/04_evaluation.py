@@ -174,8 +174,8 @@ show.show_source(metrics.foreground_ssim)
 # images a set, two sets it cannot tell apart still score $0.5 \pm 0.5/\sqrt{2m}$ by chance (one standard
 # deviation; `histgan.eval.realism.c2st_null_sd`), so accuracies closer than about twice that are not told
 # apart by the test itself. Each is reported over whole images and over the foreground only (every
-# background, generated and real, replaced by one grey), since the background is not determined by the colour code while the baselines are handed the
-# reference's background colour. Three calibration rows put the numbers on a scale: other real images
+# background, generated and real, replaced by one grey), since the background is not determined by the
+# colour code while the baselines are handed the reference's background colour. Three calibration rows put the numbers on a scale: other real images
 # (the floor), the true targets (a perfect translation), and the untranslated inputs (the ceiling).
 # Realism needs at least 32 images per set, so with the quick parameters it is left out.
 
