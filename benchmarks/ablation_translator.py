@@ -122,6 +122,9 @@ POINTS: dict[str, tuple[dict, str]] = {
                         "backdrop_code": "gated"},
                        "the preset now, the reference background read by the middle layer and, behind a "
                        "per-pixel gate, by a FiLM of its own in every decoder level"),
+    "backdrop_decoder_seed_1": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
+                                 "backdrop_code": "decoder", "seed": 1},
+                                "the preset now (backdrop_decoder), seed 1: how much of a difference is the seed's"),
     "backdrop_gated_seed_1": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
                                "backdrop_code": "gated", "seed": 1},
                               "as backdrop_gated, seed 1: how much of a difference is the seed's"),
