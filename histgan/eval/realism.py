@@ -176,9 +176,14 @@ def classifier(width: int = 8) -> nn.Module:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(4 * width, 1), nn.Flatten(0))
 
 
+def _train_count(n: int, train_fraction: float) -> int:
+    """Images of a set of ``n`` the classifier trains on: at least 1, and at least 1 left to score."""
+    return min(max(1, round(n * train_fraction)), n - 1)
+
+
 def _split(n: int, train_fraction: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
     perm = torch.randperm(n, generator=g)
-    k = min(max(1, round(n * train_fraction)), n - 1)
+    k = _train_count(n, train_fraction)
     return perm[:k], perm[k:]
 
 
@@ -242,8 +247,7 @@ def c2st_null_sd(n: int, train_fraction: float = 0.5) -> float:
         raise HistganError(f"n must be an integer >= 2 (images per set), got {n!r}")
     if not 0.0 < train_fraction < 1.0:
         raise HistganError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
-    held_out = n - min(max(1, round(n * train_fraction)), n - 1)
-    return 0.5 / float(np.sqrt(2 * held_out))
+    return 0.5 / float(np.sqrt(2 * (n - _train_count(n, train_fraction))))
 
 
 def _batches(n: int, batch_size: int, steps: int, g: torch.Generator) -> list[Tensor]:
