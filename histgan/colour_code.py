@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from histgan.histogram import histogram_loss
 from histgan.losses import masked_histogram, mean_colour_loss
+from histgan.networks.generator import mask_kwargs
 
 __all__ = ["WEIGHT_TOLERANCE", "REFINE_LR", "REFINE_LAMBDA_LAB", "mix_weights", "mix_codes", "mix_histograms",
            "per_image_loss", "refine_codes", "Refinement", "check_refine", "steered_code", "morph_path"]
@@ -167,7 +168,8 @@ def refine_codes(G: nn.Module, x: Tensor, code: Tensor, h_target: Tensor, steps:
     losses, kept = [], {0: c.detach().clone()} if 0 in record else {}
     with torch.enable_grad():
         for step in range(steps + 1):
-            per = per_image_loss(G(x, code=c), x_mask, h_target, bins, bandwidth, lab_target, lambda_lab)
+            per = per_image_loss(G(x, code=c, **mask_kwargs(G, x_mask)), x_mask, h_target, bins, bandwidth,
+                                 lab_target, lambda_lab)
             losses.append(per.detach())
             if step == steps:
                 break
@@ -225,7 +227,7 @@ def steered_code(model, x: Tensor, histograms: Sequence[Tensor], weights: Sequen
 
 @torch.no_grad()
 def morph_path(G: nn.Module, x: Tensor, h_a: Tensor, h_b: Tensor, ts: Sequence[float], mode: str = "code",
-               backdrops: tuple[Tensor, Tensor] | None = None) -> Tensor:
+               backdrops: tuple[Tensor, Tensor] | None = None, x_mask: Tensor | None = None) -> Tensor:
     """Frames of a morph from reference ``a`` (``t = 0``) to ``b`` (``t = 1``).
 
     Args:
@@ -235,6 +237,7 @@ def morph_path(G: nn.Module, x: Tensor, h_a: Tensor, h_b: Tensor, ts: Sequence[f
         mode: ``"code"`` (:func:`mix_codes`) or ``"histogram"`` (:func:`mix_histograms`, then encode).
         backdrops: the two references' backdrop descriptors ``(N | 1, 7)`` for a generator trained with
             ``backdrop_code`` (mixed with the same weights in either mode); None: none given.
+        x_mask: the inputs' masks ``(N, 1, H, W)``, for a generator trained with ``mask_input``.
 
     Returns:
         ``(T, N, 3, H, W)`` in [-1, 1].
@@ -250,5 +253,5 @@ def morph_path(G: nn.Module, x: Tensor, h_a: Tensor, h_b: Tensor, ts: Sequence[f
             code = mix_codes(G, [h_a, h_b], w, bds)
         else:
             code = G.encode(mix_histograms([h_a, h_b], w), None if bds is None else w[0] * bds[0] + w[1] * bds[1])
-        frames.append(G(x, code=code).clamp(-1, 1))
+        frames.append(G(x, code=code, **mask_kwargs(G, x_mask)).clamp(-1, 1))
     return torch.stack(frames)

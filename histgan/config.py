@@ -34,7 +34,8 @@ The translator's design beyond the paper — ``generator`` (ResNet or U-Net), ``
 (zeros or reflection in G's 3×3 convs), ``colour_head`` (the code scales and shifts the output's three
 channels), ``code_moments`` (the code also carries the reference histogram's mean and spread per channel,
 computed, not learnt), ``backdrop_code`` (the code also carries the mean and spread of the reference's
-background, so the output's surroundings can take the reference's), ``encoder_sn`` (spectral norm in the
+background, so the output's surroundings can take the reference's), ``mask_input`` (the generators also read
+their input's foreground mask), ``encoder_sn`` (spectral norm in the
 histogram encoder), ``recolour_hue`` / ``recolour_chroma``
 (colour augmentation of the Y photographs) — default to the CycleGAN-style choices in the dataclass, so
 that a config written before a field existed loads as the run it was; the ``cpu`` and ``paper`` presets
@@ -108,6 +109,7 @@ class TrainConfig:
     # "off" | "middle" (read by the middle layer only) | "decoder" (and the decoder's FiLMs, not the colour
     # head) | "everywhere" (by every layer that reads the code) | "gated" (the middle layer, and per decoder level a
     # backdrop FiLM behind a per-pixel gate)
+    mask_input: bool = False  # G and F also read their input's foreground mask (a fourth input channel)
     encoder_sn: bool = True  # spectral norm in the histogram encoder too (False: its layers are free, default init)
     # ---- histogram (histgan.histogram), eq (3)–(6) ----------------------------------------------
     bins: int = 32  # K, bins per colour channel
@@ -251,7 +253,7 @@ def _validate(c: TrainConfig) -> None:
     if c.backdrop_code == "middle" and c.injection == "film":
         raise ValueError("backdrop_code='middle' needs a middle-layer injection: injection 'concat', 'concat+film' "
                          "or 'adain' (got 'film')")
-    for name in ("colour_head", "encoder_sn", "code_moments"):
+    for name in ("colour_head", "encoder_sn", "code_moments", "mask_input"):
         if not isinstance(getattr(c, name), bool):
             raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")
     if isinstance(c.ema, bool) or not isinstance(c.ema, (int, float)) or not 0 <= c.ema < 1:

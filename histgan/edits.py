@@ -270,8 +270,11 @@ def directions_for(model: Any, data: str | os.PathLike | None = None, refit: boo
 
 @torch.no_grad()
 def edited_translation(model: Any, x: Tensor, h_ref: Tensor, edit: Mapping[str, float] | None,
-                       method: str = "linear", data: str | os.PathLike | None = None) -> Tensor:
+                       method: str = "linear", data: str | os.PathLike | None = None,
+                       x_mask: Tensor | None = None) -> Tensor:
     """``G(x, code = edit(E(h_ref)))`` in [-1, 1]: ``(N, 3, H, W)``, ``(N | 1, 3, K)`` → ``(N, 3, H, W)``.
+
+    ``x_mask (N, 1, H, W)``: the inputs' masks, for a model trained with ``mask_input`` (required there).
 
     Amounts of 0 change nothing (the directions are then not even loaded). Directions come from
     :func:`directions_for` (``RUN/edit_directions.pt``, fitted on first use from ``data``).
@@ -287,4 +290,4 @@ def edited_translation(model: Any, x: Tensor, h_ref: Tensor, edit: Mapping[str, 
     code = model.G.encode(h.expand(len(x), -1, -1) if len(h) == 1 else h)
     if any(edit.values()):
         code = apply_edits(code, edit, directions_for(model, data), method)
-    return model.G(x, code=code).clamp(-1, 1)
+    return model.G(x, code=code, **model.mask_kwargs(x_mask)).clamp(-1, 1)

@@ -69,7 +69,8 @@ class Translator:
 
         Args:
             x: input images; sides divisible by ``2 ** n_down``.
-            x_mask: the inputs' masks ``(N, 1, H, W)`` (accepted for a uniform model protocol; unused).
+            x_mask: the inputs' masks ``(N, 1, H, W)``: required by a model trained with ``mask_input``
+                (:attr:`reads_mask`), unused by any other (accepted for a uniform model protocol).
             ref: reference images ``(N, 3, H', W')`` (or ``(1, ...)``, used for every input).
             ref_mask: the references' masks; the histogram is taken over the foreground only, and a
                 generator trained with ``backdrop_code`` also reads what lies outside it
@@ -99,7 +100,23 @@ class Translator:
             h_ref = h_ref.to(self.device).float()
             h_ref = h_ref.unsqueeze(0) if h_ref.dim() == 2 else h_ref
             h_ref = h_ref.expand(len(x), -1, -1) if len(h_ref) == 1 else h_ref
-        return self.G(x, h_ref, None, backdrop).clamp(-1, 1)
+        return self.G(x, h_ref, None, backdrop, **self.mask_kwargs(x_mask)).clamp(-1, 1)
+
+    @property
+    def reads_mask(self) -> bool:
+        """Whether the generators were trained with the input's mask as a fourth channel (``mask_input``)."""
+        return bool(getattr(self.G, "mask_input", False))
+
+    def mask_kwargs(self, x_mask: Tensor | None) -> dict[str, Tensor]:
+        """``{"mask": x_mask}`` on the translator's device for a model that reads the input's mask (an error
+        naming what to pass when it is missing), ``{}`` for any other."""
+        if not self.reads_mask:
+            return {}
+        if x_mask is None:
+            raise HistganError(f"the run {self.run_dir or ''} was trained with mask_input: its generators read the "
+                               "input's foreground mask; pass x_mask (or, to translate(), input_mask: a mask, or "
+                               "'auto' for the input's alpha channel or the masker's prediction)")
+        return {"mask": x_mask.to(self.device).float()}
 
 
 def _resolve_checkpoint(run_dir: Path, checkpoint: str | int | os.PathLike) -> Path:
@@ -264,24 +281,27 @@ def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, ref
             summing to 1 (not normalised; anything else is an error).
         refine: steps of test-time optimisation of the code towards the reference's histogram (and,
             for an image or colour reference, its mean L*a*b*), the network frozen; 0: none.
-        input_mask: for ``refine``: which pixels of ``x`` are compared with the reference, chosen like
-            ``reference_mask`` (``"auto"``, ``"none"``, or a mask).
+        input_mask: which pixels of ``x`` are its foreground, chosen like ``reference_mask`` (``"auto"``,
+            ``"none"`` for the whole image, or a mask): compared with the reference by ``refine``, and read by
+            a model trained with ``mask_input``; unused otherwise.
 
     Returns:
         the same kind as ``x``: a PIL image, or a tensor of ``x``'s shape in [-1, 1].
     """
     model = model if isinstance(model, Translator) else load_run(model)
     batch, was_pil = _as_tensor(x, "x")
+    x_mask = _input_mask(batch, x, model, input_mask, masker) if model.reads_mask else None
     if isinstance(reference, (list, tuple)) or mix is not None or refine:
-        out = _steered(batch, x, reference, model, reference_mask, masker, mix, refine, input_mask, edit, edit_method)
+        out = _steered(batch, x, reference, model, reference_mask, masker, mix, refine, input_mask, edit, edit_method,
+                       x_mask)
     elif edit:
         from histgan.edits import edited_translation
 
         out = edited_translation(model, batch, reference_histogram(reference, model, reference_mask, masker), edit,
-                                 edit_method)
+                                 edit_method, x_mask=x_mask)
     else:
         h, backdrop = reference_inputs(reference, model, reference_mask, masker)
-        out = model(batch, h_ref=h, backdrop=backdrop)
+        out = model(batch, x_mask, h_ref=h, backdrop=backdrop)
     if was_pil:
         from PIL import Image
 
@@ -305,8 +325,15 @@ def reference_lab(reference: Any, model: Translator, reference_mask: Any = "auto
     return reference_means(ref, mask)[0].float()
 
 
+def _input_mask(batch: Tensor, x: Any, model: Translator, input_mask: Any, masker: Any) -> Tensor:
+    """The inputs' masks ``(N, 1, H, W)`` by ``input_mask`` (:func:`translate`); ``"none"``: all foreground."""
+    mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
+    return torch.ones_like(batch[:, :1]) if mask is None else mask.to(batch)
+
+
 def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference_mask: Any, masker: Any,
-             mix: Any, refine: int, input_mask: Any, edit: Any, edit_method: str) -> Tensor:
+             mix: Any, refine: int, input_mask: Any, edit: Any, edit_method: str,
+             x_mask: Tensor | None = None) -> Tensor:
     """:func:`translate` with several references and/or a refined code (:mod:`histgan.colour_code`),
     then the edits, if any (:mod:`histgan.edits`, applied to the mixed and refined code)."""
     from histgan.colour_code import check_refine, mix_weights, steered_code
@@ -320,14 +347,15 @@ def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference
                          f"(t in [0, 1] for two, or one weight per reference); got {len(refs)} reference(s)")
     weights = mix_weights(mix, len(refs)) if mix is not None else None
     hs, bds = zip(*[reference_inputs(r, model, reference_mask, masker) for r in refs])
-    x_mask, labs = None, None
+    labs = None
     if refine:
-        x_mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
+        if x_mask is None:
+            x_mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
         labs = [reference_lab(r, model, reference_mask, masker) for r in refs]
     code = steered_code(model, batch, list(hs), weights, refine, x_mask, labs, backdrops=list(bds))
     code = edited_code(model, code, edit, edit_method)
     with torch.no_grad():
-        return model.G(batch.to(model.device).float(), code=code).clamp(-1, 1)
+        return model.G(batch.to(model.device).float(), code=code, **model.mask_kwargs(x_mask)).clamp(-1, 1)
 
 
 def edited_code(model: Translator, code: Tensor, edit: Any, edit_method: str) -> Tensor:

@@ -96,11 +96,13 @@ show.show_source(colour_code.mix_codes)
 # %%
 a, b = study.extreme_references(test_set)
 x0 = test_set.x[:1]
-single = histgan.translate(x0, test_set.ref[a], model, reference_mask=test_set.ref_mask[a, 0])
+single = histgan.translate(x0, test_set.ref[a], model, reference_mask=test_set.ref_mask[a, 0],
+                           input_mask=test_set.x_mask[0, 0])
 h_ab = model.histogram(test_set.ref[[a, b]], test_set.ref_mask[[a, b]])
 bd_ab = model.backdrop(test_set.ref[[a, b]], test_set.ref_mask[[a, b]])  # what lies behind each (None: not read)
 mixed = model.G(x0, code=colour_code.mix_codes(model.G, [h_ab[:1], h_ab[1:]], [1.0, 0.0],
-                                               None if bd_ab is None else [bd_ab[:1], bd_ab[1:]])).clamp(-1, 1)
+                                               None if bd_ab is None else [bd_ab[:1], bd_ab[1:]]),
+                **model.mask_kwargs(test_set.x_mask[:1])).clamp(-1, 1)
 print("mix = 0 equals the first reference's translation:", torch.equal(single, mixed))
 assert torch.equal(single, mixed)
 
@@ -159,7 +161,7 @@ t_slider = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, descripti
 mode_choice = widgets.ToggleButtons(options=study.MODES, description="mixing")
 frame_plot = widgets.interactive_output(study.show_morph_frame, {
     "G": widgets.fixed(model.G), "x": widgets.fixed(x0), "h_a": widgets.fixed(h_ab[:1]), "h_b": widgets.fixed(h_ab[1:]),
-    "t": t_slider, "mode": mode_choice})
+    "t": t_slider, "mode": mode_choice, "x_mask": widgets.fixed(test_set.x_mask[:1])})
 widgets.VBox([widgets.HBox([t_slider, mode_choice]), frame_plot])
 
 # %% [markdown]
@@ -311,7 +313,8 @@ display(Markdown(edit_measures.alignment_table(alignment, directions)))
 edit_amounts = {"lightness": [-20, -10, 0, 10, 20], "redness": [-8, -4, 0, 4, 8], "yellowness": [-8, -4, 0, 4, 8]}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
 for ax, method in zip(axes, edits.METHODS):
-    grid = edit_measures.edit_grid(model, directions, edit_x[:1], edit_codes[:1], edit_amounts, method)
+    grid = edit_measures.edit_grid(model, directions, edit_x[:1], edit_codes[:1], edit_amounts, method,
+                                   x_mask=edit_x_mask[:1])
     img = images.image_grid(grid)
     ax.imshow(img)
     ax.set_title(f"{method} edits")

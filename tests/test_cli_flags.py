@@ -78,9 +78,9 @@ def test_train_flags_of_the_translator_options_reach_the_config(monkeypatch, tmp
                  "--warmup", "3", "--injection", "adain", "--padding", "reflect", "--recolour-hue", "15",
                  "--recolour-chroma", "1.4", "--lambda-mean", "0.1", "--hist-kind", "emd", "--colour-head",
                  "--no-encoder-sn", "--identity-hue", "20", "--identity-chroma", "1.5",
-                 "--code-lr", "10", "--code-moments", "--backdrop-code", "middle", "--no-progress"])
+                 "--code-lr", "10", "--code-moments", "--backdrop-code", "middle", "--mask-input", "--no-progress"])
     c = seen["c"]
-    assert c.code_moments and c.backdrop_code == "middle"
+    assert c.code_moments and c.backdrop_code == "middle" and c.mask_input
     assert (c.lambda_mean, c.hist_kind, c.colour_head, c.encoder_sn) == (0.1, "emd", True, False)
     assert (c.identity_hue, c.identity_chroma, c.code_lr) == (20.0, 1.5, 10.0)
     assert code == 0 and (c.generator, c.gan_loss, c.ema, c.warmup, c.injection) == ("unet", "lsgan", 0.99, 3, "adain")

@@ -175,3 +175,39 @@ def test_cli_translate_bad_arguments(run, data, tmp_path, capsys):
         code, err = _cli(["translate", *args, "--out", out], capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_run_trained_with_mask_input_reads_the_inputs_mask(data, tmp_path, capsys):
+    """A ``mask_input`` run (with a gated backdrop code): the Translator refuses a call without the input's
+    mask, naming it; with it, the output is G's with ``mask=``. ``translate()`` takes the mask from
+    ``input_mask`` ("none": all foreground), and the CLI's ``--input-mask`` from a file, with the reference's
+    backdrop (the PNG it writes is the Translator's output, rounded)."""
+    from histgan.images import to_uint8
+    from histgan.losses import masked_histogram
+    from histgan.networks.conditioning import backdrop_descriptor
+
+    c = make_config("quick", variant="histgan_bi", data=str(data), run_dir=str(tmp_path / "run"), steps=2,
+                    mask_input=True, backdrop_code="gated", code_moments=True, colour_head=True)
+    tr = load_run(fit(c, progress=False))
+    assert tr.reads_mask and not load_run(fit(make_config("quick", variant="cyclegan", data=str(data), steps=1,
+                                                          run_dir=str(tmp_path / "plain")), progress=False)).reads_mask
+    x = load_image(data / "testA" / "x0000.png").unsqueeze(0)
+    x_mask = load_mask(data / "testA_mask" / "x0000.png").reshape(1, 1, 32, 32)
+    ref = load_image(data / "testB" / "y0000.png").unsqueeze(0)
+    ref_mask = load_mask(data / "testB_mask" / "y0000.png").reshape(1, 1, 32, 32)
+    with pytest.raises(HistganError, match="mask_input.*x_mask"):
+        tr(x, None, ref, ref_mask)
+    out = tr(x, x_mask, ref, ref_mask)
+    with torch.no_grad():
+        h = masked_histogram(ref, ref_mask, c.bins, c.bandwidth)
+        assert torch.equal(out, tr.G(x, h, None, backdrop_descriptor(ref, ref_mask), mask=x_mask).clamp(-1, 1))
+        assert (out - tr(x, 1 - x_mask, ref, ref_mask)).abs().max() > 0  # the mask is read
+    assert torch.equal(translate(x, ref, tr, reference_mask=ref_mask[0, 0], input_mask=x_mask[0, 0]), out)
+    assert torch.equal(translate(x, ref, tr, reference_mask=ref_mask[0, 0], input_mask="none"),
+                       tr(x, torch.ones_like(x_mask), ref, ref_mask))
+    code, err = _cli(["translate", "--checkpoint", c.run_dir, "--input", str(data / "testA" / "x0000.png"),
+                      "--input-mask", str(data / "testA_mask" / "x0000.png"), "--out", str(tmp_path / "o.png"),
+                      "--reference", str(data / "testB" / "y0000.png"),
+                      "--reference-mask", str(data / "testB_mask" / "y0000.png")], capsys)
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png").convert("RGB")), to_uint8(out[0]))

@@ -214,7 +214,9 @@ def test_adain_with_zero_scale_and_shift_is_the_unconditioned_network():
                                        dict(backdrop_code="everywhere", injection="adain", generator="unet"),
                                        dict(backdrop_code="decoder", injection="film"),
                                        dict(backdrop_code="gated", code_moments=True, colour_head=True,
-                                            generator="unet", lambda_mean=0.1)])
+                                            generator="unet", lambda_mean=0.1),
+                                       dict(mask_input=True, backdrop_code="gated", code_moments=True,
+                                            colour_head=True, generator="unet")])
 def test_new_options_train_a_few_steps(tmp_path, overrides):
     from histgan.data.synthetic import write_dataset
     from histgan.train.loop import fit
@@ -259,12 +261,14 @@ def test_a_config_written_before_the_new_fields_still_loads(tmp_path):
     from histgan.config import TrainConfig
 
     old = make_config("cpu").to_dict()
-    for field in ("generator", "warmup", "colour_head", "lambda_mean", "code_moments", "code_lr", "backdrop_code"):
+    for field in ("generator", "warmup", "colour_head", "lambda_mean", "code_moments", "code_lr", "backdrop_code",
+                  "mask_input"):
         old.pop(field)
     (tmp_path / "config.json").write_text(json.dumps(old))
     c = TrainConfig.from_json(tmp_path / "config.json")
     assert c.generator == "resnet" and c.warmup == 0
     assert (c.colour_head, c.lambda_mean, c.code_moments, c.code_lr, c.backdrop_code) == (False, 0.0, False, 1.0, "off")
+    assert c.mask_input is False
 
 
 def test_a_run_checkpointed_before_the_new_fields_resumes(tmp_path):
@@ -545,3 +549,59 @@ def test_encoder_sn_false_frees_only_the_histogram_encoders():
         assert float(w.abs().max()) <= bound and float(w.std()) > 0.5 * bound / 3 ** 0.5
     assert all(parametrize.is_parametrized(m, "weight") for m in build_models(make_config("quick", variant="histgan_bi"))
                ["G"].encoder_hist.net if isinstance(m, torch.nn.Linear))
+
+
+def test_mask_input_is_a_fourth_channel_and_nothing_else():
+    """``mask_input``: the first conv reads four channels, ``[x, 2 m − 1]``. With the mask channel's weights at
+    zero the generator is the three-channel one with the same other weights (exactly); with them non-zero the
+    mask changes the output. A missing, unexpected or misshapen mask is refused, naming what to pass."""
+    torch.manual_seed(0)
+    kw = dict(ngf=4, n_down=2, n_blocks=1, code_dim=5, bins=8, colour_head=True, code_moments=True, backdrop="gated")
+    G, plain = Generator(**kw, mask_input=True), Generator(**kw)
+    assert G.down[1].weight.shape == (4, 4, 7, 7) and plain.down[1].weight.shape == (4, 3, 7, 7)
+    x, h = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 8).softmax(-1)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[..., 4:12, 6:10] = 1
+    with torch.no_grad():
+        state = G.state_dict()
+        state["down.1.weight"] = state["down.1.weight"][:, :3]
+        plain.load_state_dict(state)
+        G.down[1].weight[:, 3] = 0
+        assert torch.equal(G(x, h, mask=mask), plain(x, h))
+        G.down[1].weight[:, 3] = 0.5
+        assert (G(x, h, mask=mask) - G(x, h, mask=1 - mask)).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="pass mask="):
+        G(x, h)
+    with pytest.raises(ValueError, match="without mask_input"):
+        plain(x, h, mask=mask)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        G(x, h, mask=mask[:, :, :8])
+    assert Generator(ngf=4, n_down=1, n_blocks=1, mask_input=True).down[1].in_channels == 4  # unconditioned too
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_mask_input_training_gives_each_call_its_inputs_mask(fast):
+    """In a step with ``mask_input`` every generator call reads the mask of the image it translates: G(x) and
+    the cycle's F(G(x)) x's mask, G(y) (identity) and the cycle's G(F(y)) y's mask, and F's calls mirror
+    them — recorded by a forward hook, in the batched (fast) and the textbook form of the step."""
+    from histgan.networks.generator import build_models
+    from histgan.train import step as S
+
+    torch.manual_seed(0)
+    c = make_config("quick", variant="histgan_bi", mask_input=True)
+    models = build_models(c)
+    x, y = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    mx, my = torch.zeros(2, 1, 32, 32), torch.zeros(2, 1, 32, 32)
+    mx[0, :, 8:24, 8:20], mx[1, :, 4:28, 10:14], my[0, :, 2:30, 12:16], my[1, :, 6:26, 4:16] = 1, 1, 1, 1
+    seen = {"G": [], "F": []}
+    for name in seen:
+        models[name].register_forward_pre_hook(lambda mod, args, kwargs, name=name: seen[name].append(kwargs["mask"]),
+                                               with_kwargs=True)
+    S.train_step(models, S.make_optimisers(models, c), {"x": x, "y": y, "x_mask": mx, "y_mask": my}, c, fast=fast)
+
+    def count(masks, of):  # how many images of the recorded calls got a mask of ``of``'s images
+        return sum(any(torch.equal(m[i], k) for k in of) for m in masks for i in range(len(m)))
+    # G: x's masks once (G(x)), y's twice (identity G(y), cycle G(F(y))); F the mirror image
+    assert (count(seen["G"], mx), count(seen["G"], my)) == (2, 4)
+    assert (count(seen["F"], my), count(seen["F"], mx)) == (2, 4)
+    assert sum(len(m) for m in seen["G"] + seen["F"]) == 12  # nothing else was called

@@ -50,6 +50,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                         "output's surroundings follow the reference's: read by the middle layer only, by the "
                         "decoder too (not the colour head), by every layer that reads the code, or by the "
                         "middle layer and, behind a per-pixel gate, a backdrop FiLM in every decoder level")
+    t.add_argument("--mask-input", action="store_true", default=None,
+                   help="give both generators their input's foreground mask as a fourth channel (every "
+                        "translation then needs the input's mask)")
     t.add_argument("--code-lr", type=float, metavar="F",
                    help="learning-rate factor of the colour code's path (histogram encoders, FiLM projections)")
     t.add_argument("--no-encoder-sn", dest="encoder_sn", action="store_false", default=None,
@@ -74,7 +77,7 @@ def _train(args: argparse.Namespace) -> int:
 
     names = ("steps", "batch_size", "image_size", "lambda_hist", "lambda_mean", "hist_kind", "bins", "bandwidth",
              "injection", "generator", "gan_loss", "ema", "warmup", "padding", "colour_head", "encoder_sn",
-             "code_lr", "code_moments", "backdrop_code", "recolour_hue", "recolour_chroma", "identity_hue", "identity_chroma", "seed", "num_workers")
+             "code_lr", "code_moments", "backdrop_code", "mask_input", "recolour_hue", "recolour_chroma", "identity_hue", "identity_chroma", "seed", "num_workers")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.amp is not None:
         overrides["amp"] = {"auto": "auto", "on": True, "off": False}[args.amp]

@@ -48,8 +48,9 @@ def add_translate(sub: argparse._SubParsersAction) -> None:
                    help="N steps of test-time optimisation of the colour code (network frozen) so the output's "
                    "histogram, and mean colour for --reference or --color, hit the target's (default 0: none)")
     r.add_argument("--input-mask", type=_reference_mask_arg, metavar="auto|none|PNG",
-                   help="for --refine: which pixels of --input are compared with the target, like --reference-mask "
-                   "(default auto: its alpha, else DIR_mask/NAME, else the masker's prediction)")
+                   help="which pixels of --input are its foreground, like --reference-mask (default auto: its alpha, "
+                   "else DIR_mask/NAME, else the masker's prediction): compared with the target by --refine, and read "
+                   "by a run trained with --mask-input")
     r.set_defaults(func=_translate)
 
 
@@ -125,11 +126,12 @@ def _translate(args: argparse.Namespace) -> int:
     model = load_run(args.checkpoint, device=args.device)
     size = args.size or model.config.image_size
     x = load_image(args.input, size=size).unsqueeze(0)
-    hs, labs = [], []
+    hs, labs, backdrops = [], [], []
     for path in args.reference or ():
         ref, mask = load_masked_reference(path, size, args.reference_mask or "auto", args.masker, model.run_dir)
         hs.append(model.histogram(ref, mask))
         labs.append(reference_means(ref, mask)[0].float())
+        backdrops.append(model.backdrop(ref, mask))  # None unless the run was trained with a backdrop code
     if args.reference is not None:
         h = hs[0]
     elif args.reference_mask or args.masker:
@@ -138,27 +140,40 @@ def _translate(args: argparse.Namespace) -> int:
         h = reference_histogram(load_histogram(args.histogram), model)
     else:
         h = reference_histogram(args.color, model)
-    if args.input_mask and not args.refine:
-        raise ValueError("--input-mask needs --refine (it chooses the pixels the refinement compares)")
+    if args.input_mask and not args.refine and not model.reads_mask:
+        raise ValueError("--input-mask needs --refine (it chooses the pixels the refinement compares) or a run "
+                         "trained with --mask-input")
+    x_mask = _input_mask(args, model, x) if args.refine or model.reads_mask else None
     if len(hs) > 1 or args.mix is not None or args.refine:
         return _steered_translate(args, model, x, hs or [h], labs or [reference_lab(args.color, model)
-                                                                     if args.color else None])
+                                                                     if args.color else None], x_mask)
     if args.edit:
         from histgan.edits import edited_translation
 
         edit = _edit_amounts(args.edit)
-        save_image_grid([[edited_translation(model, x, h, edit, args.edit_method)[0]]], args.out, pad=0)
+        save_image_grid([[edited_translation(model, x, h, edit, args.edit_method, x_mask=x_mask)[0]]], args.out, pad=0)
     else:
-        save_image_grid([[model(x, h_ref=h)[0]]], args.out, pad=0)
+        save_image_grid([[model(x, x_mask, h_ref=h, backdrop=backdrops[0] if backdrops else None)[0]]], args.out,
+                        pad=0)
     print(f"histgan: wrote {args.out}")
     return 0
 
 
-def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list) -> int:
+def _input_mask(args: argparse.Namespace, model, x):
+    """The input's mask by --input-mask (default auto); with "none", all foreground for a run that reads it."""
+    import torch
+
+    from histgan.reference_mask import load_reference, resolve_reference_mask
+
+    _, alpha, _ = load_reference(args.input, x.shape[-1])
+    x_mask = resolve_reference_mask(args.input_mask or "auto", x, alpha, args.input, args.masker, model.run_dir)
+    return torch.ones_like(x[:, :1]) if x_mask is None and model.reads_mask else x_mask
+
+
+def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list, x_mask=None) -> int:
     """``translate`` with --mix and/or --refine (:func:`histgan.colour_code.steered_code`)."""
     from histgan.colour_code import steered_code
     from histgan.inference import edited_code
-    from histgan.reference_mask import load_reference, resolve_reference_mask
     from histgan.images import save_image_grid
 
     if (len(hs) > 1) != (args.mix is not None):
@@ -168,13 +183,10 @@ def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list)
         weights = (1.0 - args.mix, args.mix) if isinstance(args.mix, float) else args.mix
         if len(weights) != len(hs):
             raise ValueError(f"--mix gives {len(weights)} weights for {len(hs)} --reference images; give one each")
-    x_mask = None
-    if args.refine:
-        _, alpha, _ = load_reference(args.input, x.shape[-1])
-        x_mask = resolve_reference_mask(args.input_mask or "auto", x, alpha, args.input, args.masker, model.run_dir)
     code = steered_code(model, x, hs, weights, args.refine, x_mask, labs)
     code = edited_code(model, code, _edit_amounts(args.edit), args.edit_method)
-    save_image_grid([[model.G(x.to(model.device), code=code).clamp(-1, 1)[0].detach()]], args.out, pad=0)
+    out = model.G(x.to(model.device), code=code, **model.mask_kwargs(x_mask)).clamp(-1, 1)
+    save_image_grid([[out[0].detach()]], args.out, pad=0)
     print(f"histgan: wrote {args.out}")
     return 0
 

@@ -25,6 +25,7 @@ from histgan import colour_difference as CD
 from histgan.colour_code import REFINE_LAMBDA_LAB, REFINE_LR, morph_path, refine_codes
 from histgan.eval.evaluate import batch_metrics
 from histgan.eval.results import EvalData
+from histgan.networks.generator import mask_kwargs
 
 __all__ = ["MODES", "extreme_references", "morph_study", "sample_pairs", "refinement_study",
            "refinement_verdict", "morph_verdict", "morph_row_frames", "plot_morph", "plot_refinement",
@@ -71,7 +72,8 @@ def morph_study(model: Any, data: EvalData, inputs: Sequence[int], a: int, b: in
     out: dict[str, Any] = {"ts": list(ts), "lab_a": fg[a].double().numpy(), "lab_b": fg[b].double().numpy(),
                            "truth": truth}
     for mode in MODES:
-        frames = morph_path(model.G, x, h[:1], h[1:], ts, mode, None if bd is None else (bd[:1], bd[1:])).cpu()
+        frames = morph_path(model.G, x, h[:1], h[1:], ts, mode, None if bd is None else (bd[:1], bd[1:]),
+                            xm.to(model.device)).cpu()
         lab = torch.stack([torch.from_numpy(CD.mean_lab(f, xm)) for f in frames])  # (T, N, 3) float64
         progress = ((lab - fg[a].double()) @ axis / axis.dot(axis)).numpy()
         steps = (lab[1:] - lab[:-1]).norm(dim=-1).numpy()
@@ -124,7 +126,7 @@ def refinement_study(model: Any, data: EvalData, pairs: Sequence[tuple[int, int]
                              "losses": r.losses.cpu().numpy(), "outputs": {}, "rows": [], "per_pair": {}}
     for step, c in [(0, code), *sorted(r.codes.items())]:
         with torch.no_grad():
-            out = model.G(x, code=c).clamp(-1, 1).cpu()
+            out = model.G(x, code=c, **mask_kwargs(model.G, xm)).clamp(-1, 1).cpu()
         m = batch_metrics(out, x_light, data.x_mask[ii], fg[jj], bg[jj], gt)
         grades = [CD.jis_grade(float(d)) for d in m["delta_e"]]
         study["outputs"][step] = out
@@ -247,13 +249,15 @@ def refinement_table(study: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def show_morph_frame(G: Any, x: Tensor, h_a: Tensor, h_b: Tensor, t: float, mode: str = "code") -> None:
-    """Draw the frame at ``t`` of the morph of ``x (1, 3, H, W)`` (for an interactive slider)."""
+def show_morph_frame(G: Any, x: Tensor, h_a: Tensor, h_b: Tensor, t: float, mode: str = "code",
+                     x_mask: Tensor | None = None) -> None:
+    """Draw the frame at ``t`` of the morph of ``x (1, 3, H, W)`` (for an interactive slider; ``x_mask`` for a
+    generator trained with ``mask_input``)."""
     import matplotlib.pyplot as plt
 
     from histgan.images import to_display
 
     fig, ax = plt.subplots(figsize=(3, 3))
-    ax.imshow(to_display(morph_path(G, x, h_a, h_b, [t], mode)[0, 0])), ax.set_axis_off()
+    ax.imshow(to_display(morph_path(G, x, h_a, h_b, [t], mode, x_mask=x_mask)[0, 0])), ax.set_axis_off()
     ax.set_title(f"{mode} mixing, t = {t:.2f}")
     plt.show()

@@ -30,10 +30,11 @@ _CHANNELS = ("ΔL*", "Δa*", "Δb*")
 
 
 @torch.no_grad()
-def render(model: Any, x: Tensor, code: Tensor) -> Tensor:
-    """``G(x, code)`` clamped to [-1, 1], on the CPU: ``(N, 3, H, W)``, ``(N, D)`` → ``(N, 3, H, W)``."""
+def render(model: Any, x: Tensor, code: Tensor, x_mask: Tensor | None = None) -> Tensor:
+    """``G(x, code)`` clamped to [-1, 1], on the CPU: ``(N, 3, H, W)``, ``(N, D)`` → ``(N, 3, H, W)``; ``x_mask``
+    for a model trained with ``mask_input``."""
     dev = model.device
-    return model.G(x.to(dev).float(), code=code.to(dev).float()).clamp(-1, 1).cpu()
+    return model.G(x.to(dev).float(), code=code.to(dev).float(), **model.mask_kwargs(x_mask)).clamp(-1, 1).cpu()
 
 
 def edit_response(model: Any, d: EditDirections, x: Tensor, x_mask: Tensor, code: Tensor, attribute: str,
@@ -42,8 +43,8 @@ def edit_response(model: Any, d: EditDirections, x: Tensor, x_mask: Tensor, code
 
     ``x (N, 3, H, W)`` inputs with masks ``x_mask (N, 1, H, W)``, ``code (N, D)`` their reference codes.
     """
-    base = mean_lab(render(model, x, code), x_mask)
-    return np.stack([mean_lab(render(model, x, apply_edits(code, {attribute: t}, d, method)), x_mask) - base
+    base = mean_lab(render(model, x, code, x_mask), x_mask)
+    return np.stack([mean_lab(render(model, x, apply_edits(code, {attribute: t}, d, method), x_mask), x_mask) - base
                      for t in amounts])
 
 
@@ -59,7 +60,7 @@ def reference_response(model: Any, x: Tensor, x_mask: Tensor, ref: Tensor, ref_m
         s = torch.zeros(len(ref), 3)
         s[:, k] = shift
         refs = shift_references(ref, ref_mask, s)
-        return mean_lab(render(model, x, model.G.encode(model.histogram(refs, ref_mask)).cpu()), x_mask)
+        return mean_lab(render(model, x, model.G.encode(model.histogram(refs, ref_mask)).cpu(), x_mask), x_mask)
 
     base = out(0.0)
     return np.stack([out(t) - base for t in amounts])
@@ -118,7 +119,8 @@ def commutativity(model: Any, d: EditDirections, x: Tensor, code: Tensor, x_mask
             for method in methods:
                 ab = apply_edits(apply_edits(code, {a: amounts[a]}, d, method), {b: amounts[b]}, d, method)
                 ba = apply_edits(apply_edits(code, {b: amounts[b]}, d, method), {a: amounts[a]}, d, method)
-                de = delta_e_lab(mean_lab(render(model, x, ab), x_mask), mean_lab(render(model, x, ba), x_mask))
+                de = delta_e_lab(mean_lab(render(model, x, ab, x_mask), x_mask),
+                                 mean_lab(render(model, x, ba, x_mask), x_mask))
                 gap = ((ab - ba).double().norm(dim=1) / (ab - code).double().norm(dim=1).clamp_min(1e-12)).mean()
                 rows.append({"pair": f"{a} {amounts[a]:+g}, {b} {amounts[b]:+g}", "method": method,
                              "delta_e": float(de.mean()), "code_gap": float(gap)})
@@ -139,9 +141,11 @@ def commutativity_table(rows: list[dict[str, Any]]) -> str:
 
 
 def edit_grid(model: Any, d: EditDirections, x: Tensor, code: Tensor, amounts: Mapping[str, Sequence[float]],
-              method: str = "linear") -> list[list[Tensor]]:
-    """Images for a figure: one row per attribute, one column per amount, for one input ``x (1, 3, H, W)``."""
-    return [[render(model, x, apply_edits(code, {a: t}, d, method))[0] for t in ts] for a, ts in amounts.items()]
+              method: str = "linear", x_mask: Tensor | None = None) -> list[list[Tensor]]:
+    """Images for a figure: one row per attribute, one column per amount, for one input ``x (1, 3, H, W)``
+    (with its mask ``x_mask`` for a model trained with ``mask_input``)."""
+    return [[render(model, x, apply_edits(code, {a: t}, d, method), x_mask)[0] for t in ts]
+            for a, ts in amounts.items()]
 
 
 def describe(rows: list[dict[str, Any]], comm: list[dict[str, Any]]) -> str:

@@ -22,7 +22,13 @@ from histgan.networks.discriminator import Discriminator
 from histgan.networks.layers import ResBlock, norm_layer
 from histgan.networks.spectral_norm import apply_spectral_norm, left_out
 
-__all__ = ["Generator", "build_models"]
+__all__ = ["Generator", "build_models", "mask_kwargs"]
+
+
+def mask_kwargs(G: nn.Module, mask: Tensor | None) -> dict[str, Tensor | None]:
+    """``{"mask": mask}`` for a generator built with ``mask_input`` (which then raises, naming what to pass,
+    if ``mask`` is None), ``{}`` for any other: ``G(x, code=c, **mask_kwargs(G, x_mask))``."""
+    return {"mask": mask} if getattr(G, "mask_input", False) else {}
 
 
 class Generator(nn.Module):
@@ -90,12 +96,17 @@ class Generator(nn.Module):
             f + β_b(d))`` (eq M1d of the model page), where ``d`` are the seven numbers and ``g =
             σ(conv₁ₓ₁(f))`` is a per-pixel gate the level computes from its own features: the backdrop
             can reach the background without shifting the skin's channels too. Conditioned only.
+        mask_input: the input's foreground mask is a fourth input channel (``2 m − 1``, so the render's
+            black background and its darkest shaded skin are told apart by the mask, not by their grey
+            level). Every call then needs the mask (``mask=``). In training the cycle's second
+            generator gets the first one's input mask, so G need not mark the silhouette in its output
+            for F to recover it.
     """
 
     def __init__(self, ngf: int = 32, n_down: int = 2, n_blocks: int = 4, code_dim: int = 0, bins: int = 32,
                  injection: str = "concat+film", norm: str = "instance", arch: str = "resnet",
                  padding: str = "zeros", colour_head: bool = False, code_moments: bool = False,
-                 backdrop: str = "off") -> None:
+                 backdrop: str = "off", mask_input: bool = False) -> None:
         super().__init__()
         if injection not in ("concat", "film", "concat+film", "adain"):
             raise ValueError(f"injection must be 'concat', 'film', 'concat+film' or 'adain', got {injection!r}")
@@ -120,7 +131,9 @@ class Generator(nn.Module):
         self.film_width = colour_only if backdrop in ("middle", "gated") else self.code_width  # the decoder's FiLMs
         self.head_width = colour_only if backdrop in ("middle", "decoder", "gated") else self.code_width  # colour head
         code_dim = self.code_width
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), norm_layer(norm, ngf), nn.ReLU(True)]
+        self.mask_input = mask_input
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(4 if mask_input else 3, ngf, 7),
+                                   norm_layer(norm, ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(n_down):
             layers += [conv3(ch, ch * 2, 2), norm_layer(norm, ch * 2), nn.ReLU(True)]
@@ -190,7 +203,7 @@ class Generator(nn.Module):
         return f, skips
 
     def forward(self, x: Tensor, h_ref: Tensor | None = None, code: Tensor | None = None,
-                backdrop: Tensor | None = None) -> Tensor:
+                backdrop: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """Translate ``x (N, 3, H, W)`` in [-1, 1] to ``(N, 3, H, W)`` in (-1, 1).
 
         Args:
@@ -199,9 +212,12 @@ class Generator(nn.Module):
             code: a colour code ``(N, code_width)`` instead of ``h_ref`` (for code interpolation).
             backdrop: the references' backdrop descriptors ``(N, 7)`` (generators built with a
                 ``backdrop``; None = no backdrop given).
+            mask: the inputs' foreground masks ``(N, 1, H, W)`` in {0, 1}: required by a generator built
+                with ``mask_input``, refused by any other.
         """
         if x.shape[-1] % self.stride or x.shape[-2] % self.stride:
             raise ValueError(f"image height and width must be divisible by {self.stride}, got {tuple(x.shape[-2:])}")
+        x = self._with_mask(x, mask)
         if self.conditioned and code is None:
             if h_ref is None:
                 raise ValueError("this generator is conditioned: pass h_ref (N, 3, K) or code (N, D)")
@@ -229,6 +245,19 @@ class Generator(nn.Module):
         if self.head is None:
             return self.out(f)
         return self.out[2](self.head(self.out[1](self.out[0](f)), code[:, :self.head_width]))
+
+    def _with_mask(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """``x``, or ``[x, 2 m − 1]`` for a generator that reads the input's mask (checked)."""
+        if not self.mask_input:
+            if mask is not None:
+                raise ValueError("this generator was built without mask_input: it takes no input mask")
+            return x
+        if mask is None:
+            raise ValueError("this generator was trained with the input's mask as a fourth channel (mask_input): "
+                             "pass mask= (N, 1, H, W), the input's foreground")
+        if mask.shape != (x.shape[0], 1, *x.shape[2:]):
+            raise ValueError(f"mask must have shape {(x.shape[0], 1, *x.shape[2:])}, got {tuple(mask.shape)}")
+        return torch.cat([x, 2 * mask.to(x.dtype) - 1], dim=1)
 
     def _inject_conv(self, f: Tensor, code: Tensor) -> Tensor:
         """The injection conv of ``[f, tile(code)]`` (paper Fig. 2), without building the tiled map.
@@ -266,7 +295,7 @@ def build_models(config) -> dict[str, nn.Module]:
     def gen(conditioned: bool) -> Generator:
         return Generator(config.ngf, config.n_down, config.n_blocks, config.code_dim if conditioned else 0,
                          config.bins, config.injection, config.norm, config.generator, config.padding,
-                         config.colour_head, config.code_moments, config.backdrop_code)
+                         config.colour_head, config.code_moments, config.backdrop_code, config.mask_input)
 
     models: dict[str, nn.Module] = {"G": gen(config.condition_G), "F": gen(config.condition_F),
                                     "D_x": Discriminator(config.ndf, config.d_layers, config.norm),

@@ -283,6 +283,6 @@ def _save_samples(G: nn.Module, samples: Mapping[str, Tensor], config: TrainConf
         if config.condition_G else None
     backdrop = backdrop_descriptor(samples["ref"].float(), samples["ref_mask"]) \
         if config.condition_G and config.backdrop_code != "off" else None
-    out = G(samples["x"].float(), h, None, backdrop)
+    out = G(samples["x"].float(), h, None, backdrop, **({"mask": samples["x_mask"]} if config.mask_input else {}))
     G.train(was_training)
     save_image_grid([[samples["x"][i], samples["ref"][i], out[i]] for i in range(len(out))], path)

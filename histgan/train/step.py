@@ -16,6 +16,8 @@ Conditioning (our reading of the paper's Fig. 1, stated once here):
   random :data:`BACKDROP_DROP` of the samples so that the generators also learn a backdrop of their own
   for references given without one; with ``lambda_mean > 0`` the mean-colour term is also taken over
   the backgrounds (the fake's outside the input's mask vs the reference's outside its own).
+* With ``mask_input`` every generator call also gets its input's mask: ``G(x, m_x)``, ``F(G(x), m_x)``,
+  ``G(y, m_y)`` and so on — a fake keeps the mask of the image it was made from.
 """
 
 from __future__ import annotations
@@ -247,20 +249,22 @@ def _sn_weights_in_float32(sn_cache, *nets: nn.Module):
     yield
 
 
-def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None,
-          backdrop: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """``net(a, h, backdrop), net(b, h, backdrop)`` as one call on the concatenated batch (per-sample norms only)."""
+def _pair(net: nn.Module, a: Tensor, b: Tensor, h: Tensor | None = None, backdrop: Tensor | None = None,
+          masks: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """``net(a, h, backdrop), net(b, h, backdrop)`` (with ``a``'s and ``b``'s input masks, for a generator that
+    reads them) as one call on the concatenated batch (per-sample norms only)."""
     out = _call(net, torch.cat([a, b]), None if h is None else h.repeat(2, 1, 1),
-                None if backdrop is None else backdrop.repeat(2, 1))
+                None if backdrop is None else backdrop.repeat(2, 1), None if masks is None else torch.cat(masks))
     return out[:a.shape[0]], out[a.shape[0]:]
 
 
-def _call(net: nn.Module, a: Tensor, h: Tensor | None, backdrop: Tensor | None) -> Tensor:
+def _call(net: nn.Module, a: Tensor, h: Tensor | None, backdrop: Tensor | None, mask: Tensor | None = None) -> Tensor:
     """``net(a)`` (a discriminator, an unconditioned generator), ``net(a, h)``, or with the backdrop
-    descriptors ``net(a, h, None, backdrop)``."""
+    descriptors ``net(a, h, None, backdrop)``; with ``mask`` (``mask_input``) also ``mask=mask``."""
+    kw = {} if mask is None else {"mask": mask}
     if h is None:
-        return net(a)
-    return net(a, h) if backdrop is None else net(a, h, None, backdrop)
+        return net(a, **kw)
+    return net(a, h, **kw) if backdrop is None else net(a, h, None, backdrop, **kw)
 
 
 def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | None, h_y: Tensor | None,
@@ -275,16 +279,19 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
         p.requires_grad_(False)
     opt.zero_grad(set_to_none=True)
     idt = c.lambda_idt > 0
+    # mask_input: each generator reads its input's mask; a fake keeps its input's (the cycle's second
+    # generator is told the silhouette, so the first need not mark it in its output)
+    mx, my = (x_mask, y_mask) if c.mask_input else (None, None)
     with sn_cache(), _sn_weights_in_float32(sn_cache, G, F, D_x, D_y), autocast:
         if batched and idt:  # G(x) and G(y) (identity) need only the data: one call, then the cycle
-            fake_y, idt_y = _pair(G, x, y_in, h_y, bd["y"])
-            fake_x, idt_x = _pair(F, y, x, h_x, bd["x"])
+            fake_y, idt_y = _pair(G, x, y_in, h_y, bd["y"], None if mx is None else (mx, my))
+            fake_x, idt_x = _pair(F, y, x, h_x, bd["x"], None if mx is None else (my, mx))
         else:  # the textbook form: one call per term
-            fake_y, fake_x = _call(G, x, h_y, bd["y"]), _call(F, y, h_x, bd["x"])
-            idt_y, idt_x = (_call(G, y_in, h_y, bd["y"]), _call(F, x, h_x, bd["x"])) if idt else (None, None)
+            fake_y, fake_x = _call(G, x, h_y, bd["y"], mx), _call(F, y, h_x, bd["x"], my)
+            idt_y, idt_x = (_call(G, y_in, h_y, bd["y"], my), _call(F, x, h_x, bd["x"], mx)) if idt else (None, None)
         terms = {"gan_G": gan(unwrap(D_y)(fake_y), True), "gan_F": gan(unwrap(D_x)(fake_x), True),
-                 "cycle_x": cycle_loss(_call(F, fake_y, h_x, bd["x"]), x),
-                 "cycle_y": cycle_loss(_call(G, fake_x, h_y, bd["y"]), y)}
+                 "cycle_x": cycle_loss(_call(F, fake_y, h_x, bd["x"], mx), x),
+                 "cycle_y": cycle_loss(_call(G, fake_x, h_y, bd["y"], my), y)}
         if idt:
             terms["idt_x"] = identity_loss(idt_x, x)
             terms["idt_y"] = identity_loss(idt_y, y)
