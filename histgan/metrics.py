@@ -42,7 +42,8 @@ from torch import Tensor
 from histgan.colour_difference import ImageLike, as_mask, lab_from_unit_rgb, masked_mean, to_unit
 
 __all__ = ["ssim", "ssim_unit", "psnr", "segment_foreground", "iou", "reference_means", "foreground_iou", "filter_same",
-           "lowpass_sigma", "gaussian_lowpass", "composite", "foreground_ssim", "stripe_energy"]
+           "lowpass_sigma", "gaussian_lowpass", "composite", "foreground_ssim", "stripe_energy", "edge_band",
+           "edge_excess"]
 
 
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03  # Wang et al. (2004); data range 1
@@ -248,3 +249,31 @@ def stripe_energy(images: Tensor) -> np.ndarray:
     axes = power[:, 0, :].sum(-1) + power[:, :, 0].sum(-1)  # the DC term is 0 after the mean is removed
     total = power.sum((-2, -1))
     return (axes / total).numpy()
+
+
+def edge_band(mask: Tensor, width: int = 2) -> tuple[Tensor, Tensor]:
+    """The inner edge band of masks ``(N, 1, H, W)`` and what lies deeper: pixels of the mask within
+    ``width`` pixels (chessboard distance) of a background pixel, and the rest of the mask. The image's
+    border is not an edge (only background pixels are). Returns two ``{0, 1}`` masks of ``mask``'s shape."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive number of pixels, got {width!r}")
+    m = (mask != 0).to(torch.float32)
+    near_background = nnf.max_pool2d(1 - m, 2 * width + 1, stride=1, padding=width)
+    band = m * near_background
+    return band, m - band
+
+
+def edge_excess(out_lab: Tensor, gt_lab: Tensor, mask: Tensor, width: int = 2) -> np.ndarray:
+    """How much worse an output's colour is along its silhouette's edge than inside it, against the truth.
+
+    Per image: the mean per-pixel CIE76 ΔE between output and true target over the mask's inner edge band
+    (:func:`edge_band`) minus the same mean over the deeper interior. A translation with the truth's colour
+    everywhere scores 0; a different draw of skin texture raises both means alike; bright or coloured rims
+    along the edge, or a silhouette that bleeds into its backdrop, raise the first only.
+    ``out_lab``, ``gt_lab (N, 3, H, W)`` in L*a*b*, ``mask (N, 1, H, W)`` → ``(N,)`` (NaN where the band or
+    the interior is empty).
+    """
+    band, inner = edge_band(mask, width)
+    de = (out_lab - gt_lab).double().norm(dim=1, keepdim=True)
+    mean = lambda w: (de * w).sum((1, 2, 3)) / w.double().sum((1, 2, 3))  # noqa: E731  (0/0 → NaN)
+    return (mean(band.double()) - mean(inner.double())).cpu().numpy()

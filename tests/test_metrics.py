@@ -313,3 +313,28 @@ def test_stripe_energy_analytic_cases():
     assert stripe_energy(x.transpose(-1, -2)) == pytest.approx(s)  # the same for the other axis
     with pytest.raises(ValueError, match="N, C, H, W"):
         stripe_energy(torch.zeros(3, 8, 8))
+
+
+def test_edge_band_and_edge_excess_analytic_cases():
+    """An 8 × 8 square mask, width 2: the band is its outer two rings (64 − 16 = 48 pixels), the interior the
+    4 × 4 core; a mask against the image's border has no edge there. Edge excess: 0 for an output off by
+    the same colour everywhere, exactly ‖c‖ for one off by ``c`` in L*a*b* only along the band."""
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    band, inner = M.edge_band(mask, 2)
+    assert int(band.sum()) == 48 and int(inner.sum()) == 16 and torch.equal(inner[0, 0, 6:10, 6:10], torch.ones(4, 4))
+    assert torch.equal(band + inner, mask)
+    left = torch.zeros(1, 1, 16, 16)
+    left[..., :, :8] = 1  # a half image: only the right-hand side is an edge
+    band, _ = M.edge_band(left, 1)
+    assert torch.equal(band[0, 0].sum(0), torch.tensor([0.0] * 7 + [16.0] + [0.0] * 8))
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.rand(2, 3, 16, 16, generator=gen, dtype=torch.float64) * 50
+    masks = mask.expand(2, -1, -1, -1)
+    shift = torch.tensor([3.0, -4.0, 0.0], dtype=torch.float64).view(1, 3, 1, 1)
+    np.testing.assert_allclose(M.edge_excess(gt + shift, gt, masks), 0.0, atol=1e-9)
+    band, _ = M.edge_band(masks, 2)
+    np.testing.assert_allclose(M.edge_excess(gt + shift * band, gt, masks), 5.0, rtol=1e-9)
+    assert np.isnan(M.edge_excess(gt[:1], gt[:1], torch.ones(1, 1, 16, 16))).all()  # no edge: no band
+    with pytest.raises(ValueError, match="width"):
+        M.edge_band(mask, 0)
