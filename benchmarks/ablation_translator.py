@@ -141,6 +141,9 @@ POINTS: dict[str, tuple[dict, str]] = {
     "gated+mask_input": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
                           "backdrop_code": "gated", "mask_input": True},
                          "backdrop_gated with the input's foreground mask as a fourth input channel of G and F"),
+    "gated+mask_input_seed_1": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
+                                 "backdrop_code": "gated", "mask_input": True, "seed": 1},
+                                "as gated+mask_input, seed 1: how much of a difference is the seed's"),
 }
 
 #: Every point above was measured before the cpu preset took the colour options of the last rows; they

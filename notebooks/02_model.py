@@ -135,7 +135,7 @@ show.show_source(conditioning.histogram_moments)
 # The histogram describes the reference's skin and nothing else, so a generator conditioned on it alone
 # gives every output the same backdrop, whatever the reference photograph stood on. With
 # `backdrop_code` set (`"middle"`, `"decoder"`, `"everywhere"` or `"gated"`; the `cpu` and `paper` presets take
-# `"decoder"`) the code ends with seven more computed numbers: the mean
+# `"gated"`) the code ends with seven more computed numbers: the mean
 # $\bar b_c$ and standard deviation $\sigma_c$ of each channel over the reference's *background* pixels
 # $\mathcal{B}$ (those outside its mask), and a 1 that says a background was given,
 #
@@ -164,6 +164,17 @@ show.show_source(conditioning.histogram_moments)
 #
 # ($\gamma_b$, $\beta_b$ start at zero, like every FiLM here), so that the backdrop can reach the background
 # without shifting the skin's channels with it. The training page measures all four.
+#
+# **The input's mask.** With `mask_input=True` (the `cpu` and `paper` presets) both generators read their
+# input's foreground mask $m \in \{0, 1\}^{H \times W}$ as a fourth input channel, $[x;\ 2m - 1]$, and every
+# call in training gets the mask of the image it translates: $G(x, m_x)$, and in the cycle of eq (10)
+# $F(G(x, m_x), m_x)$, since a translation keeps its input's silhouette. Two things follow. The render's
+# black background and its darkest, shaded skin are told apart by the mask, not by a grey level they share.
+# And $F$ learns the silhouette from the mask rather than from $G$'s output, so $G$ need not mark the edge
+# in its output for the cycle's sake. That is our reading of the thin bright, coloured rims a generator
+# without the mask paints along the limbs where skin and backdrop are alike; the training page measures
+# what the mask changes. The price: every translation needs the input's mask (`translate(...,
+# input_mask=...)`, which otherwise takes the input's alpha channel or the masker's prediction).
 
 # %%
 show.show_source(conditioning.backdrop_descriptor)

@@ -47,6 +47,7 @@ seed = 0  # seeds Python, NumPy and torch (and the data order)
 resume = False  # continue the run in run_dir from its newest checkpoint: True, False or "auto" (if it has one)
 progress = True  # show the training progress bar
 ablation = "../benchmarks/results/ablation_translator.json"  # stored ablation results shown in section 7 (None: not shown)
+rims = "../benchmarks/results/edge_rims.json"  # stored edge-rim measurements shown in section 7 (None: not shown)
 
 # %%
 import json
@@ -466,6 +467,25 @@ if ablation and Path(ablation).is_file():
         print(f"{label}: {best} ({points[best][key]:.3g}; before: {points['before'][key]:.3g})")
 else:  # e.g. this notebook copied out of the repository: the table is a record, not part of the run
     print(f"no ablation results at {ablation!r} (benchmarks/results/ablation_translator.json in the repository)")
+    shown = None
+shown
+
+# %% [markdown]
+# **Rims along the limbs, measured.** The stripe share above does not see the thin rims: they follow the
+# silhouette, not the pixel axes. The edge excess does (`histgan.metrics.edge_excess`): over every test pair,
+# the mean per-pixel $\Delta E$ against the true target along the input mask's inner edge (two pixels wide)
+# minus the same inside it. The truth scores 0; a wrong colour everywhere raises both means alike; rims,
+# or a silhouette that bleeds into its backdrop, raise the first alone. The ten-line baselines score above
+# 0 too, since the render's edge is shaded unlike the photographed one. Measured with
+# `python benchmarks/edge_rims.py` on the runs of the table:
+
+# %%
+if rims and Path(rims).is_file():
+    rim_results = json.loads(Path(rims).read_text(encoding="utf-8"))
+    print(f"measured {rim_results['date']} on {rim_results['machine']}")
+    shown = Markdown(report.edge_rim_table(rim_results))
+else:  # as for the ablation table: a record, not part of the run
+    print(f"no edge-rim results at {rims!r} (benchmarks/results/edge_rims.json in the repository)")
     shown = None
 shown
 

@@ -94,3 +94,24 @@ def test_the_two_sample_target_is_called_out_of_reach_only_when_a_perfect_transl
     assert "C2ST accuracy (whole and fg) below every baseline's: met;" in targets
     (after,) = [s for s in close if s.startswith("Both directions scored")]
     assert "0.85 and 0.85: 3.4 and 3.4 standard deviations above the true targets" in after
+
+
+@pytest.mark.parametrize("bi, verdict", [(0.5, "no worse than any baseline's"), (2.5, "between the baselines'"),
+                                         (9.0, "worse than every baseline's")])
+def test_the_rim_sentence_places_the_model_among_the_baselines(bi, verdict):
+    """Edge excess (rims along the silhouette) is stated when every run has it, with the verdict its numbers
+    give (baselines here 1, 2, 3, 4), and left out when one lacks it."""
+    results = _results({"cyclegan": 28.0, "cyclegan_sn": 28.4, "histgan_uni": 4.3, "histgan_bi": 4.0,
+                        **{n: 0.5 + i for i, n in enumerate(BASELINES)}}, {n: 0.8 for n in ["cyclegan", "cyclegan_sn",
+                        "histgan_uni", "histgan_bi", *BASELINES]},
+                       {"cyclegan": dict(REALISM, edge_excess_mean=-0.9), "cyclegan_sn": dict(REALISM),
+                        "histgan_uni": dict(REALISM), "histgan_bi": dict(REALISM, edge_excess_mean=bi),
+                        **{n: dict(REALISM, edge_excess_mean=1.0 + i) for i, n in enumerate(BASELINES)}})
+    shifted = {"histgan_bi": EvalResult("b", [], {"delta_e_mean": 7.0}),
+               "baseline_reinhard": EvalResult("r", [], {"delta_e_mean": 0.9})}
+    say = lambda: reproduction_statements(results, "ssim_gt_fg_mean", shifted, 0.97, 4.1)  # noqa: E731
+    (rims,) = [s for s in say() if s.startswith("Rims")]
+    assert f"both directions {bi:.2f}, the plain CycleGAN -0.90, the baselines 1.00 to 4.00" in rims
+    assert rims.endswith(f"edges are {verdict}.")
+    del results["histgan_bi"].summary["edge_excess_mean"]
+    assert not any(s.startswith("Rims") for s in say())

@@ -307,3 +307,15 @@ def test_shifted_references_turn_hue_and_scale_chroma_inside_the_mask_only():
     assert torch.allclose(same.ref, ref, atol=1e-5)
     with pytest.raises(ValueError, match="chroma_scale"):
         E.shift_reference_colours(data, 5.0, 0.0)
+
+
+def test_edge_rim_table_rows_follow_the_results():
+    """One row per stored name, baselines under their labels, numbers at two decimals, NaN as a dash."""
+    from histgan.eval.baselines import BASELINE_LABELS
+    from histgan.eval.report import edge_rim_table
+
+    rows = {"mine": {"edge_excess_mean": 2.345, "edge_excess_median": 2.0, "pairs": 256},
+            "baseline_reinhard": {"edge_excess_mean": float("nan"), "edge_excess_median": 1.5, "pairs": 0}}
+    lines = edge_rim_table({"rows": rows}).splitlines()
+    assert len(lines) == 4 and lines[2] == "| `mine` | 2.35 | 2.00 | 256 |"
+    assert lines[3] == f"| {BASELINE_LABELS['baseline_reinhard']} | — | 1.50 | 0 |"

@@ -52,7 +52,7 @@ NOTEBOOKS: tuple[NotebookStage, ...] = (
                                        "run_dir": "{runs}/variants/variant=histgan_bi", "resume": "auto"},
                   quick={"data": "{data}", "run_dir": "{runs}/variants/variant=histgan_bi", "resume": "auto"},
                   needs=("data", "train"), title="the histgan_bi run",
-                  reads=("benchmarks/results/ablation_translator.json",)),
+                  reads=("benchmarks/results/ablation_translator.json", "benchmarks/results/edge_rims.json")),
     NotebookStage("04_evaluation", main={"runs": "{runs}/variants", "data": "{data}", "train_preset": "{preset}",
                                          "train_steps": None, "checkpoint_pairs": 4,
                                          "masker": "{runs}/variants/variant=histgan_bi/masker"},

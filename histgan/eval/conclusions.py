@@ -83,7 +83,21 @@ def _realism(results: Mapping[str, EvalResult], delta: Mapping[str, float],
     if not targets[c2st] and reach is False:
         targets[c2st] = "not met, and out of this test's reach at this set size"
     lines = _realism_lines(bi, summary, calib, most_real, stripes_ok, targets)
-    return lines[:2] + scale + lines[2:]
+    return lines[:2] + scale + lines[2:3] + _rims(summary) + lines[3:]
+
+
+def _rims(summary: Mapping[str, Mapping]) -> list[str]:
+    """A sentence on rims along the silhouette (edge excess), where the truth gave the runs one."""
+    if any(summary[n].get("edge_excess_mean") is None for n in ("histgan_bi", "cyclegan", *BASELINES)):
+        return []
+    base = [summary[n]["edge_excess_mean"] for n in BASELINES]
+    bi = summary["histgan_bi"]["edge_excess_mean"]
+    verdict = ("no worse than any baseline's" if bi <= min(base) else "worse than every baseline's" if bi > max(base)
+               else "between the baselines'")
+    return [f"Rims along the silhouette (edge excess: the mean ΔE to the true target along the input mask's inner "
+            f"edge minus inside it; 0 for the truth): both directions {bi:.2f}, the plain CycleGAN "
+            f"{summary['cyclegan']['edge_excess_mean']:.2f}, the baselines {min(base):.2f} to {max(base):.2f}: the "
+            f"both-directions outputs' edges are {verdict}."]
 
 
 def _realism_scale(bi: Mapping, summary: Mapping[str, Mapping], calib: Mapping[str, Mapping]

@@ -18,6 +18,9 @@ column                   meaning
                          (secondary: backgrounds are never encoded, so this mixes in a guess)
 ``psnr_gt``              synthetic data only: PSNR (dB) of the sRGB output vs. the true target
 ``delta_e_gt``           synthetic data only: ΔE of the output vs. the target (inside the input's mask)
+``edge_excess``          synthetic data only: mean per-pixel ΔE to the target along the input mask's inner
+                         edge (2 px) minus inside it — rims or bleeding along the silhouette
+                         (:func:`histgan.metrics.edge_excess`)
 ``ssim_input_lum``       SSIM of lightness L*, output vs. input, averaged inside the input's mask
 ``iou``                  the output's foreground (nearest of the reference's mean fg/bg colours)
                          vs. the input's mask
@@ -100,6 +103,7 @@ def batch_metrics(out: Tensor, x_light: Tensor, x_mask: Tensor, fg: Tensor, bg: 
         d["ssim_gt"] = M.ssim_unit(light, gt_light)
         d["psnr_gt"] = M.psnr(out, gt * 2.0 - 1.0)
         d["delta_e_gt"] = CD.delta_e_lab(mean, CD.mean_of_lab(gt_lab, x_mask, "input mask"))
+        d["edge_excess"] = M.edge_excess(lab, gt_lab, x_mask)
     d["ssim_input_lum"] = M.ssim_unit(light, x_light, m)
     iou = M.iou(M.segment_foreground(lab, fg.to(lab.dtype), bg.to(lab.dtype)), m > 0)
     d["iou"] = np.where(np.isnan(bg.numpy()).any(axis=1), np.nan, iou)

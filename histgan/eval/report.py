@@ -23,6 +23,7 @@ from histgan.eval.realism_sets import REALISM_METRICS
 from histgan.eval.results import EvalResult
 
 __all__ = ["PAPER_DELTA_E", "VARIANT_LABELS", "SHAPE_METRICS", "COLUMNS", "CALIBRATION_LABELS", "TABLE_GROUPS", "summarise",
+           "edge_rim_table",
            "report_order", "markdown_table", "write_report", "ablation_table"]
 
 #: The paper's Table 2 (mean ΔE over its 784 pairs of *real* knee photographs), by variant.
@@ -31,7 +32,8 @@ PAPER_DELTA_E = {"cyclegan": 14.1, "cyclegan_sn": 13.7, "histgan_uni": 5.0, "his
 VARIANT_LABELS = {"cyclegan": "CycleGAN", "cyclegan_sn": "CycleGAN + SN",
                   "histgan_uni": "proposed, one direction", "histgan_bi": "proposed, both directions"}
 #: Per-pair shape-fidelity columns, in report order (the ``*_gt`` ones exist for synthetic data only).
-SHAPE_METRICS = ("ssim_gt_fg", "ssim_gt_fg_lowpass", "ssim_gt", "psnr_gt", "delta_e_gt", "ssim_input_lum", "iou")
+SHAPE_METRICS = ("ssim_gt_fg", "ssim_gt_fg_lowpass", "ssim_gt", "psnr_gt", "delta_e_gt", "edge_excess", "ssim_input_lum",
+                 "iou")
 #: Column headings of the shape and realism metrics, and the legend line of each.
 COLUMNS = {
     "ssim_gt_fg": ("SSIM fg vs GT", "SSIM of L* against the true target, averaged over the input's mask, "
@@ -42,6 +44,8 @@ COLUMNS = {
                 "models are never told the background, so this mixes in a guess)"),
     "psnr_gt": ("PSNR vs GT (dB)", "PSNR of sRGB against the true target, whole image"),
     "delta_e_gt": ("ΔE vs GT", "eq (12) between the output and the true target, both inside the input's mask"),
+    "edge_excess": ("edge excess ΔE", "mean per-pixel ΔE against the true target along the input mask's inner "
+                    "edge (2 px) minus inside it: rims or bleeding along the silhouette; 0 for the truth itself"),
     "ssim_input_lum": ("SSIM vs input (L*, fg)", "SSIM of L* against the input, inside its mask (needs no truth)"),
     "iou": ("fg IoU", "the output segmented by the reference's mean fg/bg colours vs. the input's mask"),
     "swd_whole": ("SWD×10³ whole", "sliced Wasserstein distance of Laplacian-pyramid 7×7 patches to held-out real "
@@ -251,4 +255,14 @@ def ablation_table(results: dict[str, Any]) -> str:
         cells = [f"`{name}`", r["what"], *("–" if r.get(k) is None else _fmt(_shown(k, r[k]), d)
                                            for k, _, d in ABLATION_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def edge_rim_table(results: dict[str, Any]) -> str:
+    """A markdown table of ``benchmarks/edge_rims.py``'s results: one row per model or baseline, its edge
+    excess (:func:`histgan.metrics.edge_excess`) over every test pair, mean and median."""
+    lines = ["| model | edge excess ΔE (mean) | median | pairs |", "|---|---|---|---|"]
+    for name, r in results["rows"].items():
+        label = BASELINE_LABELS.get(name, f"`{name}`")
+        lines.append(f"| {label} | {_fmt(r['edge_excess_mean'])} | {_fmt(r['edge_excess_median'])} | {r['pairs']} |")
     return "\n".join(lines)
