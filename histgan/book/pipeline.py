@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: quick parameters, scratch folder")
     parser.add_argument("--workdir", type=Path, help="scratch folder of --quick (default: a new temporary one)")
     parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
-                        help="data and training size: cpu (default, ≤ 40 min on 2 cores) or paper (GPU)")
+                        help="data and training size: cpu (default, about 50 min on 2 cores) or paper (GPU)")
     parser.add_argument("--force", action="store_true", help="redo every stage even if up to date")
     parser.add_argument("--only", nargs="+", default=(), metavar="STAGE", help="run only these stages")
     parser.add_argument("--refresh-notebooks", nargs="*", metavar="NAME",
