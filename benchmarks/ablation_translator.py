@@ -147,7 +147,7 @@ POINTS: dict[str, tuple[dict, str]] = {
 }
 
 #: Every point above was measured before the cpu preset took the colour options of the last rows; they
-#: stay off for them, so that each point is still the run it was (the preset now is the last point's).
+#: stay off for them, so that each point is still the run it was (the preset now is the point ``gated+mask_input``).
 COLOUR_OFF = {"colour_head": False, "lambda_mean": 0.0, "code_moments": False, "code_lr": 1.0, "backdrop_code": "off"}
 POINTS = {name: ({**COLOUR_OFF, **overrides}, what) for name, (overrides, what) in POINTS.items()}
 

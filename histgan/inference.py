@@ -23,13 +23,13 @@ from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.losses import masked_histogram
 from histgan.networks.conditioning import backdrop_descriptor
-from histgan.networks.generator import build_models
+from histgan.networks.generator import build_models, mask_kwargs
 from histgan.networks.weight_average import load_average
 from histgan.reference_mask import resolve_reference_mask
 from histgan.train.runtime import select_device
 from histgan.images import to_uint8
 
-__all__ = ["Translator", "load_run", "translate", "colour_histogram", "colour_image",
+__all__ = ["Translator", "load_run", "translate", "resolve_input_mask", "colour_histogram", "colour_image",
            "reference_histogram", "reference_inputs", "reference_lab", "load_histogram", "edited_code"]
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
@@ -110,13 +110,11 @@ class Translator:
     def mask_kwargs(self, x_mask: Tensor | None) -> dict[str, Tensor]:
         """``{"mask": x_mask}`` on the translator's device for a model that reads the input's mask (an error
         naming what to pass when it is missing), ``{}`` for any other."""
-        if not self.reads_mask:
-            return {}
-        if x_mask is None:
+        if self.reads_mask and x_mask is None:
             raise HistganError(f"the run {self.run_dir or ''} was trained with mask_input: its generators read the "
                                "input's foreground mask; pass x_mask (or, to translate(), input_mask: a mask, or "
                                "'auto' for the input's alpha channel or the masker's prediction)")
-        return {"mask": x_mask.to(self.device).float()}
+        return mask_kwargs(self.G, None if x_mask is None else x_mask.to(self.device).float())
 
 
 def _resolve_checkpoint(run_dir: Path, checkpoint: str | int | os.PathLike) -> Path:
@@ -290,10 +288,14 @@ def translate(x: Any, reference: Any, model: Translator | str | os.PathLike, ref
     """
     model = model if isinstance(model, Translator) else load_run(model)
     batch, was_pil = _as_tensor(x, "x")
-    x_mask = _input_mask(batch, x, model, input_mask, masker) if model.reads_mask else None
+    if refine:
+        from histgan.colour_code import check_refine
+
+        check_refine(refine)  # before the input's mask is looked for
+    x_mask = resolve_input_mask(model, batch, input_mask, _alpha(x), masker=masker) \
+        if model.reads_mask or refine else None
     if isinstance(reference, (list, tuple)) or mix is not None or refine:
-        out = _steered(batch, x, reference, model, reference_mask, masker, mix, refine, input_mask, edit, edit_method,
-                       x_mask)
+        out = _steered(batch, reference, model, reference_mask, masker, mix, refine, x_mask, edit, edit_method)
     elif edit:
         from histgan.edits import edited_translation
 
@@ -325,15 +327,18 @@ def reference_lab(reference: Any, model: Translator, reference_mask: Any = "auto
     return reference_means(ref, mask)[0].float()
 
 
-def _input_mask(batch: Tensor, x: Any, model: Translator, input_mask: Any, masker: Any) -> Tensor:
-    """The inputs' masks ``(N, 1, H, W)`` by ``input_mask`` (:func:`translate`); ``"none"``: all foreground."""
-    mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
-    return torch.ones_like(batch[:, :1]) if mask is None else mask.to(batch)
+def resolve_input_mask(model: Translator, x: Tensor, input_mask: Any = "auto", alpha: Tensor | None = None,
+                       path: str | os.PathLike | None = None, masker: Any = None) -> Tensor | None:
+    """The masks ``(N, 1, H, W)`` of inputs ``x (N, 3, H, W)`` by ``input_mask``, with the rules of
+    :func:`~histgan.reference_mask.resolve_reference_mask` (``alpha``: the inputs' alpha masks; ``path``: the
+    input's file, beside which ``"auto"`` looks for ``DIR_mask/NAME``). ``"none"`` means the whole image: None,
+    or all ones for a model that reads the input's mask (``mask_input``)."""
+    mask = resolve_reference_mask(input_mask, x, alpha=alpha, path=path, masker=masker, run_dir=model.run_dir)
+    return torch.ones_like(x[:, :1]) if mask is None and model.reads_mask else mask
 
 
-def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference_mask: Any, masker: Any,
-             mix: Any, refine: int, input_mask: Any, edit: Any, edit_method: str,
-             x_mask: Tensor | None = None) -> Tensor:
+def _steered(batch: Tensor, reference: Any, model: Translator, reference_mask: Any, masker: Any,
+             mix: Any, refine: int, x_mask: Tensor | None, edit: Any, edit_method: str) -> Tensor:
     """:func:`translate` with several references and/or a refined code (:mod:`histgan.colour_code`),
     then the edits, if any (:mod:`histgan.edits`, applied to the mixed and refined code)."""
     from histgan.colour_code import check_refine, mix_weights, steered_code
@@ -347,11 +352,7 @@ def _steered(batch: Tensor, x: Any, reference: Any, model: Translator, reference
                          f"(t in [0, 1] for two, or one weight per reference); got {len(refs)} reference(s)")
     weights = mix_weights(mix, len(refs)) if mix is not None else None
     hs, bds = zip(*[reference_inputs(r, model, reference_mask, masker) for r in refs])
-    labs = None
-    if refine:
-        if x_mask is None:
-            x_mask = resolve_reference_mask(input_mask, batch, alpha=_alpha(x), masker=masker, run_dir=model.run_dir)
-        labs = [reference_lab(r, model, reference_mask, masker) for r in refs]
+    labs = [reference_lab(r, model, reference_mask, masker) for r in refs] if refine else None
     code = steered_code(model, batch, list(hs), weights, refine, x_mask, labs, backdrops=list(bds))
     code = edited_code(model, code, edit, edit_method)
     with torch.no_grad():

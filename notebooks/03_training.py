@@ -459,8 +459,8 @@ assert out.shape == x[:n].shape and bool(torch.isfinite(out).all())
 #
 # The edge-excess table below measures the rims: `gated+mask_input` scores 2.30, at the best baselines'
 # 2.12–2.13, where `backdrop_gated` scores 3.27 and `backdrop_decoder` 3.54 (the truth: 0). The weaker cycle
-# term scores as low (2.33) by painting softer edges everywhere, at the shading's cost. By eye the rims are
-# gone from most outputs of `gated+mask_input`; a faint one remains on some dark limbs before pale backdrops.
+# term scores as low (2.33), but at the shading's cost. By eye the rims are gone from most outputs of
+# `gated+mask_input`; a faint one remains on some dark limbs before coloured backdrops.
 #
 # **The presets now.** The `cpu` and `paper` presets take `backdrop_code="gated"` and `mask_input=True`,
 # with every variant (the plain CycleGANs read the input's mask too, so Table 2 compares like with like);

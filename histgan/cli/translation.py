@@ -119,9 +119,9 @@ def _edit_amounts(edits: list[tuple[str, float]] | None) -> dict[str, float]:
 def _translate(args: argparse.Namespace) -> int:
     from histgan.data.image_files import load_image
     from histgan.images import save_image_grid
-    from histgan.inference import load_histogram, load_run, reference_histogram, reference_lab
+    from histgan.inference import load_histogram, load_run, reference_histogram, reference_lab, resolve_input_mask
     from histgan.metrics import reference_means
-    from histgan.reference_mask import load_masked_reference
+    from histgan.reference_mask import load_masked_reference, load_reference
 
     model = load_run(args.checkpoint, device=args.device)
     size = args.size or model.config.image_size
@@ -143,7 +143,10 @@ def _translate(args: argparse.Namespace) -> int:
     if args.input_mask and not args.refine and not model.reads_mask:
         raise ValueError("--input-mask needs --refine (it chooses the pixels the refinement compares) or a run "
                          "trained with --mask-input")
-    x_mask = _input_mask(args, model, x) if args.refine or model.reads_mask else None
+    x_mask = None
+    if args.refine or model.reads_mask:
+        _, alpha, _ = load_reference(args.input, x.shape[-1])
+        x_mask = resolve_input_mask(model, x, args.input_mask or "auto", alpha, args.input, args.masker)
     if len(hs) > 1 or args.mix is not None or args.refine:
         return _steered_translate(args, model, x, hs or [h], labs or [reference_lab(args.color, model)
                                                                      if args.color else None], x_mask)
@@ -157,17 +160,6 @@ def _translate(args: argparse.Namespace) -> int:
                         pad=0)
     print(f"histgan: wrote {args.out}")
     return 0
-
-
-def _input_mask(args: argparse.Namespace, model, x):
-    """The input's mask by --input-mask (default auto); with "none", all foreground for a run that reads it."""
-    import torch
-
-    from histgan.reference_mask import load_reference, resolve_reference_mask
-
-    _, alpha, _ = load_reference(args.input, x.shape[-1])
-    x_mask = resolve_reference_mask(args.input_mask or "auto", x, alpha, args.input, args.masker, model.run_dir)
-    return torch.ones_like(x[:, :1]) if x_mask is None and model.reads_mask else x_mask
 
 
 def _steered_translate(args: argparse.Namespace, model, x, hs: list, labs: list, x_mask=None) -> int:
