@@ -58,13 +58,15 @@ def progress_bar(iterable: Any = None, **kwargs: Any):
 _UPDATE = re.compile(r"[\r\n]+")
 
 
-def _copy_lines(path: Path, out: IO[str], stop: threading.Event, prefix: str) -> None:
+def _copy_lines(path: Path, out: IO[str], stop: threading.Event, prefix: str, whole_lines: bool = False) -> None:
     """Copy each complete bar update (tqdm ends them with CR or LF) from ``path`` to ``out`` as a line.
 
     Another bar may own the current line of ``out`` (papermill's cell bar, redrawn with CR): on a terminal
-    a copied line first clears it, in a log file it starts on a line of its own.
+    a copied line first clears it, in a log file it starts on a line of its own. With ``whole_lines``
+    (no such bar runs) each copied line ends with its newline in a log file too, so that lines written
+    to ``out`` by others in between start on their own.
     """
-    head, tail = ("\r\x1b[K", "\n") if out.isatty() else ("\n", "")
+    head, tail = ("\r\x1b[K", "\n") if out.isatty() else ("", "\n") if whole_lines else ("\n", "")
     pending, wrote = "", False
     with open(path, encoding="utf-8", errors="replace") as src:
         while True:
@@ -89,9 +91,10 @@ def _copy_lines(path: Path, out: IO[str], stop: threading.Event, prefix: str) ->
 
 
 @contextlib.contextmanager
-def forward_progress(out: IO[str] | None = None, prefix: str = "    ") -> Iterator[Path]:
+def forward_progress(out: IO[str] | None = None, prefix: str = "    ", whole_lines: bool = False) -> Iterator[Path]:
     """Within the block, progress bars of processes started from here (e.g. a notebook's kernel) write
-    to a temporary file whose lines are copied to ``out`` (default: standard error) as they come.
+    to a temporary file whose lines are copied to ``out`` (default: standard error) as they come
+    (``whole_lines``: see :func:`_copy_lines`).
 
     Sets :data:`PROGRESS_ENV` for the block (child processes inherit it) and restores it afterwards.
 
@@ -103,7 +106,7 @@ def forward_progress(out: IO[str] | None = None, prefix: str = "    ") -> Iterat
     os.close(fd)
     path = Path(name)
     stop = threading.Event()
-    thread = threading.Thread(target=_copy_lines, args=(path, out, stop, prefix), daemon=True)
+    thread = threading.Thread(target=_copy_lines, args=(path, out, stop, prefix, whole_lines), daemon=True)
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = str(path)
     thread.start()

@@ -50,3 +50,5 @@ class Stage:
     params: dict[str, Any]  # parameters the key hashes
     needs: tuple[str, ...] = ()  # stages whose keys enter this stage's key
     clears: tuple[Path, ...] = ()  # folders removed before the action unless it last started with this key
+    jobs: tuple[Any, ...] = ()  # the same work as histgan.train.parallel.Job's, for the pipeline's pool
+    resumes: bool = False  # its jobs keep their completion markers (finished runs are skipped) or run again

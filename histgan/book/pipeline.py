@@ -108,19 +108,28 @@ def _clear_if_changed(started: Path, key: str, folders: Sequence[Path]) -> None:
     started.write_text(key + "\n", encoding="utf-8")
 
 
-def run(job: Job, only: Sequence[str] = ()) -> Path:
+def run(job: Job, only: Sequence[str] = (), workers: int | None = None) -> Path:
     """Run (or skip, when up to date) every stage of :func:`stages`; returns the book's ``index.html``.
+
+    With more than one worker the stages that have jobs (the train stage's runs, each notebook) go
+    into one pool (:func:`histgan.train.parallel.run_parallel`): a notebook starts as soon as the
+    stages it needs are done and a slot is free, so the notebooks that read only the data run beside
+    the trainings. With one worker (one core, or one GPU) the stages run one after another.
 
     Args:
         job: where to read and write (:func:`make_job`).
         only: stage names to consider; the others are neither run nor checked (default: all).
+        workers: slots of the pool; ``None``: :func:`histgan.train.parallel.default_workers` (one
+            per core, or one per GPU).
     """
+    from histgan.train.parallel import default_workers
+
     todo = stages(job)
     unknown = sorted(set(only) - {s.name for s in todo})
     if unknown:
         raise HistganError(f"unknown stage(s) {unknown}; the stages are {[s.name for s in todo]}")
     keys: dict[str, str] = {}
-    start = time.monotonic()
+    stale: list[tuple[int, Stage]] = []
     for i, stage in enumerate(todo, 1):
         key = stage_key(stage, keys)
         keys[stage.name] = key
@@ -130,12 +139,21 @@ def run(job: Job, only: Sequence[str] = ()) -> Path:
         current = stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")).get("key") == key
         if current and not job.force and all(p.exists() for p in stage.outputs):
             print(f"[{i}/{len(todo)}] {stage.label}: up to date, skipped", flush=True)
+        else:
+            stale.append((i, stage))
+    workers = default_workers(sum(len(s.jobs) for _, s in stale) or 1) if workers is None else workers
+    start = time.monotonic()
+    pooled = [(i, s) for i, s in stale if s.jobs] if workers > 1 else []
+    for i, stage in stale:
+        if pooled and stage is pooled[0][1]:  # the pool: every stage with jobs, as its needs allow
+            _run_pool(job, pooled, keys, len(todo), workers)
+        if any(stage is s for _, s in pooled):
             continue
         print(f"[{i}/{len(todo)}] {stage.label} ...", flush=True)
         t0 = time.monotonic()
-        _clear_if_changed(stamp.with_suffix(".started"), key, stage.clears)
+        _clear_if_changed(_stamp_path(job, stage).with_suffix(".started"), keys[stage.name], stage.clears)
         stage.action()
-        atomic_write_json(stamp, {"key": key, "params": stage.params, "seconds": round(time.monotonic() - t0, 1)})
+        _record(job, stage, keys[stage.name], time.monotonic() - t0)
         print(f"[{i}/{len(todo)}] {stage.label}: done in {time.monotonic() - t0:.0f} s", flush=True)
     index = job.html / "index.html"
     print(f"total {time.monotonic() - start:.0f} s. The book: {index}  (open file://{index})", flush=True)
@@ -143,6 +161,71 @@ def run(job: Job, only: Sequence[str] = ()) -> Path:
     if summary.is_file():
         print(headline(summary), flush=True)
     return index
+
+
+def _record(job: Job, stage: Stage, key: str, seconds: float) -> None:
+    """The stage's stamp: its key (what makes it up to date), parameters and seconds."""
+    atomic_write_json(_stamp_path(job, stage), {"key": key, "params": stage.params, "seconds": round(seconds, 1)})
+
+
+def _run_pool(job: Job, pooled: Sequence[tuple[int, Stage]], keys: dict[str, str], total: int, workers: int) -> None:
+    """Run the jobs of ``pooled`` stages in one :func:`~histgan.train.parallel.run_parallel` pool: stages
+    that take every slot first, then those whose runs resume (the trainings), then the others (the
+    notebooks) in the book's order. A stage is announced when its first job starts and recorded when
+    its last one ends."""
+    from dataclasses import replace
+
+    from histgan.progress import forward_progress
+    from histgan.train.parallel import ALL_SLOTS, MARKER, run_parallel
+
+    order = sorted(pooled, key=lambda e: (not any(j.width >= ALL_SLOTS for j in e[1].jobs), not e[1].resumes))
+    owner = {j.name: (i, stage) for i, stage in pooled for j in stage.jobs}
+    left = {stage.name: {j.name for j in stage.jobs} for _, stage in pooled}
+    began: dict[str, float] = {}
+    for _, stage in pooled:
+        _clear_if_changed(_stamp_path(job, stage).with_suffix(".started"), keys[stage.name], stage.clears)
+        for j in stage.jobs if not stage.resumes else ():  # e.g. a notebook: executed again, whole
+            (Path(j.run_dir) / MARKER).unlink(missing_ok=True)
+    for i, stage in pooled:  # runs that had all finished before (an interrupted stage, or --force)
+        if all(j.done for j in stage.jobs):
+            _record(job, stage, keys[stage.name], 0.0)
+            print(f"[{i}/{total}] {stage.label}: its runs had finished before, done", flush=True)
+    jobs = [replace(j, after=tuple(a for a in j.after if a in owner)) for _, stage in order for j in stage.jobs]
+
+    def on_start(pool_job) -> None:
+        i, stage = owner[pool_job.name]
+        if stage.name not in began:
+            began[stage.name] = time.monotonic()
+            print(f"[{i}/{total}] {stage.label} ...", flush=True)
+        if len(stage.jobs) > 1:
+            print(f"[{i}/{total}] {stage.name}: {pool_job.name} started (log {Path(pool_job.run_dir) / 'job.log'})",
+                  flush=True)
+
+    def on_done(pool_job, seconds: float) -> None:
+        i, stage = owner[pool_job.name]
+        left[stage.name].discard(pool_job.name)
+        left[stage.name] -= {j.name for j in stage.jobs if j.done}  # and those that had finished before
+        if len(stage.jobs) > 1:
+            print(f"[{i}/{total}] {stage.name}: {pool_job.name} done in {seconds:.0f} s", flush=True)
+        if not left[stage.name]:
+            elapsed = time.monotonic() - began.get(stage.name, time.monotonic())
+            _record(job, stage, keys[stage.name], elapsed)
+            print(f"[{i}/{total}] {stage.label}: done in {elapsed:.0f} s", flush=True)
+
+    try:
+        with forward_progress(whole_lines=True):  # the runs' and notebooks' bars reach this terminal
+            run_parallel(jobs, workers=workers, progress=False, on_start=on_start, on_done=on_done)
+    except HistganError as exc:
+        logs = [f"--- {j.name}: the end of {Path(j.run_dir) / 'job.log'} ---\n{_tail(Path(j.run_dir) / 'job.log')}"
+                for j in jobs if f"{j.name} (exit" in str(exc)]
+        raise HistganError("\n".join([str(exc), *logs])) from None
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log (empty if there is none)."""
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def headline(summary: Path) -> str:

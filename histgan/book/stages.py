@@ -18,7 +18,7 @@ from histgan.book.keys import module_sources, notebook_sources
 from histgan.book.notebooks import execute_notebook
 from histgan.errors import HistganError
 
-__all__ = ["NotebookStage", "NOTEBOOKS", "DOMAIN", "MASKER_STEPS", "train_jobs", "notebook_stage", "data_stage",
+__all__ = ["NotebookStage", "NOTEBOOKS", "DOMAIN", "MASKER_STEPS", "train_jobs", "notebook_stage", "job_folder", "data_stage",
            "train_stage", "book_sources", "build_book", "book_stage"]
 
 
@@ -33,6 +33,7 @@ class NotebookStage:
     title: str = ""  # what the progress line says the notebook does
     reads: tuple[str, ...] = ()  # other files it executes (e.g. a notebook run by papermill), from the root
     clears: tuple[str, ...] = ()  # folders it trains into ("{runs}/..."): removed when its key changed
+    wide: bool = False  # runs jobs of its own side by side: takes every slot of the main job's pool
 
     def parameters(self, job: Job) -> dict[str, Any]:
         """The parameters this notebook runs with in ``job``: ``main`` or ``quick``, with ``{data}``,
@@ -62,7 +63,7 @@ NOTEBOOKS: tuple[NotebookStage, ...] = (
     NotebookStage("05_sweeps", main={"name": "lambda_hist", "lambda_hist": [0, 10], "preset": "{preset}", "steps": 300,
                                      "data": "{data}", "out": "{runs}/sweeps", "pairs": 8},
                   needs=("data",), title="a λ_hist sweep, notebook 03 via papermill, two runs at a time",
-                  clears=("{runs}/sweeps/lambda_hist",)),
+                  clears=("{runs}/sweeps/lambda_hist",), wide=True),
     NotebookStage("06_colour_space", main={"run_dir": "{runs}/variants/variant=histgan_bi", "data": "{data}",
                                            "morph_inputs": 4, "frames": 11, "refine_pairs": 16,
                                            "refine_steps": [10, 50, 200]},
@@ -86,15 +87,31 @@ def _folders(job: Job) -> dict[str, str]:
 
 
 def notebook_stage(job: Job, spec: NotebookStage) -> Stage:
-    """Run ``notebooks/<name>.py`` with ``spec``'s parameters into ``book/executed/<name>.ipynb``."""
+    """Run ``notebooks/<name>.py`` with ``spec``'s parameters into ``book/executed/<name>.ipynb``.
+
+    In the pipeline's pool the notebook is one job (:func:`histgan.book.notebooks.run_notebook_job`)
+    after the train stage's jobs if it needs them; its log is ``_build/.stages/jobs/<name>/job.log``."""
+    from histgan.train import parallel
+
     params = spec.parameters(job)
     source = job.root / "notebooks" / f"{spec.name}.py"
     dest = job.executed / f"{spec.name}.ipynb"
+    after = tuple(j.name for j in train_jobs(job)) if "train" in spec.needs else ()
+    pool_job = parallel.Job(name=spec.name, run_dir=job_folder(job, spec.name),
+                            target="histgan.book.notebooks:run_notebook_job",
+                            params={"notebook": str(source), "run_dir": str(job.executed), "parameters": params},
+                            after=after, width=parallel.ALL_SLOTS if spec.wide else 1)
     return Stage(name=spec.name, label=f"notebook {spec.name}" + (f" ({spec.title})" if spec.title else ""),
                  action=lambda: execute_notebook(source, dest, params, source.parent),
                  outputs=(dest,), inputs=(source, *notebook_sources(job.root, source),
                                           *(job.root / r for r in spec.reads)), params=params,
-                 needs=spec.needs, clears=tuple(Path(_format(c, _folders(job))) for c in spec.clears))
+                 needs=spec.needs, clears=tuple(Path(_format(c, _folders(job))) for c in spec.clears),
+                 jobs=(pool_job,))
+
+
+def job_folder(job: Job, name: str) -> Path:
+    """Where a notebook stage's pool job keeps its log and completion marker."""
+    return job.site / "_build" / ".stages" / "jobs" / name
 
 
 def data_stage(job: Job) -> Stage:
@@ -145,7 +162,7 @@ def train_stage(job: Job) -> Stage:
     sources = module_sources(job.root, {"histgan.train.variants", "histgan.train.masker", "histgan.train.parallel"})
     return Stage(name="train", label=f"train: {', '.join(j.name for j in jobs)} side by side", action=action,
                  outputs=tuple(j.run_dir / MARKER for j in jobs), inputs=tuple(sources), params=params,
-                 needs=("data",), clears=tuple(j.run_dir for j in jobs))
+                 needs=("data",), clears=tuple(j.run_dir for j in jobs), jobs=tuple(jobs), resumes=True)
 
 
 def book_sources(root: Path) -> list[Path]:

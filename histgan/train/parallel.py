@@ -15,9 +15,15 @@ folder (a sweep's notebook is executed by such a function, :func:`histgan.book.n
   atomically after the job succeeded) is skipped; any other job runs, and a training job resumes
   from its newest checkpoint (``resume="auto"``), so a killed job continues when it is run again.
 
+* **Ordered**: a job may name jobs it comes ``after`` (it starts once they have finished; when one
+  fails, it is not run and counts as failed), and may take several slots at once (``width``: a job that
+  runs jobs of its own, with their threads or GPUs). Among the jobs that may start, the first in the
+  given order goes first, and it waits for enough free slots: later jobs do not overtake it.
+
 ``workers == 1`` runs the jobs one after another in this process (a notebook still gets its own
 kernel process); more run each job in a child ``python -m histgan.train.parallel`` whose output goes to
-``<run_dir>/job.log``. :func:`default_workers` is the documented default.
+``<run_dir>/job.log``. :func:`default_workers` is the documented default. The main job
+(:mod:`histgan.book.pipeline`) runs its trainings and its notebooks this way, one pool for all of them.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -37,12 +44,14 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from histgan.errors import HistganError
 from histgan.io import atomic_write_json
 
-__all__ = ["MARKER", "Job", "default_workers", "parse_shard", "shard", "run_parallel"]
+__all__ = ["MARKER", "ALL_SLOTS", "Job", "default_workers", "parse_shard", "shard", "run_parallel"]
 
 #: Completion marker of a job's run folder, written atomically after the job succeeded.
 MARKER = "sweep_done.json"
 #: Threads per job below which CPU jobs are not split further (measured, BENCHMARKS.md §8).
 CPU_THREADS_PER_JOB = 1
+#: A job's ``width`` that takes every slot (a job that runs jobs of its own side by side).
+ALL_SLOTS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,10 @@ class Job:
             that string.
         params: JSON values: the function's keyword arguments.
         marker: fields of the completion marker (default ``{"parameters": params}``).
+        after: names of jobs of the same run that must finish first (names not among the jobs count
+            as finished before).
+        width: slots the job takes (``threads × width`` threads, or the GPUs of its slots); capped at
+            ``workers``.
     """
 
     name: str
@@ -63,6 +76,8 @@ class Job:
     target: str | Callable[..., Any]
     params: Mapping[str, Any] = field(default_factory=dict)
     marker: Mapping[str, Any] | None = None
+    after: tuple[str, ...] = ()
+    width: int = 1
 
     @property
     def target_name(self) -> str:
@@ -192,26 +207,32 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
 
 def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int | None = None,
                  gpus: Sequence[str] | None = None, cpus: int | None = None, progress: bool = True,
-                 poll: float = 0.2, stagger: float = 3.0) -> list[Path]:
+                 poll: float = 0.2, stagger: float = 3.0, on_start: Callable[[Job], None] | None = None,
+                 on_done: Callable[[Job, float], None] | None = None) -> list[Path]:
     """Run ``jobs``, up to ``workers`` at once, each with ``threads`` threads or one GPU; skip finished ones.
 
     Args:
-        jobs: the jobs, in order (started in this order; their names must be unique).
-        workers: jobs at once; ``None``: :func:`default_workers`.
-        threads: CPU threads per job; ``None``: ``max(1, cpus // workers)``.
+        jobs: the jobs, in order (started in this order as their ``after`` jobs finish; their names
+            must be unique).
+        workers: slots, i.e. jobs of width 1 at once; ``None``: :func:`default_workers`.
+        threads: CPU threads per slot; ``None``: ``max(1, cpus // workers)``.
         gpus: GPU ids handed round-robin to the slots; ``None``: every GPU visible here; ``[]``: none.
         cpus: cores to share out; ``None``: ``os.cpu_count()``.
         progress: print a line when a job starts, is skipped, ends or fails.
         poll: seconds between checks of the running children.
-        stagger: seconds between two starts (notebook kernels started at the same moment can
-            collide on their ports; a collision is also retried).
+        stagger: least seconds between two starts (two notebook kernels started at the same moment
+            could collide; a collision is also retried). Other jobs' ends are still noticed meanwhile.
+        on_start, on_done: called in this process when a job starts, and when it has finished (after
+            its marker is written) with its seconds; not for skipped or failed jobs.
 
     Returns:
         The jobs' run folders, in the order given (skipped ones included).
 
     Raises:
-        HistganError: a bad ``workers``/``threads``, duplicate names, or jobs that failed (named, with
-            their logs; the others still ran to the end). An interrupt stops every running child.
+        HistganError: a bad ``workers``/``threads``/``width``, duplicate names, an ``after`` that names
+            the job itself or a later-only cycle, or jobs that failed (named, with their logs; the
+            others still ran to the end, except those that come after a failed one). An interrupt
+            stops every running child.
     """
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
@@ -219,57 +240,116 @@ def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int |
     gpus = _visible_gpus() if gpus is None else list(gpus)
     cpus = (os.cpu_count() or 1) if cpus is None else cpus
     workers = default_workers(sum(not j.done for j in jobs), cpus, len(gpus)) if workers is None else workers
-    for flag, value in (("workers", workers), ("threads", threads)):
+    for flag, value in (("workers", workers), ("threads", threads), *((f"width of job {j.name}", j.width) for j in jobs)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise HistganError(f"{flag} must be an integer >= 1, got {value!r}")
+    _check_order(jobs)
     threads = max(1, cpus // workers) if threads is None else threads
     say = (lambda text: print(text, flush=True)) if progress else (lambda text: None)
-    total, failed = len(jobs), []
+    total, failed, finished = len(jobs), [], {j.name for j in jobs if j.done}
     todo = []
     for i, job in enumerate(jobs, 1):
         if job.done:
             say(f"[{i}/{total}] {job.name}: finished before, skipped")
         else:
             todo.append((i, job))
+    pending, broken = {j.name for _, j in todo}, set()  # to run; failed or not run
+
+    def fail(i: int, job: Job, why: str, line: str) -> None:
+        failed.append(f"{job.name} ({why})")
+        broken.add(job.name)
+        say(f"[{i}/{total}] {job.name}: {line}")
+
+    def next_ready() -> tuple[int, Job] | None:
+        """Drop the jobs that come after a failed one; return the first whose ``after`` jobs are done."""
+        for entry in [e for e in todo if broken & set(e[1].after)]:
+            todo.remove(entry)
+            why = f"not run: it comes after {sorted(broken & set(entry[1].after))[0]}, which failed"
+            fail(*entry, why, why)
+        return next((e for e in todo if all(a in finished or a not in pending for a in e[1].after)), None)
+
+    def finish(i: int, job: Job, t0: float) -> None:
+        seconds = time.perf_counter() - t0
+        _finish(job, seconds)
+        finished.add(job.name)
+        say(f"[{i}/{total}] {job.name}: done in {seconds:.0f} s")
+        if on_done is not None:
+            on_done(job, seconds)
+
     if workers == 1:
-        for i, job in todo:
+        while (ready := next_ready()) is not None:
+            todo.remove(ready)
+            i, job = ready
             gpu = gpus[0] if gpus else None
             say(f"[{i}/{total}] {job.name}: running ({threads} thread(s){'' if gpu is None else f', GPU {gpu}'})")
+            if on_start is not None:
+                on_start(job)
             t0 = time.perf_counter()
             with _environment(_job_env(threads, gpu), threads):
                 execute_job(job.target_name, job.params, job.run_dir)
-            _finish(job, time.perf_counter() - t0)
-            say(f"[{i}/{total}] {job.name}: done in {time.perf_counter() - t0:.0f} s")
+            finish(i, job, t0)
         return [Path(j.run_dir) for j in jobs]
-    running: dict[int, tuple[subprocess.Popen, int, Job, float]] = {}
+    running: dict[tuple[int, ...], tuple[subprocess.Popen, int, Job, float]] = {}
+    last_start = -math.inf
     try:
-        while todo or running:
-            for slot in [s for s in range(workers) if s not in running][: len(todo)]:
-                i, job = todo.pop(0)
-                gpu = gpus[slot % len(gpus)] if gpus else None
-                proc = _start(job, _job_env(threads, gpu))
-                running[slot] = proc, i, job, time.perf_counter()
-                say(f"[{i}/{total}] {job.name}: running in process {proc.pid} ({threads} thread(s)"
+        while True:
+            ready = next_ready()
+            if ready is None and not running:
+                break  # all done, or what is left comes after failed jobs (named above)
+            free = [s for s in range(workers) if not any(s in slots for slots in running)]
+            if ready is not None and len(free) >= min(ready[1].width, workers) \
+                    and time.perf_counter() - last_start >= stagger:
+                todo.remove(ready)
+                i, job = ready
+                slots = tuple(free[: min(job.width, workers)])
+                gpu = ",".join(gpus[s % len(gpus)] for s in slots) if gpus else None
+                job_threads = threads * len(slots)
+                if on_start is not None:
+                    on_start(job)
+                proc = _start(job, _job_env(job_threads, gpu))
+                running[slots] = proc, i, job, time.perf_counter()
+                last_start = time.perf_counter()
+                say(f"[{i}/{total}] {job.name}: running in process {proc.pid} ({job_threads} thread(s)"
                     f"{'' if gpu is None else f', GPU {gpu}'}; log {Path(job.run_dir) / 'job.log'})")
-                if todo:
-                    time.sleep(stagger)
+                continue  # another may start at once (after the stagger)
             time.sleep(poll)
-            for slot, (proc, i, job, t0) in list(running.items()):
+            for slots, (proc, i, job, t0) in list(running.items()):
                 if proc.poll() is None:
                     continue
-                del running[slot]
+                del running[slots]
                 if proc.returncode == 0:
-                    _finish(job, time.perf_counter() - t0)
-                    say(f"[{i}/{total}] {job.name}: done in {time.perf_counter() - t0:.0f} s")
+                    finish(i, job, t0)
                 else:
-                    failed.append(f"{job.name} (exit {proc.returncode}; log {Path(job.run_dir) / 'job.log'})")
-                    say(f"[{i}/{total}] {job.name}: FAILED, exit code {proc.returncode}")
+                    fail(i, job, f"exit {proc.returncode}; log {Path(job.run_dir) / 'job.log'}",
+                         f"FAILED, exit code {proc.returncode}")
     finally:
         _stop([p for p, *_ in running.values()])
     if failed:
         raise HistganError(f"{len(failed)} job(s) failed: {'; '.join(failed)}; fix the cause and rerun "
                            "(finished jobs are skipped, interrupted ones resume)")
     return [Path(j.run_dir) for j in jobs]
+
+
+def _check_order(jobs: Sequence[Job]) -> None:
+    """Every ``after`` names another job and the ``after`` relation has no cycle."""
+    by_name = {j.name: j for j in jobs}
+    for job in jobs:
+        if job.name in job.after:
+            raise HistganError(f"job {job.name} cannot come after itself")
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == 2 or name not in by_name:
+            return
+        if state.get(name) == 1:
+            raise HistganError(f"jobs wait for each other in a cycle: {' -> '.join(path + (name,))}")
+        state[name] = 1
+        for a in by_name[name].after:
+            visit(a, path + (name,))
+        state[name] = 2
+
+    for job in jobs:
+        visit(job.name, ())
 
 
 def _main(argv: Sequence[str]) -> int:
