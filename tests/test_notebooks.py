@@ -223,6 +223,9 @@ def test_unknown_stage_and_missing_notebook_are_errors_for_people(tmp_path, caps
     assert "unknown stage(s) ['no_such_stage']" in capsys.readouterr().err
     assert book.main(["--refresh-notebooks", "99_missing"]) == 2
     assert "99_missing.py does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        book.main(["--jobs", "0", "--quick", "--workdir", str(tmp_path)])
+    assert exit_.value.code == 2 and "--jobs must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_main_job_parameters_are_json_and_known_to_the_notebook():
@@ -382,3 +385,56 @@ def test_stage_parameters_fill_in_the_jobs_folders(tmp_path):
     quick = Job(root=ROOT, site=tmp_path, quick=True, preset="quick")
     evaluation = next(s for s in NOTEBOOKS if s.name == "04_evaluation").parameters(quick)
     assert evaluation["runs"] == str(tmp_path / "runs" / "quick" / "variants")
+
+
+def _pool_stages(tmp_path: Path, calls: list[str]) -> list[Stage]:
+    """A train stage of two runs (one of them lasts 8 s), a notebook that needs the runs, one that reads
+    only the data, the book."""
+    from histgan.train import parallel
+
+    def job(name: str, seconds: float = 0.0, **kw) -> parallel.Job:
+        return parallel.Job(name, tmp_path / "jobs" / name, "subprocess:run",
+                            {"args": [sys.executable, "-c", f"import time; time.sleep({seconds})"], "check": True}, **kw)
+
+    def stage(name: str, jobs=(), **kw) -> Stage:
+        return Stage(name=name, label=f"stage {name}", action=lambda: calls.append(name), outputs=(), inputs=(),
+                     params={}, jobs=tuple(jobs), **kw)
+
+    return [stage("train", [job("a", 8.0), job("b")], needs=("data",), resumes=True),
+            stage("nb_runs", [job("nb_runs", after=("a", "b"))], needs=("train",)),
+            stage("nb_data", [job("nb_data")]),
+            stage("book", needs=("nb_runs", "nb_data"))]
+
+
+def test_the_pool_starts_a_notebook_beside_the_runs_unless_it_needs_them(tmp_path, monkeypatch, capsys):
+    """With two workers the stages with jobs share one pool: the notebook that reads only the data runs
+    while the train stage's long run does, the one that shows the runs waits for both runs; each stage
+    is recorded when its last job ends, the book runs in this process after the pool, and a second run
+    skips every stage."""
+    calls: list[str] = []
+    monkeypatch.setattr(book, "stages", lambda job: _pool_stages(tmp_path, calls))
+    job = Job(root=ROOT, site=tmp_path, quick=True, preset="quick")
+    book.run(job, workers=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert calls == ["book"], "the pooled stages ran as jobs, not as in-process actions"
+
+    def at(prefix: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+    train_done = at("[1/4] stage train: done in")
+    assert at("[1/4] stage train ...") < at("[3/4] stage nb_data ...") < at("[3/4] stage nb_data: done") < train_done
+    assert train_done < at("[2/4] stage nb_runs ..."), lines
+    for name in ("a", "b", "nb_runs", "nb_data"):
+        assert (tmp_path / "jobs" / name / "sweep_done.json").is_file()
+    stamps = {p.stem for p in (tmp_path / "_build" / ".stages").glob("*.json")}
+    assert stamps == {"train", "nb_runs", "nb_data", "book"}
+    book.run(job, workers=2)
+    again = capsys.readouterr().out
+    assert again.count("up to date, skipped") == 4 and calls == ["book"], again
+
+
+def test_one_worker_runs_the_stages_one_after_another_in_this_process(tmp_path, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(book, "stages", lambda job: _pool_stages(tmp_path, calls))
+    book.run(Job(root=ROOT, site=tmp_path, quick=True, preset="quick"), workers=1)
+    assert calls == ["train", "nb_runs", "nb_data", "book"]

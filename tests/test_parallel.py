@@ -177,3 +177,99 @@ def test_notebook_points_run_side_by_side(data, tmp_path):
     for run in runs:
         assert (run / "03_training.ipynb").is_file() and (run / parallel.MARKER).is_file()
         assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 2
+
+
+class _Child:
+    """A stand-in child process: running for ``polls`` polls, then exiting with ``code``."""
+
+    def __init__(self, polls: int, code: int = 0) -> None:
+        self.polls, self.returncode, self.pid = polls, None, 1
+        self.code = code
+
+    def poll(self):
+        self.polls -= 1
+        if self.polls <= 0:
+            self.returncode = self.code
+        return self.returncode
+
+
+def _fake_pool(monkeypatch, exits: dict[str, int] | None = None, polls: int = 3):
+    """Replace the child processes: record (name, env, names running beside it) at each start."""
+    started, running = [], {}
+
+    def start(job, env):
+        beside = sorted(n for n, c in running.items() if c.returncode is None)
+        child = running[job.name] = _Child(polls, (exits or {}).get(job.name, 0))
+        started.append((job.name, env, beside))
+        return child
+
+    monkeypatch.setattr(parallel, "_start", start)
+    return started
+
+
+def test_a_job_starts_after_the_jobs_it_names_and_the_first_ready_goes_first(tmp_path, monkeypatch):
+    started = _fake_pool(monkeypatch)
+    jobs = [parallel.Job("late", tmp_path / "late", "json:dumps", {"obj": 0}, after=("b",)),
+            parallel.Job("a", tmp_path / "a", "json:dumps", {"obj": 1}),
+            parallel.Job("b", tmp_path / "b", "json:dumps", {"obj": 2})]
+    done = []
+    parallel.run_parallel(jobs, workers=2, cpus=2, gpus=[], progress=False, poll=0, stagger=0,
+                          on_done=lambda job, s: done.append(job.name))
+    assert [n for n, *_ in started] == ["a", "b", "late"]
+    assert "b" not in started[2][2], "late started only after b had ended"
+    assert done.index("b") < done.index("late") and sorted(done) == ["a", "b", "late"]
+    assert all((tmp_path / n / parallel.MARKER).is_file() for n in ("a", "b", "late"))
+
+
+def test_a_wide_job_takes_every_slot_and_later_jobs_do_not_overtake_it(tmp_path, monkeypatch):
+    started = _fake_pool(monkeypatch)
+    jobs = [parallel.Job("first", tmp_path / "first", "json:dumps", {"obj": 0}),
+            parallel.Job("wide", tmp_path / "wide", "json:dumps", {"obj": 1}, width=parallel.ALL_SLOTS),
+            parallel.Job("small", tmp_path / "small", "json:dumps", {"obj": 2})]
+    parallel.run_parallel(jobs, workers=2, cpus=4, gpus=["0", "1"], progress=False, poll=0, stagger=0)
+    by_name = {n: (env, beside) for n, env, beside in started}
+    assert [n for n, *_ in started] == ["first", "wide", "small"], "small waits behind wide, though a slot was free"
+    assert by_name["wide"][1] == [] and by_name["small"][1] == [], "nothing runs beside the wide job"
+    assert by_name["wide"][0]["OMP_NUM_THREADS"] == "4" and by_name["wide"][0]["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert by_name["small"][0]["OMP_NUM_THREADS"] == "2"
+
+
+def test_jobs_after_a_failed_one_are_not_run_and_are_named(tmp_path, monkeypatch):
+    started = _fake_pool(monkeypatch, exits={"bad": 1})
+    jobs = [parallel.Job("bad", tmp_path / "bad", "json:dumps", {"obj": 0}),
+            parallel.Job("needs_bad", tmp_path / "needs_bad", "json:dumps", {"obj": 1}, after=("bad",)),
+            parallel.Job("other", tmp_path / "other", "json:dumps", {"obj": 2})]
+    with pytest.raises(HistganError, match=r"2 job\(s\) failed: bad \(exit 1.*needs_bad \(not run: it comes after bad"):
+        parallel.run_parallel(jobs, workers=2, cpus=2, gpus=[], progress=False, poll=0, stagger=0)
+    assert [n for n, *_ in started] == ["bad", "other"]
+    assert (tmp_path / "other" / parallel.MARKER).is_file() and not (tmp_path / "needs_bad" / parallel.MARKER).exists()
+
+
+def test_one_worker_honours_the_order_in_this_process(tmp_path):
+    jobs = [parallel.Job("second", tmp_path / "second", "json:dumps", {"obj": 0}, after=("first",)),
+            parallel.Job("first", tmp_path / "first", "json:dumps", {"obj": 1})]
+    order = []
+    parallel.run_parallel(jobs, workers=1, threads=1, gpus=[], progress=False, on_start=lambda j: order.append(j.name))
+    assert order == ["first", "second"]
+
+
+@pytest.mark.parametrize("after, message", [({"a": ("a",)}, "after itself"), ({"a": ("b",), "b": ("a",)}, "cycle")])
+def test_an_order_that_cannot_be_kept_is_refused(tmp_path, after, message):
+    jobs = [parallel.Job(n, tmp_path / n, "json:dumps", {"obj": 0}, after=after.get(n, ())) for n in ("a", "b")]
+    with pytest.raises(HistganError, match=message):
+        parallel.run_parallel(jobs, workers=2, cpus=2, gpus=[], progress=False)
+    with pytest.raises(HistganError, match="width of job a"):
+        parallel.run_parallel([parallel.Job("a", tmp_path / "a", "json:dumps", {"obj": 0}, width=0)], workers=2)
+
+
+def test_starts_are_staggered_without_holding_up_the_others(tmp_path, monkeypatch):
+    """With a stagger, two starts are at least that far apart, and the pool keeps polling meanwhile."""
+    clock = {"t": 0.0}
+    monkeypatch.setattr(parallel.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(parallel.time, "sleep", lambda s: clock.__setitem__("t", clock["t"] + max(s, 0.5)))
+    starts = []
+    monkeypatch.setattr(parallel, "_start", lambda job, env: starts.append(clock["t"]) or _Child(1))
+    jobs = [parallel.Job(f"j{i}", tmp_path / f"j{i}", "json:dumps", {"obj": i}) for i in range(3)]
+    parallel.run_parallel(jobs, workers=2, cpus=2, gpus=[], progress=False, poll=0.5, stagger=2.0)
+    assert len(starts) == 3 and all(b - a >= 2.0 for a, b in zip(starts, starts[1:])), starts
+    assert starts[-1] - starts[0] < 2.0 * 2 + 1.0, "no start waited longer than the stagger needs"

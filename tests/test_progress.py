@@ -56,3 +56,18 @@ def test_a_file_bar_closes_twice_without_error(monkeypatch, tmp_path):
     bar.close()
     bar.__del__()
     assert path.stat().st_size == size and path.read_text(encoding="utf-8").endswith("\n")
+
+
+def test_whole_lines_end_each_copied_line_so_other_writers_start_on_their_own():
+    """In a log (not a terminal), the pool's forwarded bar lines end with their newline: a status line
+    printed between two of them is not glued onto the end of a bar line."""
+    out = io.StringIO()
+    with forward_progress(out=out, prefix="> ", whole_lines=True):
+        subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True)
+        import time
+
+        time.sleep(1.0)  # the copying thread has read the bar's lines
+        out.write("[2/3] status line\n")
+    text = out.getvalue()
+    assert text.endswith("\n") and "\n[2/3] status line\n" in text and not text.startswith("\n"), text
+    assert all(line.startswith(("> child-bar", "[2/3]")) for line in text.splitlines()), text

@@ -1,11 +1,11 @@
 """The main job, ``make book`` = ``python -m histgan.book``: data → executed notebooks → HTML book.
 
-Stages run in order, each announced by a progress line (``[2/7] notebook 01_histogram ...``):
+The stages, each announced by a progress line (``[3/10] notebook 01_histogram ...``) and closed by
+``... done in N s``:
 
 1. ``data`` — the synthetic knee benchmark (:func:`histgan.data.synthetic.write_dataset`, ``cpu`` preset,
    the photographic Y domain) into ``data/synthetic/``.
-2. ``train`` — the four variants of the paper's Table 2 and the reference masker, side by side
-   (:func:`histgan.train.parallel.run_parallel`: one job per core with one thread each, or one per GPU),
+2. ``train`` — the four variants of the paper's Table 2 and the reference masker, one job each,
    into ``runs/main/variants/variant=<name>/`` and ``variant=histgan_bi/masker/``. An interrupted
    stage resumes its runs; a stage whose key changed starts them afresh.
 3. one stage per entry of :data:`histgan.book.stages.NOTEBOOKS` — ``notebooks/NN_name.py`` converted with jupytext and
@@ -13,6 +13,15 @@ Stages run in order, each announced by a progress line (``[2/7] notebook 01_hist
    ``parameters`` cell) into ``book/executed/NN_name.ipynb``, execution metadata stripped. The
    notebook runs in ``notebooks/`` (as in JupyterLab and under nbval); path parameters are absolute.
 4. ``book`` — ``jupyter-book build . -W -n --keep-going`` (warnings are errors) into ``_build/html``.
+
+The data stage runs first and the book last. The train stage's runs and the notebooks share one pool
+of workers (:func:`histgan.train.parallel.run_parallel`; ``--jobs``, default one per core with one
+thread each, or one per GPU): a notebook starts as soon as the stages it needs are done and a worker
+is free, so the pages that read only the data run beside the trainings and the pages that show the
+runs start when the last run ends. A stage that runs jobs of its own (the λ sweep) takes every
+worker. Each job's output goes to its log (a run's ``job.log``; a notebook's in
+``_build/.stages/jobs/<name>/``); the progress bars of all of them reach the terminal. With one
+worker (``--jobs 1``, one core or one GPU) the stages run one after another in this process.
 
 Every stage is skipped when its outputs exist and its *key* is unchanged: a hash of its parameters,
 the contents of its input files (the notebook, the package's sources, the book's pages) and the keys
@@ -254,15 +263,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
                         help="data and training size: cpu (default, about 50 min on 2 cores) or paper (GPU)")
     parser.add_argument("--force", action="store_true", help="redo every stage even if up to date")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="trainings and notebooks at once (default: one per core with one thread each, or one "
+                             "per GPU; 1: one stage after another)")
     parser.add_argument("--only", nargs="+", default=(), metavar="STAGE", help="run only these stages")
     parser.add_argument("--refresh-notebooks", nargs="*", metavar="NAME",
                         help="re-execute notebooks/*.ipynb in place with their quick defaults (nbval references)")
     args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs must be an integer >= 1, got {args.jobs}")
     try:
         if args.refresh_notebooks is not None:
             refresh_notebooks(ROOT, args.refresh_notebooks)
             return 0
-        run(make_job(args.quick, args.workdir, args.force, preset=args.preset), args.only)
+        run(make_job(args.quick, args.workdir, args.force, preset=args.preset), args.only, args.jobs)
         return 0
     except KeyboardInterrupt:
         print("histgan.book.pipeline: interrupted", file=sys.stderr)
