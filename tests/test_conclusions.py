@@ -40,6 +40,19 @@ def test_the_colour_sentences_state_the_ratio_and_the_direction():
     assert "(the paper: D, D, B, B)" in good[1], "the paper's grades are graded from its numbers (14.1, 13.7, 5.0, 4.6)"
 
 
+@pytest.mark.parametrize("bi, uni, shown", [(2.93, 2.94, "2.93 vs. 2.94"), (2.9, 3.3, "2.9 vs. 3.3"),
+                                            (2.931, 2.934, "2.931 vs. 2.934"), (2.9, 2.9, "2.9 vs. 2.9")])
+def test_two_numbers_compared_get_the_decimals_that_tell_them_apart(bi, uni, shown):
+    """One decimal, unless the two round alike: "2.9 vs. 2.9 (both directions better)" told a reader nothing."""
+    delta = {"cyclegan": 28.0, "cyclegan_sn": 28.4, "histgan_uni": uni, "histgan_bi": bi,
+             **{n: 0.5 + i for i, n in enumerate(BASELINES)}}
+    shifted = {"histgan_bi": EvalResult("b", [], {"delta_e_mean": 5.0}),
+               "baseline_reinhard": EvalResult("r", [], {"delta_e_mean": 0.9})}
+    lines = reproduction_statements(_results(delta, {n: 0.8 for n in delta}), "ssim_gt_fg_mean", shifted, 0.97, 3.0)
+    (line,) = [s for s in lines if s.startswith("Both directions vs.")]
+    assert f"one direction: {shown} (" in line, line
+
+
 @pytest.mark.parametrize("bi, met", [(TARGET_DELTA_E - 0.01, True), (TARGET_DELTA_E + 0.01, False)])
 def test_the_delta_e_target_is_marked_met_exactly_when_it_is(bi, met):
     (targets,) = [s for s in _case(bi=bi, cyclegan=28.0, realism=True) if s.startswith("Our targets")]

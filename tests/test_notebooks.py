@@ -21,6 +21,7 @@ from histgan.book import keys, pipeline as book
 from histgan.book.job import Job, Stage
 from histgan.book.stages import NOTEBOOKS, train_jobs
 from histgan.book.notebooks import strip_notebook
+from histgan.errors import HistganError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -438,3 +439,31 @@ def test_one_worker_runs_the_stages_one_after_another_in_this_process(tmp_path, 
     monkeypatch.setattr(book, "stages", lambda job: _pool_stages(tmp_path, calls))
     book.run(Job(root=ROOT, site=tmp_path, quick=True, preset="quick"), workers=1)
     assert calls == ["train", "nb_runs", "nb_data", "book"]
+
+
+def test_a_failing_job_in_the_pool_fails_the_job_with_the_end_of_its_log(tmp_path, monkeypatch):
+    """The notebook beside it still finishes; the one after the failed run is not run; the book is not
+    built; the error shows the failed job's log (its traceback)."""
+    from histgan.train import parallel
+
+    calls: list[str] = []
+    stages = _pool_stages(tmp_path, calls)
+    bad = parallel.Job("a", tmp_path / "jobs" / "a", "json:loads", {"s": "{not json"})
+    stages[0] = Stage(name="train", label="stage train", action=lambda: None, outputs=(), inputs=(), params={},
+                      jobs=(bad, stages[0].jobs[1]), resumes=True)
+    monkeypatch.setattr(book, "stages", lambda job: stages)
+    with pytest.raises(HistganError) as err:
+        book.run(Job(root=ROOT, site=tmp_path, quick=True, preset="quick"), workers=2)
+    message = str(err.value)
+    assert "a (exit 1" in message and "nb_runs (not run: it comes after a" in message
+    assert "JSONDecodeError" in message and "job.log ---" in message, message
+    assert (tmp_path / "jobs" / "nb_data" / "sweep_done.json").is_file() and calls == []
+
+
+def test_the_pool_is_the_default_only_with_more_workers_than_a_stage_has_jobs(tmp_path):
+    stages = _pool_stages(tmp_path, [])  # the largest stage has two jobs
+    assert book.pool_workers(stages, cpus=2, gpus=0) == 1, "2 cores, two runs: one stage after another"
+    assert book.pool_workers(stages, cpus=3, gpus=0) == 3
+    assert book.pool_workers(stages, cpus=16, gpus=2) == 1, "one worker per GPU"
+    assert book.pool_workers(stages, cpus=16, gpus=4) == 4
+    assert book.pool_workers([], cpus=8, gpus=0) == 1

@@ -14,14 +14,16 @@ The stages, each announced by a progress line (``[3/10] notebook 01_histogram ..
    notebook runs in ``notebooks/`` (as in JupyterLab and under nbval); path parameters are absolute.
 4. ``book`` — ``jupyter-book build . -W -n --keep-going`` (warnings are errors) into ``_build/html``.
 
-The data stage runs first and the book last. The train stage's runs and the notebooks share one pool
-of workers (:func:`histgan.train.parallel.run_parallel`; ``--jobs``, default one per core with one
-thread each, or one per GPU): a notebook starts as soon as the stages it needs are done and a worker
-is free, so the pages that read only the data run beside the trainings and the pages that show the
-runs start when the last run ends. A stage that runs jobs of its own (the λ sweep) takes every
-worker. Each job's output goes to its log (a run's ``job.log``; a notebook's in
-``_build/.stages/jobs/<name>/``); the progress bars of all of them reach the terminal. With one
-worker (``--jobs 1``, one core or one GPU) the stages run one after another in this process.
+The data stage runs first and the book last. In between, by default (:func:`pool_workers`), the
+stages run one after another, the train stage's runs side by side (one process per core with one
+thread each, or one per GPU) and each notebook with every core's threads. On a machine with more
+cores (or GPUs) than the train stage has runs, or with ``--jobs N`` (N ≥ 2), the runs and the
+notebooks share one pool of N workers (:func:`histgan.train.parallel.run_parallel`): a notebook
+starts as soon as the stages it needs are done and a worker is free, so the pages that read only the
+data run on workers the trainings leave idle, and the pages that show the runs start when the last
+run ends. A stage that runs jobs of its own (the λ sweep) takes every worker. In the pool each job's
+output goes to its log (a run's ``job.log``; a notebook's in ``_build/.stages/jobs/<name>/``); the
+progress bars of all of them reach the terminal.
 
 Every stage is skipped when its outputs exist and its *key* is unchanged: a hash of its parameters,
 the contents of its input files (the notebook, the package's sources, the book's pages) and the keys
@@ -56,7 +58,7 @@ from histgan.book.stages import NOTEBOOKS, book_sources, book_stage, data_stage,
 from histgan.errors import HistganError
 from histgan.io import atomic_write_json
 
-__all__ = ["ROOT", "make_job", "stages", "run", "headline", "main"]
+__all__ = ["ROOT", "make_job", "stages", "run", "pool_workers", "headline", "main"]
 
 #: The repository root (the folder holding ``_config.yml``, ``notebooks/`` and ``book/``).
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,13 +125,13 @@ def run(job: Job, only: Sequence[str] = (), workers: int | None = None) -> Path:
     With more than one worker the stages that have jobs (the train stage's runs, each notebook) go
     into one pool (:func:`histgan.train.parallel.run_parallel`): a notebook starts as soon as the
     stages it needs are done and a slot is free, so the notebooks that read only the data run beside
-    the trainings. With one worker (one core, or one GPU) the stages run one after another.
+    the trainings. With one worker the stages run one after another (the train stage still runs its
+    jobs side by side).
 
     Args:
         job: where to read and write (:func:`make_job`).
         only: stage names to consider; the others are neither run nor checked (default: all).
-        workers: slots of the pool; ``None``: :func:`histgan.train.parallel.default_workers` (one
-            per core, or one per GPU).
+        workers: slots of the pool (1: one stage after another); ``None``: :func:`pool_workers`.
     """
     from histgan.train.parallel import default_workers
 
@@ -150,7 +152,7 @@ def run(job: Job, only: Sequence[str] = (), workers: int | None = None) -> Path:
             print(f"[{i}/{len(todo)}] {stage.label}: up to date, skipped", flush=True)
         else:
             stale.append((i, stage))
-    workers = default_workers(sum(len(s.jobs) for _, s in stale) or 1) if workers is None else workers
+    workers = pool_workers([s for _, s in stale]) if workers is None else workers
     start = time.monotonic()
     pooled = [(i, s) for i, s in stale if s.jobs] if workers > 1 else []
     for i, stage in stale:
@@ -170,6 +172,24 @@ def run(job: Job, only: Sequence[str] = (), workers: int | None = None) -> Path:
     if summary.is_file():
         print(headline(summary), flush=True)
     return index
+
+
+def pool_workers(stages: Sequence[Stage], cpus: int | None = None, gpus: int | None = None) -> int:
+    """The default ``--jobs``: the pool (one worker per core, or per GPU) only when there are more
+    workers than any one stage has jobs; otherwise 1, one stage after another.
+
+    With no more workers than the train stage has runs, that stage keeps every worker busy on its own,
+    and a notebook runs faster alone with every core's threads than beside another with one: on the
+    2-core machine of BENCHMARKS.md §20 the main job took 30 min 23 s one stage after another and
+    33 min 31 s in the pool, and the colour-space page took 116 s with two threads, 205 s with one.
+    With more workers than that, the pool gives the notebooks that need only the data the workers the
+    trainings leave idle.
+    """
+    from histgan.train.parallel import default_workers
+
+    widest = max((len(s.jobs) for s in stages), default=0)
+    workers = default_workers(sum(len(s.jobs) for s in stages) or 1, cpus, gpus)
+    return workers if workers > widest else 1
 
 
 def _record(job: Job, stage: Stage, key: str, seconds: float) -> None:
@@ -261,11 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: quick parameters, scratch folder")
     parser.add_argument("--workdir", type=Path, help="scratch folder of --quick (default: a new temporary one)")
     parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
-                        help="data and training size: cpu (default, about 50 min on 2 cores) or paper (GPU)")
+                        help="data and training size: cpu (default, about 35 min on 2 cores) or paper (GPU)")
     parser.add_argument("--force", action="store_true", help="redo every stage even if up to date")
     parser.add_argument("--jobs", type=int, metavar="N",
-                        help="trainings and notebooks at once (default: one per core with one thread each, or one "
-                             "per GPU; 1: one stage after another)")
+                        help="N >= 2: trainings and notebooks in one pool of N workers; 1: one stage after another "
+                             "(default: the pool, one worker per core or GPU, only with more workers than the train "
+                             "stage has runs)")
     parser.add_argument("--only", nargs="+", default=(), metavar="STAGE", help="run only these stages")
     parser.add_argument("--refresh-notebooks", nargs="*", metavar="NAME",
                         help="re-execute notebooks/*.ipynb in place with their quick defaults (nbval references)")

@@ -155,7 +155,7 @@ def train_stage(job: Job) -> Stage:
     jobs = train_jobs(job)
 
     def action() -> None:
-        with forward_progress():  # the runs' progress bars reach this terminal
+        with forward_progress(whole_lines=True):  # the runs' progress bars reach this terminal, line by line
             run_parallel(jobs)
 
     params = {"jobs": [{"name": j.name, "target": j.target_name, "params": j.params} for j in jobs]}

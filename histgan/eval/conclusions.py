@@ -21,6 +21,12 @@ __all__ = ["TARGET_DELTA_E", "reproduction_statements"]
 TARGET_DELTA_E = 3.2
 
 
+def _apart(a: float, b: float) -> str:
+    """``"a vs. b"`` with one decimal, or with as many as tell two different values apart (up to three)."""
+    digits = next((d for d in (1, 2, 3) if f"{a:.{d}f}" != f"{b:.{d}f}"), 1)
+    return f"{a:.{digits}f} vs. {b:.{digits}f}"
+
+
 def _colour(delta: Mapping[str, float]) -> list[str]:
     ratio = delta["cyclegan"] / delta["histgan_bi"]
     paper = PAPER_DELTA_E
@@ -33,10 +39,10 @@ def _colour(delta: Mapping[str, float]) -> list[str]:
         f"Grades of the means: CycleGAN {jis_grade(delta['cyclegan'])}, CycleGAN + SN {jis_grade(delta['cyclegan_sn'])}, "
         f"one direction {jis_grade(delta['histgan_uni'])}, both directions {jis_grade(delta['histgan_bi'])} "
         f"(the paper: {', '.join(jis_grade(paper[v]) for v in ('cyclegan', 'cyclegan_sn', 'histgan_uni', 'histgan_bi'))}).",
-        f"Both directions vs. one direction: {delta['histgan_bi']:.1f} vs. {delta['histgan_uni']:.1f} "
+        f"Both directions vs. one direction: {_apart(delta['histgan_bi'], delta['histgan_uni'])} "
         f"({'both directions better' if delta['histgan_bi'] < delta['histgan_uni'] else 'one direction as good or better'}; "
         f"the paper found both directions slightly better, {paper['histgan_bi']} vs. {paper['histgan_uni']}).",
-        f"Spectral normalisation alone: {delta['cyclegan_sn']:.1f} vs. {delta['cyclegan']:.1f} for the plain CycleGAN "
+        f"Spectral normalisation alone: {_apart(delta['cyclegan_sn'], delta['cyclegan'])} for the plain CycleGAN "
         f"(the paper: {paper['cyclegan_sn']} vs. {paper['cyclegan']}, no real change in colour).",
         f"The best non-learned baseline on ΔE is {BASELINE_LABELS[best]} with {delta[best]:.1f}; it is "
         f"{'lower' if delta[best] < delta['histgan_bi'] else 'not lower'} than the both-directions model's "
