@@ -140,7 +140,7 @@ def run(job: Job, only: Sequence[str] = (), workers: int | None = None) -> Path:
     if unknown:
         raise HistganError(f"unknown stage(s) {unknown}; the stages are {[s.name for s in todo]}")
     keys: dict[str, str] = {}
-    stale: list[tuple[int, Stage]] = []
+    plan: list[tuple[int, Stage, bool]] = []  # (number, stage, stale) of the stages considered
     for i, stage in enumerate(todo, 1):
         key = stage_key(stage, keys)
         keys[stage.name] = key
@@ -148,14 +148,15 @@ def run(job: Job, only: Sequence[str] = (), workers: int | None = None) -> Path:
             continue
         stamp = _stamp_path(job, stage)
         current = stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")).get("key") == key
-        if current and not job.force and all(p.exists() for p in stage.outputs):
-            print(f"[{i}/{len(todo)}] {stage.label}: up to date, skipped", flush=True)
-        else:
-            stale.append((i, stage))
+        plan.append((i, stage, not (current and not job.force and all(p.exists() for p in stage.outputs))))
+    stale = [(i, s) for i, s, redo in plan if redo]
     workers = pool_workers([s for _, s in stale]) if workers is None else workers
     start = time.monotonic()
     pooled = [(i, s) for i, s in stale if s.jobs] if workers > 1 else []
-    for i, stage in stale:
+    for i, stage, redo in plan:
+        if not redo:
+            print(f"[{i}/{len(todo)}] {stage.label}: up to date, skipped", flush=True)
+            continue
         if pooled and stage is pooled[0][1]:  # the pool: every stage with jobs, as its needs allow
             _run_pool(job, pooled, keys, len(todo), workers)
         if any(stage is s for _, s in pooled):
