@@ -51,7 +51,7 @@ def test_dcgan_initialisation_statistics():
     bn = [m for net in (G, D) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     scales = torch.cat([m.weight.detach() for m in bn])
     assert abs(float(scales.mean()) - 1) < 0.01 and 0.015 < float(scales.std()) < 0.025  # N(1, 0.02)
-    assert all(float(m.bias.abs().max()) == 0 for m in bn)
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in bn)
 
 
 @pytest.mark.parametrize("bad", [dict(size=48), dict(size=4), dict(nz=0), dict(lr=0.0), dict(beta1=1.0)])
