@@ -66,7 +66,9 @@ def test_whole_lines_end_each_copied_line_so_other_writers_start_on_their_own():
         subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True)
         import time
 
-        time.sleep(1.0)  # the copying thread has read the bar's lines
+        deadline = time.monotonic() + 30
+        while "5/5" not in out.getvalue() and time.monotonic() < deadline:  # the bar's last line is copied
+            time.sleep(0.1)
         out.write("[2/3] status line\n")
     text = out.getvalue()
     assert text.endswith("\n") and "\n[2/3] status line\n" in text and not text.startswith("\n"), text

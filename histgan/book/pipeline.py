@@ -210,8 +210,9 @@ def _run_pool(job: Job, pooled: Sequence[tuple[int, Stage]], keys: dict[str, str
 
     order = sorted(pooled, key=lambda e: (not any(j.width >= ALL_SLOTS for j in e[1].jobs), not e[1].resumes))
     owner = {j.name: (i, stage) for i, stage in pooled for j in stage.jobs}
-    left = {stage.name: {j.name for j in stage.jobs} for _, stage in pooled}
-    began: dict[str, float] = {}
+    jobs_of = {stage.name: tuple(j.name for j in stage.jobs) for _, stage in pooled}
+    began: dict[str, float] = {}  # stage name -> when its first job started
+    started: set[str] = set()  # the jobs started in this pool
     for _, stage in pooled:
         _clear_if_changed(_stamp_path(job, stage).with_suffix(".started"), keys[stage.name], stage.clears)
         for j in stage.jobs if not stage.resumes else ():  # e.g. a notebook: executed again, whole
@@ -220,10 +221,13 @@ def _run_pool(job: Job, pooled: Sequence[tuple[int, Stage]], keys: dict[str, str
         if all(j.done for j in stage.jobs):
             _record(job, stage, keys[stage.name], 0.0)
             print(f"[{i}/{total}] {stage.label}: its runs had finished before, done", flush=True)
-    jobs = [replace(j, after=tuple(a for a in j.after if a in owner)) for _, stage in order for j in stage.jobs]
+    # a stage's jobs come after every pooled job of the stages it needs (the others are done already)
+    jobs = [replace(j, after=(*j.after, *(n for need in stage.needs for n in jobs_of.get(need, ()))))
+            for _, stage in order for j in stage.jobs]
 
     def on_start(pool_job) -> None:
         i, stage = owner[pool_job.name]
+        started.add(pool_job.name)
         if stage.name not in began:
             began[stage.name] = time.monotonic()
             print(f"[{i}/{total}] {stage.label} ...", flush=True)
@@ -233,21 +237,19 @@ def _run_pool(job: Job, pooled: Sequence[tuple[int, Stage]], keys: dict[str, str
 
     def on_done(pool_job, seconds: float) -> None:
         i, stage = owner[pool_job.name]
-        left[stage.name].discard(pool_job.name)
-        left[stage.name] -= {j.name for j in stage.jobs if j.done}  # and those that had finished before
         if len(stage.jobs) > 1:
             print(f"[{i}/{total}] {stage.name}: {pool_job.name} done in {seconds:.0f} s", flush=True)
-        if not left[stage.name]:
-            elapsed = time.monotonic() - began.get(stage.name, time.monotonic())
+        if all(j.done for j in stage.jobs):  # its last job (the marker is written before this call)
+            elapsed = time.monotonic() - began[stage.name]
             _record(job, stage, keys[stage.name], elapsed)
             print(f"[{i}/{total}] {stage.label}: done in {elapsed:.0f} s", flush=True)
 
     try:
         with forward_progress(whole_lines=True):  # the runs' and notebooks' bars reach this terminal
             run_parallel(jobs, workers=workers, progress=False, on_start=on_start, on_done=on_done)
-    except HistganError as exc:
+    except HistganError as exc:  # the failed jobs: started here, and without a completion marker
         logs = [f"--- {j.name}: the end of {Path(j.run_dir) / 'job.log'} ---\n{_tail(Path(j.run_dir) / 'job.log')}"
-                for j in jobs if f"{j.name} (exit" in str(exc)]
+                for j in jobs if j.name in started and not j.done]
         raise HistganError("\n".join([str(exc), *logs])) from None
 
 

@@ -89,18 +89,18 @@ def _folders(job: Job) -> dict[str, str]:
 def notebook_stage(job: Job, spec: NotebookStage) -> Stage:
     """Run ``notebooks/<name>.py`` with ``spec``'s parameters into ``book/executed/<name>.ipynb``.
 
-    In the pipeline's pool the notebook is one job (:func:`histgan.book.notebooks.run_notebook_job`)
-    after the train stage's jobs if it needs them; its log is ``_build/.stages/jobs/<name>/job.log``."""
+    In the pipeline's pool the notebook is one job (:func:`histgan.book.notebooks.run_notebook_job`),
+    which the pipeline runs after the jobs of the stages it needs; its log is
+    ``_build/.stages/jobs/<name>/job.log``."""
     from histgan.train import parallel
 
     params = spec.parameters(job)
     source = job.root / "notebooks" / f"{spec.name}.py"
     dest = job.executed / f"{spec.name}.ipynb"
-    after = tuple(j.name for j in train_jobs(job)) if "train" in spec.needs else ()
     pool_job = parallel.Job(name=spec.name, run_dir=job_folder(job, spec.name),
                             target="histgan.book.notebooks:run_notebook_job",
                             params={"notebook": str(source), "run_dir": str(job.executed), "parameters": params},
-                            after=after, width=parallel.ALL_SLOTS if spec.wide else 1)
+                            width=parallel.ALL_SLOTS if spec.wide else 1)
     return Stage(name=spec.name, label=f"notebook {spec.name}" + (f" ({spec.title})" if spec.title else ""),
                  action=lambda: execute_notebook(source, dest, params, source.parent),
                  outputs=(dest,), inputs=(source, *notebook_sources(job.root, source),

@@ -229,8 +229,8 @@ def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int |
         The jobs' run folders, in the order given (skipped ones included).
 
     Raises:
-        HistganError: a bad ``workers``/``threads``/``width``, duplicate names, an ``after`` that names
-            the job itself or a later-only cycle, or jobs that failed (named, with their logs; the
+        HistganError: a bad ``workers``/``threads``/``width``, duplicate names, a job that comes after
+            itself or jobs that wait for each other in a cycle, or jobs that failed (named, with their logs; the
             others still ran to the end, except those that come after a failed one). An interrupt
             stops every running child.
     """
@@ -264,7 +264,7 @@ def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int |
         """Drop the jobs that come after a failed one; return the first whose ``after`` jobs are done."""
         for entry in [e for e in todo if broken & set(e[1].after)]:
             todo.remove(entry)
-            why = f"not run: it comes after {sorted(broken & set(entry[1].after))[0]}, which failed"
+            why = f"not run: it comes after {min(broken & set(entry[1].after))}, which failed"
             fail(*entry, why, why)
         return next((e for e in todo if all(a in finished or a not in pending for a in e[1].after)), None)
 
@@ -331,7 +331,8 @@ def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int |
 
 
 def _check_order(jobs: Sequence[Job]) -> None:
-    """Every ``after`` names another job and the ``after`` relation has no cycle."""
+    """No job comes after itself and no jobs wait for each other in a cycle (an ``after`` naming no job
+    of the list is allowed: it counts as finished before)."""
     by_name = {j.name: j for j in jobs}
     for job in jobs:
         if job.name in job.after:
