@@ -16,7 +16,7 @@ The loss weights and why we chose them: :mod:`histgan.config`.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as nnf
@@ -26,7 +26,7 @@ from histgan.colour_difference import lab_from_unit_rgb
 from histgan.histogram import histogram_loss, soft_histogram
 
 __all__ = ["GANLoss", "cycle_loss", "identity_loss", "masked_histogram", "colour_loss", "masked_mean_lab",
-           "mean_colour_loss", "total_loss"]
+           "masked_mean_labs", "mean_colour_loss", "mean_colour_losses", "total_loss"]
 
 
 def _full(t: Tensor) -> Tensor:
@@ -99,13 +99,23 @@ def masked_mean_lab(images: Tensor, mask: Tensor | None) -> Tensor:
 
     The conversion of :func:`histgan.colour_difference.lab_from_unit_rgb`, in float32 outside autocast;
     images are clamped to [-1, 1] first (a tanh output's round-off). Nothing is read back from the
-    device; an empty mask gives the mean of nothing as 0 (not a NaN).
+    device; an empty mask gives the mean of nothing as 0 (not a NaN). :func:`masked_mean_labs` takes
+    several masks of the same images at the cost of one conversion.
     """
+    return masked_mean_labs(images, [mask])[0]
+
+
+def masked_mean_labs(images: Tensor, masks: Sequence[Tensor | None]) -> list[Tensor]:
+    """:func:`masked_mean_lab` of ``images`` over each of ``masks`` (e.g. a foreground and its
+    background), converting the images to L*a*b* once: a list of ``(N, 3)``."""
     with torch.autocast(device_type=images.device.type, enabled=False):
         images = _full(images)
-        m = torch.ones_like(images[:, :1]) if mask is None else (mask != 0).to(images.dtype)
-        lab = lab_from_unit_rgb((images.clamp(-1.0, 1.0) + 1.0) / 2.0)
-        return (lab * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1.0)
+        n, _, h, w = images.shape
+        lab = lab_from_unit_rgb((images.clamp(-1.0, 1.0) + 1.0) / 2.0).reshape(n, 3, h * w)
+        weights = torch.cat([torch.ones_like(images[:, :1]) if m is None else (m != 0).to(images.dtype)
+                             for m in masks], dim=1).reshape(n, len(masks), h * w)  # (N, k, HW)
+        means = torch.bmm(lab, weights.transpose(1, 2)) / weights.sum(2).clamp_min(1.0)[:, None]  # (N, 3, k)
+        return list(means.unbind(2))
 
 
 def mean_colour_loss(fake: Tensor, fake_mask: Tensor | None, lab_ref: Tensor) -> Tensor:
@@ -114,9 +124,16 @@ def mean_colour_loss(fake: Tensor, fake_mask: Tensor | None, lab_ref: Tensor) ->
     ``fake (N, 3, H, W)``, ``lab_ref (N, 3)`` (e.g. :func:`masked_mean_lab` of the references over
     their own masks) → ``(N,)``. The distance is ``sqrt(‖Δ‖² + 1e-12)``: its gradient has unit length
     for any shift, however small (eq (6) in L2 is quadratic there), and is finite at 0.
+    :func:`mean_colour_losses` takes several masks and references of the same images.
     """
-    mean = masked_mean_lab(fake, fake_mask)
-    return ((mean - lab_ref.to(mean.dtype)) ** 2).sum(1).add(1e-12).sqrt()
+    return mean_colour_losses(fake, [fake_mask], [lab_ref])[0]
+
+
+def mean_colour_losses(fake: Tensor, fake_masks: Sequence[Tensor | None], lab_refs: Sequence[Tensor]) -> list[Tensor]:
+    """:func:`mean_colour_loss` of ``fake`` over each mask against its reference, with one conversion
+    of ``fake`` to L*a*b*: a list of ``(N,)``."""
+    means = masked_mean_labs(fake, fake_masks)
+    return [((m - ref.to(m.dtype)) ** 2).sum(1).add(1e-12).sqrt() for m, ref in zip(means, lab_refs, strict=True)]
 
 
 def total_loss(terms: Mapping[str, Tensor], lambda_gan: float, lambda_cycle: float, lambda_idt: float,

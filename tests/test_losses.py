@@ -92,6 +92,29 @@ def test_masked_mean_lab_of_flat_colours_matches_colour_science():
     assert torch.equal(masked_mean_lab(image, torch.zeros_like(left)), torch.zeros(1, 3, dtype=torch.float64))
 
 
+def test_several_masks_share_one_conversion_and_equal_the_masked_means():
+    """``masked_mean_labs`` over a foreground, its background and no mask equals each mean written out
+    from the per-pixel L*a*b* (float64), and ``mean_colour_losses`` equals the ΔE of each mean against its
+    reference, with float64 gradients that pass gradcheck through both terms at once."""
+    from histgan.colour_difference import lab_from_unit_rgb
+    from histgan.losses import masked_mean_labs, mean_colour_losses
+
+    g = torch.Generator().manual_seed(3)
+    img = torch.rand(2, 3, 6, 5, generator=g, dtype=torch.float64) * 2 - 1
+    fg = (torch.rand(2, 1, 6, 5, generator=g) > 0.4).double()
+    lab = lab_from_unit_rgb((img + 1) / 2)
+    written = [(lab * m).sum((2, 3)) / m.sum((2, 3)) for m in (fg, 1 - fg, torch.ones_like(fg))]
+    got = masked_mean_labs(img, [fg, 1 - fg, None])
+    assert len(got) == 3 and all(torch.allclose(a, b, rtol=0, atol=1e-10) for a, b in zip(got, written))
+    refs = [torch.tensor([[50.0, 10.0, -5.0], [60.0, 0.0, 20.0]], dtype=torch.float64), written[1] + 1.5]
+    far = mean_colour_losses(img, [fg, 1 - fg], refs)
+    for d, w, r in zip(far, written, refs):
+        assert torch.allclose(d, (w - r).norm(dim=1), atol=1e-9)
+    assert torch.allclose(far[1], torch.full((2,), 1.5 * 3**0.5, dtype=torch.float64), atol=1e-9)
+    assert torch.autograd.gradcheck(lambda f: sum(t.sum() for t in mean_colour_losses(f, [fg, 1 - fg], refs)),
+                                    img.clone().requires_grad_())
+
+
 def test_mean_colour_loss_is_the_evaluation_delta_e_and_differentiable():
     """The training term equals eq (12) as the evaluation computes it (colour_difference.delta_e) for
     random images and masks, and its float64 gradient passes gradcheck."""

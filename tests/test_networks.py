@@ -95,6 +95,21 @@ def test_spectral_norm_applied_and_normalises():
     assert any(hasattr(mod, "parametrizations") for mod in m["G"].modules())
 
 
+def test_film_is_scale_and_shift_per_channel():
+    """FiLM of Perez et al.: ``(1 + γ(c)) · x + β(c)`` per sample and channel, written out in float64 from
+    the projection's weights, on a 4-D feature map and on the colour head's 3 channels."""
+    torch.manual_seed(1)
+    film = FiLM(5, 4).double()
+    torch.nn.init.normal_(film.proj.weight)
+    torch.nn.init.normal_(film.proj.bias)
+    code, x = torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    gb = code @ film.proj.weight.T + film.proj.bias
+    gamma, beta = gb[:, :4, None, None], gb[:, 4:, None, None]
+    assert torch.allclose(film(x, code), x * (1 + gamma) + beta, rtol=0, atol=1e-12)
+    g, b = film.coefficients(code)
+    assert g.shape == b.shape == (2, 4, 1, 1) and torch.allclose(g, gamma) and torch.allclose(b, beta)
+
+
 def test_film_projection_not_spectrally_normalised():
     G = apply_spectral_norm(Generator(ngf=8, n_blocks=1, code_dim=4, bins=8, injection="film"))
     assert all(not hasattr(f.proj, "parametrizations") for f in G.film)

@@ -114,8 +114,13 @@ class FiLM(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: Tensor, code: Tensor) -> Tensor:
-        gamma, beta = self.proj(code).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        return x * (1 + gamma) + beta
+        gamma, beta = self.coefficients(code, x.dim())
+        return torch.addcmul(beta, x, 1 + gamma)  # one pass over x (forward and backward)
+
+    def coefficients(self, code: Tensor, dim: int = 4) -> tuple[Tensor, Tensor]:
+        """``γ(c), β(c)`` shaped ``(N, ch, 1, …)`` to broadcast over a ``dim``-dimensional feature map."""
+        gamma, beta = self.proj(code).reshape(len(code), -1, *([1] * (dim - 2))).chunk(2, dim=1)
+        return gamma, beta
 
 
 class AdaResBlock(ResBlock):

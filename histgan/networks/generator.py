@@ -236,11 +236,13 @@ class Generator(nn.Module):
                 f = self.fuse[i](torch.cat([f, skips[-1 - i]], dim=1))
             f = norm(f)
             g = None if self.gate is None else torch.sigmoid(self.gate[i](f))  # where the backdrop goes
-            b = None if self.gate is None else self.film_backdrop[i](f, code[:, -BACKDROP_DIM:]) - f
+            if g is not None:  # the backdrop FiLM's change, γ_b f + β_b (its output minus f)
+                gamma_b, beta_b = self.film_backdrop[i].coefficients(code[:, -BACKDROP_DIM:])
+                b = torch.addcmul(beta_b, f, gamma_b)
             if self.film is not None:
                 f = self.film[i](f, code[:, :self.film_width])
             if g is not None:  # eq (M1d): the backdrop's own modulation, only where the gate opens
-                f = f + g * b
+                f = torch.addcmul(f, g, b)
             f = torch.relu(f)
         if self.head is None:
             return self.out(f)

@@ -32,8 +32,8 @@ from torch.nn.utils import parametrize
 from histgan.config import TrainConfig
 from histgan.errors import HistganError
 from histgan.histogram import trusted_inputs
-from histgan.losses import (GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, masked_mean_lab,
-                            mean_colour_loss, total_loss)
+from histgan.losses import (GANLoss, colour_loss, cycle_loss, identity_loss, masked_histogram, masked_mean_labs,
+                            mean_colour_losses, total_loss)
 from histgan.networks.conditioning import FiLM, HistogramEncoder, backdrop_descriptor
 
 #: Share of the samples whose backdrop descriptor is zeroed ("no backdrop given") in training.
@@ -98,6 +98,8 @@ def make_optimisers(models: Mapping[str, nn.Module], config: TrainConfig) -> dic
     path (:func:`code_parameters`) with ``lr_scale = code_lr``, and the rest with ``lr_scale = 1``;
     the training loop sets each group's rate to ``lr_scale · lr · lr_factor(step)``. With
     ``code_lr == 1`` it has one group, as before the option existed (old checkpoints resume).
+    On CPU and CUDA they use torch's fused Adam kernel (:func:`_fused`; the same update, rounded
+    differently in the last bits than the one-operation-at-a-time form).
     """
     def adam(*names: str) -> torch.optim.Optimizer:
         params = [p for n in names for p in models[n].parameters()]
@@ -108,9 +110,15 @@ def make_optimisers(models: Mapping[str, nn.Module], config: TrainConfig) -> dic
             groups = [{"params": [p for p in params if id(p) not in code], "lr_scale": 1.0},
                       {"params": [p for p in params if id(p) in code], "lr_scale": float(config.code_lr),
                        "lr": config.lr * config.code_lr}]
-        return torch.optim.Adam(groups, lr=config.lr, betas=(config.beta1, config.beta2))
+        return torch.optim.Adam(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=_fused(params))
 
     return {"G": adam("G", "F"), "D": adam("D_x", "D_y")}
+
+
+def _fused(params: list[nn.Parameter]) -> bool | None:
+    """Adam's fused kernel (one per parameter, not a dozen small operations) where torch has it for the
+    parameters' device, CPU or CUDA; ``None`` (torch's default) elsewhere."""
+    return True if params and all(p.device.type in ("cpu", "cuda") for p in params) else None
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -208,14 +216,15 @@ def _step(models, optimisers, batch, c: TrainConfig, pools, amp_dtype, fast: boo
     with torch.no_grad():  # the references' histograms h_ref (data: no gradient), and mean colours
         h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth) if c.condition_G else None
         h_x = masked_histogram(x, x_mask, c.bins, c.bandwidth) if c.condition_F else None
-        lab = {"y": masked_mean_lab(y, y_mask) if c.condition_G and c.lambda_mean else None,
-               "x": masked_mean_lab(x, x_mask) if c.condition_F and c.lambda_mean else None}
         backdrop = c.backdrop_code != "off"
         bd = {"y": _backdrop(y, y_mask) if c.condition_G and backdrop else None,
               "x": _backdrop(x, x_mask) if c.condition_F and backdrop else None}
-        for k, img, m in (("y", y, y_mask), ("x", x, x_mask)):
-            lab[f"bg_{k}"] = (masked_mean_lab(img, (m == 0).to(img.dtype))
-                              if bd[k] is not None and c.lambda_mean else None)
+        lab: dict[str, Tensor | None] = {}
+        for k, img, m, conditioned in (("y", y, y_mask, c.condition_G), ("x", x, x_mask, c.condition_F)):
+            # the mean colour over the mask, and with a backdrop over the background too (one conversion)
+            means = (masked_mean_labs(img, [m] + ([(m == 0).to(img.dtype)] if bd[k] is not None else []))
+                     if conditioned and c.lambda_mean else [])
+            lab[k], lab[f"bg_{k}"] = (means + [None, None])[:2]
     batched = fast and c.norm != "batch"  # per-sample norms: a concatenated call = separate calls
     sn_cache = parametrize.cached if fast else contextlib.nullcontext
     terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, lab, bd, c, autocast,
@@ -299,15 +308,19 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
         terms["hist_y"] = colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind)
     if c.condition_F:
         terms["hist_x"] = colour_loss(fake_x, y_mask, h_x, c.bins, c.bandwidth, c.hist_kind)
-    if lab["y"] is not None:  # beyond the paper: the mean colour's ΔE, same masks as eq (6)
-        terms["mean_y"] = mean_colour_loss(fake_y, x_mask, lab["y"]).mean()
-    if lab["x"] is not None:
-        terms["mean_x"] = mean_colour_loss(fake_x, y_mask, lab["x"]).mean()
-    for k, fake, mask in (("y", fake_y, x_mask), ("x", fake_x, y_mask)):  # the backgrounds, where given
-        if lab.get(f"bg_{k}") is not None:
-            given = bd[k][:, -1]
-            far = mean_colour_loss(fake, (mask == 0).to(fake.dtype), lab[f"bg_{k}"])
-            terms[f"mean_bg_{k}"] = (far * given).sum() / given.sum().clamp_min(1.0)
+    # beyond the paper: the mean colour's ΔE, same masks as eq (6), and over the backgrounds where given
+    # (both from one conversion of the fake to L*a*b*)
+    mean: dict[str, Tensor] = {}
+    for k, fake, mask in (("y", fake_y, x_mask), ("x", fake_x, y_mask)):
+        if lab[k] is not None:
+            bg = lab[f"bg_{k}"] is not None
+            far = mean_colour_losses(fake, [mask] + ([(mask == 0).to(fake.dtype)] if bg else []),
+                                     [lab[k]] + ([lab[f"bg_{k}"]] if bg else []))
+            mean[f"mean_{k}"] = far[0].mean()
+            if bg:
+                given = bd[k][:, -1]
+                mean[f"mean_bg_{k}"] = (far[1] * given).sum() / given.sum().clamp_min(1.0)
+    terms.update((k, mean[k]) for k in ("mean_y", "mean_x", "mean_bg_y", "mean_bg_x") if k in mean)
     terms["loss_G"] = total_loss(terms, c.lambda_gan, c.lambda_cycle, c.lambda_idt, c.lambda_hist, c.lambda_mean)
     if check:
         _check_losses(terms, step)
