@@ -186,7 +186,12 @@ show.show_source(colour_code.refine_codes)
 # All pairs are refined in one batch. Each pair's loss depends on its own code only, so the gradient of
 # the summed loss with respect to $c_n$ is the gradient of pair $n$'s term; Adam's update of every
 # element uses that element's gradient history alone. A batch therefore takes the same steps as its
-# pairs one by one — checked here on two pairs (and in the package's tests):
+# pairs one by one, up to rounding: the network rounds a batch of two differently from a batch of one
+# (in the last bits of float32), and Adam divides each element's step by the size of its own gradient,
+# so an element whose gradient is as small as that rounding difference takes a step that the rounding
+# decides. The codes of a barely trained network can therefore differ after a few steps in their second
+# or third decimal on one CPU and not on another; what the refinement is for — each pair's loss, step by
+# step — agrees. Checked here on two pairs (and, for the codes, in the package's tests):
 
 # %%
 h2 = model.histogram(test_set.ref[:2], test_set.ref_mask[:2])
@@ -194,9 +199,9 @@ c2 = model.G.encode(h2).detach()
 together = colour_code.refine_codes(model.G, test_set.x[:2], c2, h2, 5, x_mask=test_set.x_mask[:2], bins=model.config.bins)
 alone = colour_code.refine_codes(model.G, test_set.x[1:2], c2[1:], h2[1:], 5, x_mask=test_set.x_mask[1:2],
                                  bins=model.config.bins)
-gap = float((together.code[1:] - alone.code).abs().max())
-print("batched and alone agree to 1e-4:", gap < 1e-4)
-assert gap < 1e-4
+same = bool(torch.allclose(together.losses[:, 1], alone.losses[:, 0], rtol=1e-3, atol=1e-6))
+print("the second pair's losses, step by step, batched and alone agree to 0.1 %:", same)
+assert same
 
 # %% [markdown]
 # Now the test pairs: one refinement path, measured after each of the step counts in `refine_steps`.
