@@ -1,5 +1,6 @@
 """Training engine: config, pure step, fit's run folder, NaN stop, resume (SIGKILL), lock, DDP."""
 
+import copy
 import json
 import math
 import os
@@ -523,6 +524,48 @@ def test_code_lr_gives_the_colour_code_path_its_own_rate(data, tmp_path):
         top[scale] = max(float(v.abs().max()) for k, v in g.items() if k.startswith("head.proj.weight"))
     lr = c.lr
     assert lr * 0.5 < top[1.0] <= lr * 1.0001 and 10 * lr * 0.5 < top[10.0] <= 10 * lr * 1.0001
+
+
+def test_fused_adam_is_adam_and_resumes_an_unfused_state():
+    """make_optimisers uses torch's fused Adam on CPU; its update is Adam's formula (Kingma & Ba, with the
+    run's betas, written out here in float64), and an optimiser state saved by the one-operation-at-a-time
+    Adam (checkpoints written before) continues in it as it would have continued in the old one."""
+    c = make_config("quick", variant="histgan_bi")
+    models = {k: torch.nn.Linear(3, 2).double() for k in ("G", "F", "D_x", "D_y")}
+    opts = step.make_optimisers(models, c)
+    assert all(g["fused"] for o in opts.values() for g in o.param_groups)
+    w = models["G"].weight
+    start, grads = w.detach().clone(), [torch.randn_like(w) for _ in range(3)]
+    m = v = torch.zeros_like(w)
+    expect = start.clone()
+    (b1, b2), eps, lr = (c.beta1, c.beta2), 1e-8, c.lr
+    for t, g in enumerate(grads[:2], 1):
+        for p in (p for mod in models.values() for p in mod.parameters()):
+            p.grad = torch.zeros_like(p)
+        w.grad = g.clone()
+        opts["G"].step()
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        expect = expect - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
+    assert torch.allclose(w.detach(), expect, rtol=0, atol=1e-12)
+    # an unfused Adam's state, loaded into ours, takes the third step as the unfused one does
+    old_net = torch.nn.Linear(3, 2).double()
+    old = torch.optim.Adam(old_net.parameters(), lr=lr, betas=(b1, b2), foreach=False)
+    with torch.no_grad():
+        old_net.weight.copy_(start)
+    for g in grads[:2]:
+        old_net.weight.grad, old_net.bias.grad = g.clone(), torch.zeros_like(old_net.bias)
+        old.step()
+    new_net = torch.nn.Linear(3, 2).double()
+    new_net.load_state_dict(old_net.state_dict())
+    new = step.make_optimisers({k: new_net if k == "G" else models[k] for k in models}, c)["G"]
+    saved = copy.deepcopy(old.state_dict())  # as from a checkpoint: tensors of its own, not old's
+    new.load_state_dict({"state": saved["state"], "param_groups": new.state_dict()["param_groups"]})
+    for o, net in ((old, old_net), (new, new_net)):
+        for p in (p for g in o.param_groups for p in g["params"]):
+            p.grad = torch.zeros_like(p)
+        net.weight.grad = grads[2].clone()
+        o.step()
+    assert torch.allclose(new_net.weight, old_net.weight, rtol=0, atol=1e-12)
 
 
 def test_weight_average_follows_its_formula_and_resumes_bit_identically(tmp_path):
