@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train_step.py variants            # 4 variants at 64² and 256² (~5 min)
     python benchmarks/bench_train_step.py constraint          # histgan_bi vs cyclegan_sn, injection forms
+    python benchmarks/bench_train_step.py adam                # the optimiser steps: fused Adam vs one parameter at a time
     python benchmarks/bench_train_step.py options             # cpu preset: bf16, threads, compile, batch
     python benchmarks/bench_train_step.py colour --steps 300  # bf16 vs fp32 colour results (trains twice)
     python benchmarks/bench_train_step.py batch --steps 1000  # batch 1 vs 4 for equal wall time (trains twice)
@@ -175,6 +176,39 @@ def bench_constraint(size: int, reps: int) -> list[dict]:
     return rows
 
 
+def bench_adam(reps: int) -> list[dict]:
+    """Both optimiser steps of a training step (``G`` + ``F``, ``D_x`` + ``D_y``) of the ``cpu`` preset's
+    ``cyclegan_sn`` and ``histgan_bi``, as :func:`histgan.train.step.make_optimisers` builds them (torch's
+    fused Adam) and as torch builds Adam on CPU without being asked (one parameter at a time), interleaved,
+    on random gradients; ratios to the fused step of the same variant."""
+    trials: dict[str, tuple[list[torch.optim.Optimizer], list[torch.nn.Parameter]]] = {}
+    for variant in ("cyclegan_sn", "histgan_bi"):
+        config = make_config("cpu", variant=variant)
+        torch.manual_seed(config.seed)
+        models = build_models(config)
+        params = [p for m in models.values() for p in m.parameters()]
+        for p in params:
+            p.grad = torch.randn_like(p) * 1e-3
+        fused = list(make_optimisers(models, config).values())
+        plain = [torch.optim.Adam([{k: v for k, v in g.items() if k != "fused"} | {"foreach": False}
+                                   for g in o.param_groups], fused=False) for o in fused]
+        trials[f"{variant} (fused, ours)"], trials[f"{variant} (one parameter at a time)"] = (fused, params), (plain, params)
+    times: dict[str, list[float]] = {k: [] for k in trials}
+    for rep in range(reps + 2):
+        for name, (opts, _) in trials.items():
+            t = time.perf_counter()
+            for o in opts:
+                o.step()
+            if rep >= 2:  # two warm-up rounds
+                times[name].append(time.perf_counter() - t)
+    rows = []
+    for name, runs in times.items():
+        base = statistics.median(times[name.split(" (")[0] + " (fused, ours)"])
+        rows.append({"name": name, "median_s": statistics.median(runs), "runs": runs,
+                     "parameters": len(trials[name][1]), "time_ratio": statistics.median(runs) / base})
+    return rows
+
+
 def option_trainers(quick: bool, compile: bool = True) -> dict[str, Trainer]:
     """The cpu preset's ``histgan_bi`` under each option (name -> trainer)."""
     cfg = make_config("cpu", variant="histgan_bi")
@@ -276,7 +310,7 @@ def _print_rows(title: str, rows: list[dict], cols: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sections", nargs="+", choices=["variants", "constraint", "options", "colour", "batch"])
+    p.add_argument("sections", nargs="+", choices=["variants", "constraint", "adam", "options", "colour", "batch"])
     p.add_argument("--quick", action="store_true", help="64² only, fewer options, 3 repetitions")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 256], help="image sizes for 'variants'")
     p.add_argument("--no-compile", action="store_true", help="options: leave out torch.compile (minutes of compiling)")
@@ -304,6 +338,11 @@ def main(argv: list[str] | None = None) -> None:
             _print_rows(f"the colour constraint's cost at {size}² (median s; ratios to cyclegan_sn)",
                         [r for r in rows if r["size"] == size], ["median_s", "time_ratio", "median_cpu_s", "cpu_ratio"])
         results["constraint"] = rows
+    if "adam" in args.sections:
+        rows = bench_adam(max(reps, 20))
+        _print_rows("both optimiser steps of one training step (median s; ratio to the fused step)", rows,
+                    ["median_s", "time_ratio", "parameters"])
+        results["adam"] = rows
     if "options" in args.sections:
         rows = bench_options(reps, args.quick, not args.no_compile)
         _print_rows("cpu preset histgan_bi step (images/s; ratio to the first row)", rows,
