@@ -144,6 +144,13 @@ POINTS: dict[str, tuple[dict, str]] = {
     "gated+mask_input_seed_1": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
                                  "backdrop_code": "gated", "mask_input": True, "seed": 1},
                                 "as gated+mask_input, seed 1: how much of a difference is the seed's"),
+    # The middle-layer injection conv is followed by an instance norm, which removes the code's part of it
+    # everywhere but on the zero-padded border; the decoder's FiLMs and the colour head carry the code
+    # everywhere. The conv costs 5-6 % of a training step: does the translator need it?
+    "gated+mask_input+film_only": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True, "code_lr": 30.0,
+                                    "backdrop_code": "gated", "mask_input": True, "injection": "film"},
+                                   "gated+mask_input without the middle layer's injection conv (FiLM in the "
+                                   "decoder and the colour head only)"),
 }
 
 #: Every point above was measured before the cpu preset took the colour options of the last rows; they
