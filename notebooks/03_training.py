@@ -159,7 +159,13 @@ show.show_source(losses.colour_loss)
 # shading and realism, is measured in section 7.
 
 # %%
-show.show_source(losses.mean_colour_loss)
+show.show_source(losses.mean_colour_losses)
+
+# %% [markdown]
+# The mean colours over a foreground and its background come from one conversion to L\*a\*b\*:
+
+# %%
+show.show_source(losses.masked_mean_labs)
 
 # %% [markdown]
 # The paper prints none of the weights, nor the optimiser or the schedule. Ours, and why, are in the

@@ -97,7 +97,7 @@ def test_spectral_norm_applied_and_normalises():
 
 def test_film_is_scale_and_shift_per_channel():
     """FiLM of Perez et al.: ``(1 + γ(c)) · x + β(c)`` per sample and channel, written out in float64 from
-    the projection's weights, on a 4-D feature map and on the colour head's 3 channels."""
+    the projection's weights, and the coefficients FiLM.coefficients hands the gated backdrop."""
     torch.manual_seed(1)
     film = FiLM(5, 4).double()
     torch.nn.init.normal_(film.proj.weight)

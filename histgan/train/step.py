@@ -219,12 +219,9 @@ def _step(models, optimisers, batch, c: TrainConfig, pools, amp_dtype, fast: boo
         backdrop = c.backdrop_code != "off"
         bd = {"y": _backdrop(y, y_mask) if c.condition_G and backdrop else None,
               "x": _backdrop(x, x_mask) if c.condition_F and backdrop else None}
-        lab: dict[str, Tensor | None] = {}
-        for k, img, m, conditioned in (("y", y, y_mask, c.condition_G), ("x", x, x_mask, c.condition_F)):
-            # the mean colour over the mask, and with a backdrop over the background too (one conversion)
-            means = (masked_mean_labs(img, [m] + ([(m == 0).to(img.dtype)] if bd[k] is not None else []))
-                     if conditioned and c.lambda_mean else [])
-            lab[k], lab[f"bg_{k}"] = (means + [None, None])[:2]
+        # each reference's mean colour over its mask and, with a backdrop, over its background (one conversion)
+        lab = {k: masked_mean_labs(img, _mean_masks(m, bd[k] is not None)) if conditioned and c.lambda_mean else None
+               for k, img, m, conditioned in (("y", y, y_mask, c.condition_G), ("x", x, x_mask, c.condition_F))}
     batched = fast and c.norm != "batch"  # per-sample norms: a concatenated call = separate calls
     sn_cache = parametrize.cached if fast else contextlib.nullcontext
     terms, fake_x, fake_y = _generator_step(models, optimisers["G"], batch, h_x, h_y, lab, bd, c, autocast,
@@ -237,6 +234,11 @@ def _step(models, optimisers, batch, c: TrainConfig, pools, amp_dtype, fast: boo
             h_y = masked_histogram(y, y_mask, c.bins, c.bandwidth)
             losses["hist_y"] = colour_loss(fake_y, x_mask, h_y, c.bins, c.bandwidth, c.hist_kind)
     return losses
+
+
+def _mean_masks(mask: Tensor, background: bool) -> list[Tensor]:
+    """The masks of the mean-colour terms: ``[mask]``, and with ``background`` also ``mask == 0``."""
+    return [mask, (mask == 0).to(mask.dtype)] if background else [mask]
 
 
 def _backdrop(images: Tensor, masks: Tensor) -> Tensor:
@@ -277,7 +279,7 @@ def _call(net: nn.Module, a: Tensor, h: Tensor | None, backdrop: Tensor | None, 
 
 
 def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | None, h_y: Tensor | None,
-                    lab: Mapping[str, Tensor | None], bd: Mapping[str, Tensor | None], c: TrainConfig, autocast, sn_cache, batched: bool,
+                    lab: Mapping[str, list[Tensor] | None], bd: Mapping[str, Tensor | None], c: TrainConfig, autocast, sn_cache, batched: bool,
                     check: bool, step: int | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """Eq (7) for G and F with D_x, D_y frozen; one optimiser step. Returns terms and detached fakes."""
     G, F, D_x, D_y = (models[k] for k in ("G", "F", "D_x", "D_y"))
@@ -312,12 +314,10 @@ def _generator_step(models, opt: torch.optim.Optimizer, batch, h_x: Tensor | Non
     # (both from one conversion of the fake to L*a*b*)
     mean: dict[str, Tensor] = {}
     for k, fake, mask in (("y", fake_y, x_mask), ("x", fake_x, y_mask)):
-        if lab[k] is not None:
-            bg = lab[f"bg_{k}"] is not None
-            far = mean_colour_losses(fake, [mask] + ([(mask == 0).to(fake.dtype)] if bg else []),
-                                     [lab[k]] + ([lab[f"bg_{k}"]] if bg else []))
+        if lab[k] is not None:  # the references' means: [foreground] or [foreground, background]
+            far = mean_colour_losses(fake, _mean_masks(mask, len(lab[k]) > 1), lab[k])
             mean[f"mean_{k}"] = far[0].mean()
-            if bg:
+            if len(far) > 1:  # the background's term, over the samples whose backdrop was given
                 given = bd[k][:, -1]
                 mean[f"mean_bg_{k}"] = (far[1] * given).sum() / given.sum().clamp_min(1.0)
     terms.update((k, mean[k]) for k in ("mean_y", "mean_x", "mean_bg_y", "mean_bg_x") if k in mean)
