@@ -151,6 +151,11 @@ POINTS: dict[str, tuple[dict, str]] = {
                                     "backdrop_code": "gated", "mask_input": True, "injection": "film"},
                                    "gated+mask_input without the middle layer's injection conv (FiLM in the "
                                    "decoder and the colour head only)"),
+    "gated+mask_input+film_only_seed_1": ({"colour_head": True, "lambda_mean": 0.1, "code_moments": True,
+                                           "code_lr": 30.0, "backdrop_code": "gated", "mask_input": True,
+                                           "injection": "film", "seed": 1},
+                                          "as gated+mask_input+film_only, seed 1: how much of a difference is the "
+                                          "seed's"),
 }
 
 #: Every point above was measured before the cpu preset took the colour options of the last rows; they

@@ -134,6 +134,57 @@ def test_children_get_their_share_of_threads_and_a_gpu_round_robin(tmp_path, mon
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["0", "1", "0"]
 
 
+_PROBE = """
+import json, sys
+
+
+def report(run_dir, use):
+    \"\"\"What a job's process holds: torch and the IRI parser imported?, torch's threads, nbformat working.\"\"\"
+    state = {"torch_before": "torch" in sys.modules}
+    if use == "torch":
+        import torch
+
+        state["threads"] = torch.get_num_threads()
+    else:
+        import nbformat
+        import papermill  # noqa: F401  (what a notebook job imports)
+
+        nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+        state["iri_parser_blocked"] = sys.modules.get("rfc3987_syntax", "imported") is None
+    with open(f"{run_dir}/state.json", "w") as f:
+        json.dump(state, f)
+"""
+
+
+def test_a_job_process_imports_neither_torch_nor_the_iri_parser_and_torch_takes_its_threads(tmp_path, monkeypatch):
+    """The child process of a parallel job: torch only when the job imports it, then with the job's share of
+    threads (from OMP_NUM_THREADS; 1 here, where torch's default is every core); nbformat validates
+    without jsonschema's slow IRI parser."""
+    (tmp_path / "probe_job.py").write_text(_PROBE)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    jobs = [parallel.Job(use, tmp_path / use, "probe_job:report", {"run_dir": str(tmp_path / use), "use": use})
+            for use in ("torch", "notebook")]
+    parallel.run_parallel(jobs, workers=2, threads=1, gpus=[], progress=False, poll=0.05, stagger=0)
+    torch_job, notebook_job = (json.loads((tmp_path / u / "state.json").read_text()) for u in ("torch", "notebook"))
+    assert torch_job == {"torch_before": False, "threads": 1}
+    assert notebook_job == {"torch_before": False, "iri_parser_blocked": True}
+
+
+def test_no_gpu_device_file_means_no_gpus_without_asking_torch(tmp_path, monkeypatch):
+    def refuse():
+        raise AssertionError("torch was asked")
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(torch.cuda, "is_available", refuse)
+    monkeypatch.setattr(parallel, "_GPU_DEVICE_FILES", (str(tmp_path / "nvidiactl"),))
+    assert parallel._visible_gpus() == []
+    (tmp_path / "nvidiactl").touch()  # a driver's device file: torch decides
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert parallel._visible_gpus() == ["0", "1"]
+
+
 def test_default_workers_rule():
     assert parallel.default_workers(4, cpus=2, gpus=0) == 2 // parallel.CPU_THREADS_PER_JOB
     assert parallel.default_workers(4, cpus=16, gpus=2) == 2, "one job per GPU"

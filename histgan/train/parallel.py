@@ -4,8 +4,9 @@ A job is a function named ``"module:function"`` called with keyword arguments, w
 folder (a sweep's notebook is executed by such a function, :func:`histgan.book.notebooks.run_notebook_job`).
 :func:`run_parallel` keeps up to ``workers`` of them running:
 
-* **Threads**: each job gets ``OMP_NUM_THREADS = MKL_NUM_THREADS = threads`` and
-  ``torch.set_num_threads(threads)`` (a notebook's kernel inherits the variables); by default
+* **Threads**: each job gets ``OMP_NUM_THREADS = MKL_NUM_THREADS = threads``, which torch reads when it
+  first runs in parallel and a notebook's kernel inherits (a job run in this process also gets
+  ``torch.set_num_threads(threads)``); by default
   ``threads = cpus // workers`` (at least 1). torch's CPU kernels round differently with another
   thread count, so a job is bit-identical across runs only at the same ``threads``.
 * **GPUs**: when ``gpus`` is given (default: every GPU torch sees), the job in slot ``s`` sees only
@@ -127,8 +128,18 @@ def shard(items: Sequence[Any], index: int, count: int) -> list[Any]:
     return list(items)[index::count]
 
 
+#: Device files of a GPU driver torch can use on Linux: NVIDIA's, ROCm's, WSL's.
+_GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
 def _visible_gpus() -> list[str]:
-    """GPU ids this process may use (honouring ``CUDA_VISIBLE_DEVICES``)."""
+    """GPU ids this process may use (honouring ``CUDA_VISIBLE_DEVICES``).
+
+    On Linux without any GPU driver's device file, none, without importing torch (1.5–1.7 s that a
+    parallel run's parent, which starts processes, does not otherwise spend); else torch is asked.
+    """
+    if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in _GPU_DEVICE_FILES):
+        return []
     import torch
 
     if not torch.cuda.is_available():
@@ -207,7 +218,7 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
 
 def run_parallel(jobs: Sequence[Job], workers: int | None = None, threads: int | None = None,
                  gpus: Sequence[str] | None = None, cpus: int | None = None, progress: bool = True,
-                 poll: float = 0.2, stagger: float = 3.0, on_start: Callable[[Job], None] | None = None,
+                 poll: float = 0.2, stagger: float = 1.0, on_start: Callable[[Job], None] | None = None,
                  on_done: Callable[[Job, float], None] | None = None) -> list[Path]:
     """Run ``jobs``, up to ``workers`` at once, each with ``threads`` threads or one GPU; skip finished ones.
 
@@ -354,14 +365,17 @@ def _check_order(jobs: Sequence[Job]) -> None:
 
 
 def _main(argv: Sequence[str]) -> int:
-    """Child process: run the one job given as JSON; SIGTERM ends it like Ctrl-C (kernels shut down)."""
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    spec = json.loads(argv[0])
-    threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
-    if threads:
-        import torch
+    """Child process: run the one job given as JSON; SIGTERM ends it like Ctrl-C (kernels shut down).
 
-        torch.set_num_threads(threads)
+    torch is not imported here: a job that uses it takes its thread count from ``OMP_NUM_THREADS``
+    (set by :func:`_start`), which torch reads when it first runs in parallel; a notebook job's kernel
+    inherits the variable and this process never needs torch (1.7 s of imports saved per job).
+    """
+    from histgan.book.notebooks import skip_iri_syntax_checker
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    skip_iri_syntax_checker()
+    spec = json.loads(argv[0])
     execute_job(spec["target"], spec["params"], spec["run_dir"])
     return 0
 
