@@ -158,9 +158,11 @@ POINTS: dict[str, tuple[dict, str]] = {
                                           "seed's"),
 }
 
-#: Every point above was measured before the cpu preset took the colour options of the last rows; they
-#: stay off for them, so that each point is still the run it was (the preset now is the point ``gated+mask_input``).
-COLOUR_OFF = {"colour_head": False, "lambda_mean": 0.0, "code_moments": False, "code_lr": 1.0, "backdrop_code": "off"}
+#: Every point above was measured before the cpu preset took the options of the later rows (colour, backdrop,
+#: the input's mask, FiLM alone); they stay as they were for each point unless it names them, so that each
+#: point is still the run it was (the preset now is the point ``gated+mask_input+film_only``).
+COLOUR_OFF = {"colour_head": False, "lambda_mean": 0.0, "code_moments": False, "code_lr": 1.0, "backdrop_code": "off",
+              "mask_input": False, "injection": "concat+film"}
 POINTS = {name: ({**COLOUR_OFF, **overrides}, what) for name, (overrides, what) in POINTS.items()}
 
 METRICS = ("delta_e_mean", "delta_e2000_mean", "ssim_gt_fg_mean", "ssim_gt_fg_lowpass_mean", "ssim_input_lum_mean",

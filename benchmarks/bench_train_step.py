@@ -1,7 +1,7 @@
 """One training step side by side: the cost of the colour constraint and the ``cpu`` preset's fast paths.
 
     python benchmarks/bench_train_step.py variants            # 4 variants at 64² and 256² (~5 min)
-    python benchmarks/bench_train_step.py constraint          # histgan_bi vs cyclegan_sn, injection forms
+    python benchmarks/bench_train_step.py constraint          # histgan_bi vs cyclegan_sn, with/without injection conv
     python benchmarks/bench_train_step.py adam                # the optimiser steps: fused Adam vs one parameter at a time
     python benchmarks/bench_train_step.py options             # cpu preset: bf16, threads, compile, batch
     python benchmarks/bench_train_step.py colour --steps 300  # bf16 vs fp32 colour results (trains twice)
@@ -131,9 +131,9 @@ def bench_variants(size: int, reps: int) -> list[dict]:
     path and with one call per term (``fast=False``); ratios to ``cyclegan`` in the same mode."""
     trainers = {f"{v}{'' if fast else ' (fast=False)'}": Trainer(make_config("cpu", variant=v, image_size=size), fast=fast)
                 for fast in (True, False) for v in VARIANTS}
-    # where histgan_bi's extra time goes: the same step without the injection convolution (FiLM only)
-    trainers["histgan_bi, FiLM only"] = Trainer(make_config("cpu", variant="histgan_bi", image_size=size,
-                                                            injection="film"))
+    # the preset's histgan_bi reads the code by FiLM alone; with the middle layer's injection conv too:
+    trainers["histgan_bi, + injection conv"] = Trainer(make_config("cpu", variant="histgan_bi", image_size=size,
+                                                                   injection="concat+film"))
     times = interleaved(trainers, reps)
     rows = []
     for suffix in ("", " (fast=False)"):
@@ -162,14 +162,14 @@ def _tiled_injection(G) -> None:
 
 def bench_constraint(size: int, reps: int) -> list[dict]:
     """The colour constraint alone: ``histgan_bi`` against ``cyclegan_sn`` (same networks but for the
-    histogram encoders, the injection and eq 6), with the injection as a bias map (the default), as
-    the tiled concatenation (before), and without the injection conv (FiLM only)."""
+    histogram encoders, the code's FiLMs and eq 6): the preset's (FiLM alone), and with the middle layer's
+    injection conv too (``concat+film``, the presets' choice until 2026-12-02) computed as a bias map and
+    as the tiled concatenation it replaced."""
     trainers = {v: Trainer(make_config("cpu", variant=v, image_size=size)) for v in ("cyclegan_sn", "histgan_bi")}
-    trainers["histgan_bi, tiled concat (before)"] = Trainer(make_config("cpu", variant="histgan_bi", image_size=size))
+    for name in ("histgan_bi, + injection conv (bias map)", "histgan_bi, + injection conv (tiled concat)"):
+        trainers[name] = Trainer(make_config("cpu", variant="histgan_bi", image_size=size, injection="concat+film"))
     for k in ("G", "F"):
-        _tiled_injection(trainers["histgan_bi, tiled concat (before)"].models[k])
-    trainers["histgan_bi, FiLM only"] = Trainer(make_config("cpu", variant="histgan_bi", image_size=size,
-                                                            injection="film"))
+        _tiled_injection(trainers["histgan_bi, + injection conv (tiled concat)"].models[k])
     rows = _summary(interleaved(trainers, reps), "cyclegan_sn", {v: 1 for v in trainers})
     for r in rows:
         r["size"] = size

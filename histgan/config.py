@@ -41,7 +41,7 @@ histogram encoder), ``recolour_hue`` / ``recolour_chroma``
 that a config written before a field existed loads as the run it was; the ``cpu`` and ``paper`` presets
 set the combination the ablation of the training page chose (``generator="unet"``, ``gan_loss="lsgan"``,
 ``ema``, ``colour_head``, ``lambda_mean = 0.1``, ``code_moments``, ``code_lr = 30``, ``backdrop_code =
-"gated"``, ``mask_input``; the ``quick`` preset
+"gated"``, ``mask_input``, ``injection="film"``; the ``quick`` preset
 keeps the plain one).
 """
 
@@ -285,17 +285,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     # two-sample accuracy 0.969 → 0.852) at ΔE 3.20 and foreground SSIM 0.782. Then the backdrop behind a
     # per-pixel gate in the decoder ("gated") and the input's mask as a fourth input channel of G and F
     # (mask_input): ΔE 2.93, foreground SSIM 0.873, SWD whole 69.5, and no coloured rims along the limbs.
+    # Last, the code by FiLM alone (injection="film"): the middle layer's injection conv is followed by an
+    # instance norm that cancels the code's part of it everywhere but on the padded border; without it, two
+    # seeds gave ΔE 3.02 / 3.06 and foreground SSIM 0.849 / 0.860 against the two seeds with it, 2.93 / 3.17
+    # and 0.873 / 0.850, and a step 2–13 % shorter (four measurements, BENCHMARKS.md §21–22).
     # Measured at 64² only; the paper preset takes the same.
     "cpu": dict(steps=1000, batch_size=1, image_size=64, ngf=32, ndf=32, n_blocks=4, d_layers=2, code_dim=32,
                 bins=32, pool_size=50, log_every=10, sample_every=250, checkpoint_every=250, keep_checkpoints=3,
                 generator="unet", gan_loss="lsgan", ema=0.995, colour_head=True, lambda_mean=0.1, code_moments=True,
-                code_lr=30.0, backdrop_code="gated", mask_input=True),
+                code_lr=30.0, backdrop_code="gated", mask_input=True, injection="film"),
     # The paper's setting on a GPU: 256², 9 residual blocks, ngf/ndf 64, 70×70 PatchGAN.
     "paper": dict(steps=100_000, batch_size=1, image_size=256, ngf=64, ndf=64, n_blocks=9, d_layers=3,
                   code_dim=64, bins=32, pool_size=50, log_every=100, sample_every=2_000,
                   checkpoint_every=2_000, keep_checkpoints=3, generator="unet", gan_loss="lsgan", ema=0.999,
                   colour_head=True, lambda_mean=0.1, code_moments=True, code_lr=30.0, backdrop_code="gated",
-                  mask_input=True),
+                  mask_input=True, injection="film"),
 }
 
 

@@ -43,13 +43,19 @@ class Generator(nn.Module):
     Injection (when ``code_dim > 0``):
 
     * ``"concat"`` — the code is tiled over the middle feature map, concatenated, and a 3×3 conv
-      maps back to the middle width (the paper's "inject into the middle layer").
+      maps back to the middle width (the paper's "inject into the middle layer"). The conv's part from
+      the code is constant over the map except on its zero-padded border, and the instance norm that
+      follows subtracts each channel's mean: the code reaches the output only through that border
+      (with ``padding="reflect"``, not at all).
     * ``"film"`` — after each decoder normalisation, per-channel scale and shift from the code, so
       the decoder's instance norms cannot wash the colour out.
     * ``"concat+film"`` — both, the default. Measured (``histgan_bi``, ``cpu`` preset, 1,000 steps,
       synthetic 64² data, 16 × 16 test pairs, one seed): mean ΔE concat 7.2, film 4.9, both 4.2
       (plain CycleGAN 29.1); luminance correlation with the input inside the mask 0.55 / 0.75 / 0.61.
-      Both gives the lowest colour error; FiLM alone keeps more shading (the paper's trade-off).
+      Both gives the lowest colour error; FiLM alone keeps more shading (the paper's trade-off). With
+      the ``cpu`` preset's other options (colour head, histogram moments, mean-colour term, ...) the
+      difference is gone (two seeds each: ΔE 3.02 / 3.06 film, 2.93 / 3.17 both), so the ``cpu`` and
+      ``paper`` presets use ``"film"``, 2–13 % cheaper per training step (BENCHMARKS.md §22).
     * ``"adain"`` — adaptive instance normalisation (Huang & Belongie 2017, the mechanism of fast
       arbitrary style transfer): the code sets every channel's scale and shift after *every* instance
       norm of the residual blocks and of the decoder (``(1 + γ(c)) · x̂ + β(c)``), not only the
@@ -92,7 +98,7 @@ class Generator(nn.Module):
             whole channels, read the colour part alone. ``"decoder"``: the decoder's FiLMs read them
             too, the colour head (which shifts the output's R, G, B everywhere at once) does not.
             ``"everywhere"``: every layer that reads the code reads them. ``"gated"``: as
-            ``"middle"``, and every decoder level adds a backdrop FiLM of its own, ``g ⊙ (γ_b(d) ·
+            ``"middle"`` (no middle-layer reading with ``injection="film"``), and every decoder level adds a backdrop FiLM of its own, ``g ⊙ (γ_b(d) ·
             f + β_b(d))`` (eq M1d of the model page), where ``d`` are the seven numbers and ``g =
             σ(conv₁ₓ₁(f))`` is a per-pixel gate the level computes from its own features: the backdrop
             can reach the background without shifting the skin's channels too. Conditioned only.
