@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_png"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_png", "save_figure"]
 
 
 def _default_file_mode() -> int:
@@ -70,3 +70,13 @@ def atomic_save_png(path: str | os.PathLike, array: np.ndarray) -> None:
         raise ValueError(f"array must be uint8 for PNG, got {array.dtype}")
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
+
+
+def save_figure(figure: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a matplotlib ``Figure`` as PNG at ``path`` atomically; returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi)
+    return Path(path)

@@ -94,7 +94,7 @@ show.show_source(sweep.run_id)
 
 # %% tags=["nbval-ignore-output"]
 start = time.perf_counter()
-run_dirs = sweep.run_sweep(name, grid, base, out=out, data=data, jobs=jobs)
+run_dirs = sweep.run_sweep(name, grid, base, out=out, data=data, jobs=jobs, pairs=pairs)
 print(f"{len(run_dirs)} runs in {time.perf_counter() - start:.0f} s")
 
 # %%
@@ -109,16 +109,17 @@ assert all((p / "03_training.ipynb").is_file() for p in run_dirs), "each run kee
 
 # %%
 stamps = {p.name: (p / "checkpoints" / "latest.pt").stat().st_mtime_ns for p in run_dirs}
-again = sweep.run_sweep(name, grid, base, out=out, data=data, jobs=jobs)
+again = sweep.run_sweep(name, grid, base, out=out, data=data, jobs=jobs, pairs=pairs)
 assert again == run_dirs
 assert stamps == {p.name: (p / "checkpoints" / "latest.pt").stat().st_mtime_ns for p in run_dirs}, "nothing retrained"
 
 # %% [markdown]
 # ## 3. One table
 #
-# `collect` evaluates each finished run once (the evaluation page's protocol on the first `pairs` ×
-# `pairs` test pairs; each run caches its result in `eval.json`), and writes `sweep.csv` and `sweep.json`
-# beside the runs:
+# Each run was evaluated by its own job once trained (the evaluation page's protocol on the first `pairs` ×
+# `pairs` test pairs, side by side like the training; the result cached in the run's `eval.json`).
+# `collect` reads those results — evaluating any run whose cache does not match — and writes `sweep.csv`
+# and `sweep.json` beside the runs:
 
 # %%
 show.show_source(sweep.collect)

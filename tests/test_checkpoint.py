@@ -11,6 +11,7 @@ import torch
 
 from histgan.train.checkpoint import (RunLock, checkpoint_path, list_checkpoints, load_checkpoint, load_latest_good,
                                 rotate_checkpoints, save_checkpoint)
+from histgan.train.run_files import newest_step
 from histgan.errors import HistganError
 
 
@@ -75,6 +76,7 @@ def test_list_and_rotate(tmp_path):
         save_checkpoint(checkpoint_path(tmp_path, step), {"step": step})
     (tmp_path / "checkpoints" / "latest.pt").write_bytes(b"x")
     assert [load_checkpoint(p)["step"] for p in list_checkpoints(tmp_path)] == [3, 12, 100, 1_000_000]
+    assert newest_step(tmp_path) == 1_000_000 and newest_step(tmp_path / "nothing") is None
     rotate_checkpoints(tmp_path, keep=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000100.pt", "step_1000000.pt"]
     assert (tmp_path / "checkpoints" / "latest.pt").exists()

@@ -1,6 +1,9 @@
 """Batch experiments: grid expansion, run ids, a tiny real sweep (skip, redo, collect), the CLI."""
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from histgan.cli import main
 from histgan.errors import HistganError
 from histgan.train.parallel import MARKER
 
+ROOT = Path(__file__).resolve().parents[1]
 STEPS = 2  # training steps of every real run here (the quick preset's networks, 32² images)
 GRID = {"lambda_hist": [0, 2]}
 
@@ -83,7 +87,7 @@ def test_unfinished_run_resumes_finished_run_is_skipped(tmp_path, monkeypatch):
     (tmp_path / "s" / ids[2]).mkdir()
     (tmp_path / "s" / ids[2] / MARKER).write_text(json.dumps({"parameters": params,
                                                                     "data": str(tmp_path / "s" / "data")}))
-    runs = sweep.run_sweep("s", grid, out=tmp_path, steps=5, progress=False)
+    runs = sweep.run_sweep("s", grid, out=tmp_path, steps=5, progress=False, pairs=None)
     assert [r.name for r in runs] == ids
     assert calls == [(ids[0], "auto"), (ids[1], "auto")], "unfinished runs execute (resuming if they can)"
     marker = json.loads((tmp_path / "s" / ids[0] / MARKER).read_text())
@@ -122,6 +126,34 @@ def test_sweep_runs_every_point_and_a_rerun_skips_them(tiny_sweep):
         sweep.run_sweep("tiny", GRID, out=out, steps=STEPS + 1, progress=False)
     with pytest.raises(HistganError, match="data"):
         sweep.run_sweep("tiny", GRID, out=out, steps=STEPS, data=out / "other", progress=False)
+
+
+@pytest.mark.slow
+def test_each_job_evaluates_its_run_and_collect_reads_that_without_torch(tiny_sweep, tmp_path):
+    """run_sweep's jobs evaluate their runs (pairs=4, collect's default); collect then reads those results in
+    a process that never imports torch, and they equal what collect computes itself."""
+    out, runs = tiny_sweep
+    for run in runs:
+        saved = json.loads((run / "eval.json").read_text())
+        assert saved["key"] == {"step": STEPS, "data": str((out / "tiny" / "data").resolve()), "pairs": 4}
+    probe = ("import json, sys; from histgan.book import sweep; "
+             f"rows = sweep.collect('tiny', out={str(out)!r}); "
+             "print(json.dumps({'torch': 'torch' in sys.modules, 'rows': rows}))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    read = json.loads(done.stdout)
+    assert read["torch"] is False and [r["run_id"] for r in read["rows"]] == [r.name for r in runs]
+    for run in runs:
+        shutil.copytree(run, tmp_path / "tiny" / run.name)
+        (tmp_path / "tiny" / run.name / "eval.json").unlink()
+    fresh = sweep.collect("tiny", out=tmp_path)  # evaluated here, by collect itself
+    assert [r["run_id"] for r in fresh] == [r["run_id"] for r in read["rows"]]
+    for mine, theirs in zip(fresh, read["rows"]):
+        assert mine.keys() == theirs.keys()
+        for key, value in mine.items():
+            same = value == pytest.approx(theirs[key], rel=1e-6) if isinstance(value, float) else value == theirs[key]
+            assert same, f"{key}: the job's evaluation is collect's"
+    with pytest.raises(ValueError, match="pairs"):
+        sweep.run_sweep("tiny", GRID, out=out, steps=STEPS, progress=False, pairs=0)
 
 
 @pytest.mark.slow

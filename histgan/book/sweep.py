@@ -16,9 +16,11 @@ last step, the completion marker ``sweep_done.json`` holding the point's paramet
   its own GPU (:func:`histgan.train.parallel.run_parallel`); ``shard=(I, N)`` runs every N-th point from
   I on, so N machines can fill one sweep folder that :func:`collect` then tabulates.
 
-:func:`collect` evaluates each finished run once (:func:`histgan.eval.evaluate.evaluate` on the first
-``pairs × pairs`` test pairs; the summary is cached as ``eval.json`` in the run), and writes one
-table, ``<out>/<name>/sweep.csv`` and ``sweep.json``, one row per run. :func:`plot_sweep` draws ΔE
+Each point's job also evaluates its run once it is trained (:func:`histgan.eval.evaluate.evaluate` on
+the first ``pairs × pairs`` test pairs, ``pairs`` as given to :func:`run_sweep`), side by side like the
+training, and caches the summary as ``eval.json`` in the run, before the marker is written.
+:func:`collect` reads those summaries (evaluating any run whose cache does not match its data, pairs and
+newest checkpoint, e.g. one finished before), and writes one table, ``<out>/<name>/sweep.csv`` and ``sweep.json``, one row per run. :func:`plot_sweep` draws ΔE
 against λ_hist, B and K, and shape fidelity against colour.
 """
 
@@ -41,7 +43,8 @@ from histgan.io import atomic_write_json, atomic_write_text
 from histgan.book.notebooks import run_notebook_job
 from histgan.train.parallel import MARKER, Job, default_workers, run_parallel, shard as take_shard
 
-__all__ = ["DEFAULT_NOTEBOOK", "notebook_parameters", "expand_grid", "run_id", "run_sweep", "collect", "plot_sweep"]
+__all__ = ["DEFAULT_NOTEBOOK", "notebook_parameters", "expand_grid", "run_id", "run_sweep", "run_point", "collect",
+           "plot_sweep"]
 
 def _training_notebook() -> Path:
     """The training notebook (notebook 3 of the book): in a source checkout it lies next to the package;
@@ -154,11 +157,22 @@ def _plan(name: str, grid: Mapping[str, Sequence[Any]], base: dict[str, Any], nb
     return plan
 
 
-def _jobs(plan: Sequence[tuple[str, dict[str, Any]]], nb_path: Path, sweep_dir: Path, data: Path) -> list[Job]:
-    """One :class:`histgan.train.parallel.Job` per point: the notebook with the point's parameters plus
-    ``data``, ``run_dir``, ``resume="auto"`` (an interrupted run resumes from its newest checkpoint)."""
-    return [Job(rid, sweep_dir / rid, run_notebook_job,
-                {"notebook": str(nb_path), "run_dir": str(sweep_dir / rid),
+def run_point(notebook: str, run_dir: str, parameters: dict[str, Any], pairs: int | None = None) -> None:
+    """A sweep point as a job of :func:`histgan.train.parallel.run_parallel`: execute the training notebook
+    (:func:`histgan.book.notebooks.run_notebook_job`), then, with ``pairs``, evaluate the run as
+    :func:`collect` does with its default data (the run's own), caching the summary in ``eval.json``."""
+    run_notebook_job(notebook, run_dir, parameters)
+    if pairs is not None:
+        _evaluate_run(Path(run_dir), None, pairs, "cpu")
+
+
+def _jobs(plan: Sequence[tuple[str, dict[str, Any]]], nb_path: Path, sweep_dir: Path, data: Path,
+          pairs: int | None) -> list[Job]:
+    """One :class:`histgan.train.parallel.Job` per point (:func:`run_point`): the notebook with the point's
+    parameters plus ``data``, ``run_dir``, ``resume="auto"`` (an interrupted run resumes from its newest
+    checkpoint), and the evaluation of ``pairs × pairs`` test pairs."""
+    return [Job(rid, sweep_dir / rid, run_point,
+                {"notebook": str(nb_path), "run_dir": str(sweep_dir / rid), "pairs": pairs,
                  "parameters": {**params, "data": str(data), "run_dir": str(sweep_dir / rid), "resume": "auto",
                                 "progress": False}},
                 marker={"run_id": rid, "parameters": params, "notebook": str(nb_path), "data": str(data)})
@@ -169,7 +183,7 @@ def run_sweep(name: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping
               notebook: str | os.PathLike = DEFAULT_NOTEBOOK, out: str | os.PathLike = "runs",
               data: str | os.PathLike | None = None, steps: int | None = None,
               progress: bool = True, jobs: int | None = 1, threads: int | None = None,
-              shard: tuple[int, int] = (0, 1)) -> list[Path]:
+              shard: tuple[int, int] = (0, 1), pairs: int | None = 4) -> list[Path]:
     """Execute the training notebook for every grid point into ``<out>/<name>/<run-id>/``.
 
     Args:
@@ -189,6 +203,9 @@ def run_sweep(name: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping
             ``jobs`` settings on CPU when ``threads`` is the same.
         shard: ``(I, N)``: run only points ``I, I + N, I + 2N, …`` (0-based), so that N machines
             can share one sweep folder; :func:`collect` then tabulates them all.
+        pairs: each point's job evaluates its run on ``pairs × pairs`` test pairs once trained (on the CPU,
+            in the job's process, so side by side with the other points), for :func:`collect` called with
+            the same ``pairs`` to read; ``None``: no evaluation in the jobs (collect does it).
 
     Returns:
         The run folders of this shard, in grid order (finished ones included).
@@ -199,7 +216,10 @@ def run_sweep(name: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping
     nb_path, sweep_dir = Path(notebook).resolve(), Path(out).resolve() / name
     base = {**(base_params or {}), **({} if steps is None else {"steps": steps})}
     data = Path(data).resolve() if data is not None else sweep_dir / "data"
-    todo = _jobs(take_shard(_plan(name, grid, base, nb_path, sweep_dir, data), *shard), nb_path, sweep_dir, data)
+    if pairs is not None and (isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1):
+        raise ValueError(f"pairs must be an integer >= 1 or None, got {pairs!r}")
+    todo = _jobs(take_shard(_plan(name, grid, base, nb_path, sweep_dir, data), *shard), nb_path, sweep_dir, data,
+                 pairs)
     pending = [j for j in todo if not j.done]
     workers = default_workers(len(pending)) if jobs is None else jobs
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -209,20 +229,23 @@ def run_sweep(name: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping
 
 
 def _evaluate_run(run_dir: Path, data: str | os.PathLike | None, pairs: int, device: str) -> dict[str, Any]:
-    """The run's evaluation summary, from ``eval.json`` if it matches (step, data, pairs), else computed."""
+    """The run's evaluation summary, from ``eval.json`` if it matches (the newest numbered checkpoint's
+    step, data, pairs), else computed. A matching cache is read without importing torch."""
     from histgan.config import TrainConfig
-    from histgan.eval.evaluate import evaluate
-    from histgan.inference import load_run
+    from histgan.train.run_files import newest_step
 
     config = TrainConfig.from_json(run_dir / "config.json")
     data = str(Path(data if data is not None else config.data).resolve())
     cache = run_dir / "eval.json"
-    step = load_run(run_dir).step
-    key = {"step": step, "data": data, "pairs": pairs}
+    key = {"step": newest_step(run_dir), "data": data, "pairs": pairs}
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("key") == key:
             return saved["row"]
+    from histgan.eval.evaluate import evaluate
+    from histgan.inference import load_run
+
+    step = load_run(run_dir).step
     summary = evaluate(run_dir, data, pairs=pairs, device=device, progress=False, n_samples=0).summary
     row = {"run_id": run_dir.name, **{k: getattr(config, k) for k in _CONFIG_COLUMNS},
            "step": step, **{k: summary[k] for k in _SUMMARY_COLUMNS if k in summary}}

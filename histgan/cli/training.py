@@ -95,8 +95,8 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
         "sweep", help="train a grid of runs (the training notebook via papermill) and tabulate them",
         description="Execute the training notebook (notebooks/03_training.py) with papermill for every point "
         "of a parameter grid into OUT/NAME/<run-id>/ (the run, the executed notebook, a completion marker), "
-        "then evaluate each finished run on a few test pairs into OUT/NAME/sweep.csv, sweep.json and "
-        "sweep.png. Rerunning skips finished runs and resumes interrupted ones.",
+        "each run then evaluated on a few test pairs by its own job, then tabulate the finished runs into "
+        "OUT/NAME/sweep.csv, sweep.json and sweep.png. Rerunning skips finished runs and resumes interrupted ones.",
         epilog="Example: python -m histgan sweep --name lh --grid lambda_hist=0,2,10 --grid bins=16,32 --preset cpu "
         "--steps 300 --jobs 2 (array jobs: add --shard I/N on machine I of N, then run once more without it)")
     s.add_argument("--name", required=True, help="sweep folder name under --out")
@@ -120,9 +120,11 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="run only points I, I+N, I+2N, ... (0-based) into the shared folder, for array jobs; "
                    "collecting needs every shard finished (skip it with --no-collect)")
     s.add_argument("--notebook", metavar="PATH", help="training notebook (default notebooks/03_training.py)")
-    s.add_argument("--pairs", type=int, default=4, metavar="N",
-                   help="evaluate each run on the first N test inputs × N references (default 4)")
-    s.add_argument("--no-collect", action="store_true", help="only run the grid, do not evaluate")
+    s.add_argument("--pairs", type=positive_int, default=4, metavar="N",
+                   help="each run's job evaluates it on the first N test inputs × N references once trained, "
+                   "and collecting reads that (default 4)")
+    s.add_argument("--no-collect", action="store_true",
+                   help="only run the grid (each run still evaluated by its job), do not tabulate")
     s.add_argument("--no-progress", action="store_true", help="quiet")
     s.set_defaults(func=_sweep)
 
@@ -165,10 +167,10 @@ def _sweep(args: argparse.Namespace) -> int:
     notebook = args.notebook or sweep.DEFAULT_NOTEBOOK
     runs = sweep.run_sweep(args.name, grid, base, notebook=notebook, out=args.out, data=args.data,
                            steps=args.steps, progress=not args.no_progress, jobs=args.jobs, threads=args.threads,
-                           shard=args.shard)
+                           shard=args.shard, pairs=args.pairs)
     print(f"histgan: {len(runs)} run(s) in {Path(args.out) / args.name}")
     if not args.no_collect:
-        from histgan.eval.figures import save_figure
+        from histgan.io import save_figure
 
         rows = sweep.collect(args.name, out=args.out, data=args.data, pairs=args.pairs)
         save_figure(sweep.plot_sweep(rows), Path(args.out) / args.name / "sweep.png")

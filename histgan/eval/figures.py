@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from histgan.histogram import hard_histogram
-from histgan.io import atomic_path
+from histgan.io import save_figure  # re-exported: the figures' writer
 from histgan.eval.results import EvalData, EvalResult
 from histgan.images import to_display
 
@@ -37,14 +36,6 @@ FIG3_COLUMNS = {"histgan_bi": "both directions", "histgan_uni": "one direction",
                 "cyclegan_sn": "CycleGAN + SN", "cyclegan": "CycleGAN"}
 _CELL_INCHES = 1.4
 _TITLE_INCHES = 0.5
-
-
-def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save ``figure`` as PNG at ``path`` atomically; returns the path."""
-    FigureCanvasAgg(figure)
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi)
-    return Path(path)
 
 
 def _grid(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import re
 import shutil
 import tempfile
 import warnings
@@ -22,12 +21,10 @@ import torch
 
 from histgan.errors import HistganError
 from histgan.io import atomic_path
+from histgan.train.run_files import checkpoint_path, list_checkpoints, rotate_checkpoints  # re-exported here
 
 __all__ = ["save_checkpoint", "load_checkpoint", "list_checkpoints", "checkpoint_path", "rotate_checkpoints",
            "load_latest_good", "resume_wanted", "checkpoint_to_resume", "write_run_checkpoint", "RunLock", "ENVELOPE"]
-
-_STEP_RE = re.compile(r"^step_(\d+)\.pt$")
-
 
 #: Marks a checkpoint file's envelope: ``{"format", "sha256", "state"}``.
 ENVELOPE = "histgan-checkpoint/1"
@@ -105,28 +102,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict):
         raise HistganError(f"checkpoint {path} does not hold a histgan checkpoint (a dict), got {type(state).__name__}")
     return state
-
-
-def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
-    """``RUN/checkpoints/step_XXXXXX.pt``."""
-    return Path(run_dir) / "checkpoints" / f"step_{step:06d}.pt"
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """The numbered checkpoints of a run, sorted by step (``latest.pt`` not included)."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def rotate_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
-    """Delete all but the ``keep`` newest numbered checkpoints (``keep = 0`` keeps all)."""
-    if keep <= 0:
-        return
-    for old in list_checkpoints(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
 
 
 def write_run_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any], keep: int) -> Path:
