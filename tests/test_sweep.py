@@ -130,14 +130,14 @@ def test_sweep_runs_every_point_and_a_rerun_skips_them(tiny_sweep):
 
 @pytest.mark.slow
 def test_each_job_evaluates_its_run_and_collect_reads_that_without_torch(tiny_sweep, tmp_path):
-    """run_sweep's jobs evaluate their runs (pairs=4, collect's default); collect then reads those results in
-    a process that never imports torch, and they equal what collect computes itself."""
+    """run_sweep's jobs evaluate their runs (pairs=4, collect's default); collect then reads those results (and
+    plots them) in a process that never imports torch, and they equal what collect computes itself."""
     out, runs = tiny_sweep
     for run in runs:
         saved = json.loads((run / "eval.json").read_text())
         assert saved["key"] == {"step": STEPS, "data": str((out / "tiny" / "data").resolve()), "pairs": 4}
     probe = ("import json, sys; from histgan.book import sweep; "
-             f"rows = sweep.collect('tiny', out={str(out)!r}); "
+             f"rows = sweep.collect('tiny', out={str(out)!r}); sweep.plot_sweep(rows); "
              "print(json.dumps({'torch': 'torch' in sys.modules, 'rows': rows}))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     read = json.loads(done.stdout)

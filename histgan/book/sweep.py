@@ -61,9 +61,12 @@ _RESERVED = ("data", "run_dir", "resume", "progress")
 #: Columns of the collected table taken from each run's config (the resolved values).
 _CONFIG_COLUMNS = ("variant", "steps", "lambda_gan", "lambda_cycle", "lambda_idt", "lambda_hist", "bins",
                    "bandwidth", "seed")
-_SUMMARY_COLUMNS = ("delta_e_mean", "delta_e_std", "grade_of_mean", "delta_e2000_mean", "ssim_gt_fg_mean",
-                    "ssim_gt_fg_lowpass_mean", "ssim_gt_mean", "psnr_gt_mean", "delta_e_gt_mean",
-                    "ssim_input_lum_mean", "iou_mean", "n_pairs")
+#: The shape columns of the collected table, in the evaluation report's order (the ``*_gt`` ones exist for
+#: synthetic data only); :func:`plot_sweep` plots the first that every row has.
+_SHAPE_COLUMNS = ("ssim_gt_fg_mean", "ssim_gt_fg_lowpass_mean", "ssim_gt_mean", "psnr_gt_mean", "delta_e_gt_mean",
+                  "ssim_input_lum_mean", "iou_mean")
+#: Columns of the collected table taken from each run's evaluation summary.
+_SUMMARY_COLUMNS = ("delta_e_mean", "delta_e_std", "grade_of_mean", "delta_e2000_mean", *_SHAPE_COLUMNS, "n_pairs")
 
 
 def notebook_parameters(notebook: str | os.PathLike = DEFAULT_NOTEBOOK) -> dict[str, Any]:
@@ -296,11 +299,9 @@ def collect(name: str, out: str | os.PathLike = "runs", data: str | os.PathLike 
 
 def _shape_column(rows: Sequence[Mapping[str, Any]]) -> str:
     """The first shape metric every row has (ground-truth SSIM on synthetic data)."""
-    from histgan.eval.report import SHAPE_METRICS
-
-    for key in SHAPE_METRICS:
-        if all(r.get(f"{key}_mean") is not None for r in rows):
-            return f"{key}_mean"
+    for key in _SHAPE_COLUMNS:
+        if all(r.get(key) is not None for r in rows):
+            return key
     raise ValueError("the rows have no shape metric in common")
 
 
