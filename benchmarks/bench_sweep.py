@@ -9,7 +9,10 @@ with every core's threads (``--jobs 1``), and with one job per core, one thread 
 two cores: ``--jobs`` = the cores, ``--threads`` = 1). The order alternates between repetitions so that
 a drift of the machine's speed does not favour one. Prints each wall time (the whole command: process
 and kernel starts, training, evaluation, collection) and the ratio of the medians. The training steps
-are the same in both; only the layout differs.
+are the same in both; only the layout differs. First it measures what the machine itself allows: a
+pure-Python loop run by one process alone and by one process per core at once (a virtual machine's
+cores may share a physical core, or a busy host), so that the sweep's ratio can be read against that
+ceiling.
 """
 
 from __future__ import annotations
@@ -46,6 +49,28 @@ def _sweep(data: Path, jobs: int, threads: int, steps: int) -> float:
         return seconds
 
 
+_SPIN = "s = 0\nfor i in range(15_000_000):\n    s += i * i\n"  # one thread of pure Python, no memory traffic
+
+
+def _parallel_ceiling(processes: int, reps: int) -> dict[str, float]:
+    """What this machine gives ``processes`` single-threaded processes at once: the throughput of a pure-Python
+    loop run by that many processes side by side against one alone (``processes`` = perfect scaling). Alone
+    and side by side alternate; medians of ``reps``."""
+    def run(n: int) -> float:
+        start = time.perf_counter()
+        children = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(n)]
+        for child in children:
+            child.wait()
+        return time.perf_counter() - start
+
+    alone, together = [], []
+    for _ in range(reps):
+        alone.append(run(1))
+        together.append(run(processes))
+    a, t = statistics.median(alone), statistics.median(together)
+    return {"alone_s": a, "together_s": t, "ceiling": processes * a / t}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2, help="pairs of sweeps (the order alternates)")
@@ -54,6 +79,10 @@ def main() -> None:
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     layouts = {"jobs_1": (1, cpus), f"jobs_{cpus}": (cpus, 1)}
+    ceiling = _parallel_ceiling(cpus, reps=3)
+    print(f"this machine: {cpus} single-threaded processes at once run a pure-Python loop at {ceiling['ceiling']:.2f}x "
+          f"the throughput of one ({ceiling['alone_s']:.2f} s alone, {ceiling['together_s']:.2f} s for {cpus} at once): "
+          f"the most --jobs {cpus} could gain", flush=True)
     times: dict[str, list[float]] = {k: [] for k in layouts}
     with tempfile.TemporaryDirectory(prefix="bench-sweep-data-") as tmp:
         data = Path(tmp) / "data"
@@ -69,7 +98,7 @@ def main() -> None:
     atomic_write_json(args.out, {"date": datetime.date.today().isoformat(),
                                  "machine": f"{platform.processor() or platform.machine()}, {cpus} cores",
                                  "grid": GRID, "preset": "quick", "steps": args.steps, "layouts": layouts,
-                                 "seconds": times, "ratio": one / many})
+                                 "seconds": times, "ratio": one / many, "parallel_ceiling": ceiling})
 
 
 if __name__ == "__main__":
