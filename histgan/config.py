@@ -288,7 +288,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Last, the code by FiLM alone (injection="film"): the middle layer's injection conv is followed by an
     # instance norm that cancels the code's part of it everywhere but on the padded border; without it, two
     # seeds gave ΔE 3.02 / 3.06 and foreground SSIM 0.849 / 0.860 against the two seeds with it, 2.93 / 3.17
-    # and 0.873 / 0.850, and a step 2–13 % shorter (four measurements, BENCHMARKS.md §21–22).
+    # and 0.873 / 0.850, and a step 2–15 % shorter (six measurements, BENCHMARKS.md §21–22).
     # Measured at 64² only; the paper preset takes the same.
     "cpu": dict(steps=1000, batch_size=1, image_size=64, ngf=32, ndf=32, n_blocks=4, d_layers=2, code_dim=32,
                 bins=32, pool_size=50, log_every=10, sample_every=250, checkpoint_every=250, keep_checkpoints=3,

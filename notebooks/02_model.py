@@ -261,7 +261,7 @@ for padding in cfg.PADDINGS:
 # So concatenation at the middle layer is a weak lever, borne by the border. Once the colour head and the
 # histogram's moments carry the code too, the training page's ablation finds it adds nothing a second seed
 # does not (mean ΔE 2.93 and 3.17 with it, 3.02 and 3.06 without, two seeds each), while its convolution
-# costs 2–13 % of a training step (four measurements on our 2-core machine): the presets leave it out. The `"middle"` backdrop reading above is
+# costs 2–15 % of a training step (six measurements on our 2-core machine): the presets leave it out. The `"middle"` backdrop reading above is
 # the same path, which is why the training page finds that it does not paint the backdrop.
 
 # %% [markdown]

@@ -474,7 +474,7 @@ assert out.shape == x[:n].shape and bool(torch.isfinite(out).all())
 # decoder's FiLM layers and the colour head alone), two seeds give $\Delta E$ 3.02 and 3.06, foreground SSIM
 # 0.849 and 0.860, whole-image SWD 75.2 and 75.1 and a whole-image two-sample accuracy of 0.812 and 0.805:
 # on every measure within a seed's reach of `gated+mask_input` with its two seeds (2.93 and 3.17, 0.873 and
-# 0.850, 69.5 and 79.3, 0.836 and 0.844), for a training step 2–13 % shorter (four measurements).
+# 0.850, 69.5 and 79.3, 0.836 and 0.844), for a training step 2–15 % shorter (six measurements).
 #
 # **The presets now.** The `cpu` and `paper` presets take `backdrop_code="gated"`, `mask_input=True` and
 # `injection="film"`, with every variant (the plain CycleGANs read the input's mask too, so Table 2 compares like with like);

@@ -55,7 +55,7 @@ class Generator(nn.Module):
       Both gives the lowest colour error; FiLM alone keeps more shading (the paper's trade-off). With
       the ``cpu`` preset's other options (colour head, histogram moments, mean-colour term, ...) the
       difference is gone (two seeds each: ΔE 3.02 / 3.06 film, 2.93 / 3.17 both), so the ``cpu`` and
-      ``paper`` presets use ``"film"``, 2–13 % cheaper per training step (BENCHMARKS.md §22).
+      ``paper`` presets use ``"film"``, 2–15 % cheaper per training step (BENCHMARKS.md §22).
     * ``"adain"`` — adaptive instance normalisation (Huang & Belongie 2017, the mechanism of fast
       arbitrary style transfer): the code sets every channel's scale and shift after *every* instance
       norm of the residual blocks and of the decoder (``(1 + γ(c)) · x̂ + β(c)``), not only the
