@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_png", "save_figure"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_png", "save_figure",
+           "skip_iri_syntax_checker"]
 
 
 def _default_file_mode() -> int:
@@ -80,3 +82,19 @@ def save_figure(figure: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=dpi)
     return Path(path)
+
+
+def skip_iri_syntax_checker() -> None:
+    """In a process of ours that will run notebooks: keep ``jsonschema`` from loading ``rfc3987_syntax``.
+
+    nbformat (imported by papermill, nbclient and jupytext) imports ``jsonschema``, whose format
+    checkers import ``rfc3987_syntax`` when it is installed (Jupyter's ``jsonschema[format-nongpl]``
+    pulls it in); that module builds about 35 Earley parsers at import, 1.3 s of every such process on
+    the machine of BENCHMARKS.md §22 — more than a quick sweep point's 12 training steps. Only the
+    ``iri`` and ``iri-reference`` formats use it, and no notebook schema has them. Marking the module
+    absent makes ``jsonschema`` leave those two formats unchecked, as it does wherever the module is not
+    installed. Called by the entry points only (``python -m histgan``, ``python -m histgan.book``, a
+    parallel job's process), before anything imports ``jsonschema``; a no-op after.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  (None: "import fails")

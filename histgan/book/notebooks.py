@@ -19,8 +19,7 @@ from histgan.errors import HistganError
 from histgan.io import atomic_path
 from histgan.progress import forward_progress
 
-__all__ = ["strip_notebook", "execute_notebook", "refresh_notebooks", "skip_iri_syntax_checker",
-           "WIDGET_CELL_TIMEOUT"]
+__all__ = ["strip_notebook", "execute_notebook", "refresh_notebooks", "WIDGET_CELL_TIMEOUT"]
 
 #: Seconds nbclient waits for the reply of a cell that creates ipywidgets before it polls again.
 WIDGET_CELL_TIMEOUT = 120
@@ -36,22 +35,6 @@ def _cell_timeout(cell: Any) -> int | None:
     that long instead of hanging the job. Widget cells in the book run in seconds.
     """
     return WIDGET_CELL_TIMEOUT if "widgets." in cell.source else None
-
-
-def skip_iri_syntax_checker() -> None:
-    """In a process of ours that will run notebooks: keep ``jsonschema`` from loading ``rfc3987_syntax``.
-
-    nbformat (imported by papermill, nbclient and jupytext) imports ``jsonschema``, whose format
-    checkers import ``rfc3987_syntax`` when it is installed (Jupyter's ``jsonschema[format-nongpl]``
-    pulls it in); that module builds about 35 Earley parsers at import, 1.3 s of every such process on
-    the machine of BENCHMARKS.md §22 — more than a quick sweep point's 12 training steps. Only the
-    ``iri`` and ``iri-reference`` formats use it, and no notebook schema has them. Marking the module
-    absent makes ``jsonschema`` leave those two formats unchecked, as it does wherever the module is not
-    installed. Called by the entry points only (``python -m histgan``, ``python -m histgan.book``, a
-    parallel job's process), before anything imports ``jsonschema``; a no-op after.
-    """
-    if "jsonschema" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  (None: "import fails")
 
 
 def strip_notebook(nb: Any) -> Any:

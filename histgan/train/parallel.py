@@ -371,7 +371,7 @@ def _main(argv: Sequence[str]) -> int:
     (set by :func:`_start`), which torch reads when it first runs in parallel; a notebook job's kernel
     inherits the variable and this process never needs torch (1.7 s of imports saved per job).
     """
-    from histgan.book.notebooks import skip_iri_syntax_checker
+    from histgan.io import skip_iri_syntax_checker
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     skip_iri_syntax_checker()
