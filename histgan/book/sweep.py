@@ -20,8 +20,9 @@ Each point's job also evaluates its run once it is trained (:func:`histgan.eval.
 the first ``pairs × pairs`` test pairs, ``pairs`` as given to :func:`run_sweep`), side by side like the
 training, and caches the summary as ``eval.json`` in the run, before the marker is written.
 :func:`collect` reads those summaries (evaluating any run whose cache does not match its data, pairs and
-newest checkpoint, e.g. one finished before), and writes one table, ``<out>/<name>/sweep.csv`` and ``sweep.json``, one row per run. :func:`plot_sweep` draws ΔE
-against λ_hist, B and K, and shape fidelity against colour.
+newest checkpoint, e.g. one finished before), and writes one table, ``<out>/<name>/sweep.csv`` and
+``sweep.json``, one row per run. :func:`plot_sweep` draws ΔE against λ_hist, B and K, and shape fidelity
+against colour.
 """
 
 from __future__ import annotations
@@ -233,7 +234,8 @@ def run_sweep(name: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping
 
 def _evaluate_run(run_dir: Path, data: str | os.PathLike | None, pairs: int, device: str) -> dict[str, Any]:
     """The run's evaluation summary, from ``eval.json`` if it matches (the newest numbered checkpoint's
-    step, data, pairs), else computed. A matching cache is read without importing torch."""
+    step, data, pairs), else computed. A matching cache is read without importing torch. The step is the
+    one ``latest.pt`` holds once a run has finished (both are written at every checkpoint)."""
     from histgan.config import TrainConfig
     from histgan.train.run_files import newest_step
 
@@ -246,9 +248,8 @@ def _evaluate_run(run_dir: Path, data: str | os.PathLike | None, pairs: int, dev
         if saved.get("key") == key:
             return saved["row"]
     from histgan.eval.evaluate import evaluate
-    from histgan.inference import load_run
 
-    step = load_run(run_dir).step
+    step = key["step"]
     summary = evaluate(run_dir, data, pairs=pairs, device=device, progress=False, n_samples=0).summary
     row = {"run_id": run_dir.name, **{k: getattr(config, k) for k in _CONFIG_COLUMNS},
            "step": step, **{k: summary[k] for k in _SUMMARY_COLUMNS if k in summary}}

@@ -98,10 +98,11 @@ class Generator(nn.Module):
             whole channels, read the colour part alone. ``"decoder"``: the decoder's FiLMs read them
             too, the colour head (which shifts the output's R, G, B everywhere at once) does not.
             ``"everywhere"``: every layer that reads the code reads them. ``"gated"``: as
-            ``"middle"`` (no middle-layer reading with ``injection="film"``), and every decoder level adds a backdrop FiLM of its own, ``g ⊙ (γ_b(d) ·
-            f + β_b(d))`` (eq M1d of the model page), where ``d`` are the seven numbers and ``g =
-            σ(conv₁ₓ₁(f))`` is a per-pixel gate the level computes from its own features: the backdrop
-            can reach the background without shifting the skin's channels too. Conditioned only.
+            ``"middle"`` (no middle-layer reading with ``injection="film"``), and every decoder level
+            adds a backdrop FiLM of its own, ``g ⊙ (γ_b(d) · f + β_b(d))`` (eq M1d of the model page),
+            where ``d`` are the seven numbers and ``g = σ(conv₁ₓ₁(f))`` is a per-pixel gate the level
+            computes from its own features: the backdrop can reach the background without shifting the
+            skin's channels too. Conditioned only.
         mask_input: the input's foreground mask is a fourth input channel (``2 m − 1``, so the render's
             black background and its darkest shaded skin are told apart by the mask, not by their grey
             level). Every call then needs the mask (``mask=``). In training the cycle's second
